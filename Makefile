@@ -1,0 +1,43 @@
+# Prometheus — every target sets itself up on a fresh machine (creates .venv and installs).
+#   make run     build the whole graph on the configured source (default: bundled S&P 500 data)
+#   make test    the whole test suite (what CI runs)
+#   make ui      Dagster UI (webserver + daemon) on http://127.0.0.1:3000
+#   make bench   the benchmarks in bench/
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test ui bench summary sql install clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "python3.11 not found: install Python 3.11 first"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/prometheus build
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	$(BIN)/prometheus ui
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+summary: $(STAMP)
+	$(BIN)/prometheus summary
+
+sql: $(STAMP)
+	$(BIN)/prometheus sql "$(Q)"
+
+clean:
+	rm -rf data .dagster_home

@@ -1,0 +1,135 @@
+"""Canonical layer: instruments, trading calendar, validated daily prices and returns.
+
+Seed concept: the canonical market data every engine of Prometheus v2 reads (DESIGN.md, layer
+``canonical``): one validated bar per (date, symbol), an instrument/issuer registry and the
+exchange calendar.
+"""
+
+
+import dagster as dg
+import pandas as pd
+
+from prometheus_assets import checks
+from prometheus_assets.core import calendar, quality
+from prometheus_assets.core.returns import daily_returns
+from prometheus_assets.core.schema import INSTRUMENT_COLUMNS
+from prometheus_assets.core.validation import assign_partition_dates, validate_bars
+from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
+from prometheus_assets.resources import MarketDataResource, StorageResource
+from prometheus_assets.resources.sources import finish_registry
+
+GROUP = "canonical"
+OWNERS = ["team:prometheus-data"]
+TAGS = {"layer": "canonical"}
+#: Sessions of ``prices_daily`` history each ``returns_daily`` partition reads before its own day:
+#: one for the return itself, four so a 5-session stale run ending today is seen in full.
+RETURNS_LOOKBACK = quality.STALE_RUN_SESSIONS - 1
+
+
+def today_session() -> pd.Timestamp:
+    """Today's date in New York: no bar may be dated after it."""
+    return pd.Timestamp.now(tz="America/New_York").tz_localize(None).normalize()
+
+
+def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The canonical assets on the given daily partitions."""
+
+    @dg.asset(
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
+        backfill_policy=SINGLE_RUN,
+        description=(
+            "Instrument / issuer registry: symbol, issuer_id, name, GICS sector and industry, currency, "
+            "exchange, asset class, first/last trading date seen in the source. Seed: the instrument "
+            "registry of the canonical layer. first/last dates describe the source as built; "
+            "point-in-time consumers use prices_daily for availability."
+        ),
+    )
+    def instruments(market_data: MarketDataResource) -> pd.DataFrame:
+        source = market_data.get()
+        registry = source.instruments()
+        if registry is None:  # no registry file: the universe is every symbol seen in the bars
+            bars = source.load_bars(source.span()[0], None)
+            registry = finish_registry(pd.DataFrame({"symbol": sorted(bars["symbol"].dropna().unique())}), bars)
+        return registry
+
+    @dg.asset(
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
+        backfill_policy=SINGLE_RUN,
+        description=(
+            "NYSE (XNYS) sessions from the first partition to the end of the published calendar, with "
+            "flags: half-day, week/month/quarter/year end and start, and the rebalance dates later "
+            "layers trade on. Source: exchange_calendars."
+        ),
+    )
+    def trading_calendar(market_data: MarketDataResource) -> pd.DataFrame:
+        first, _ = market_data.get().span()
+        return calendar.calendar_table(calendar.trading_sessions(first), calendar.early_closes())
+
+    @dg.asset(
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
+        backfill_policy=SINGLE_RUN,
+        description=(
+            "Reference series that are not book instruments: the S&P 500 index and the five MSCI USA "
+            "factor ETFs (bundled source), the synthetic market index (synthetic source). Long format: "
+            "date, symbol, name, kind, close."
+        ),
+    )
+    def reference_prices(market_data: MarketDataResource) -> pd.DataFrame:
+        return market_data.get().reference_prices()
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN,
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
+        check_specs=checks.price_check_specs(),
+        description=(
+            "Validated daily bars, one row per (date, symbol): open, high, low, close, adj_close, volume. "
+            "Rows that fail validation never enter: they go to the `quarantine` table (same storage, "
+            "DuckDB view `quarantine`) with a reason, file and row; the checks report them."
+        ),
+    )
+    def prices_daily(context: dg.AssetExecutionContext, market_data: MarketDataResource, storage: StorageResource, instruments: pd.DataFrame):
+        dates = keys_to_dates(context.partition_keys)
+        source = market_data.get()
+        as_of = today_session()
+        # The newest range also reads rows dated after it, so that future-dated rows are quarantined.
+        open_ended = dates[-1] >= min(as_of, source.span()[1])
+        raw = source.load_bars(dates[0], None if open_ended else dates[-1])
+        sessions = calendar.trading_sessions(min(dates[0], raw["date"].min() if raw["date"].notna().any() else dates[0]), max(dates[-1], as_of))
+        known = frozenset(instruments["symbol"]) if source.instruments() is not None else None
+        result = validate_bars(raw, sessions, known_symbols=known, as_of=as_of)
+        clean = result.clean[result.clean["date"].isin(dates)].reset_index(drop=True)
+        storage.write_dated("quarantine", assign_partition_dates(result.quarantine, dates), dates, date_column="partition_date")
+        results = checks.price_check_results(clean, result.quarantine, {"sessions": sessions, "known_symbols": known})
+        yield dg.Output(clean, metadata={"quarantined_rows": len(result.quarantine), "symbols": int(clean["symbol"].nunique())})
+        yield from results
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN,
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
+        check_specs=checks.return_check_specs(),
+        ins={
+            "prices_daily": dg.AssetIn(
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-RETURNS_LOOKBACK, allow_nonexistent_upstream_partitions=True)
+            )
+        },
+        description=(
+            "Daily simple and log returns per (date, symbol) from adj_close (else close) against the "
+            "symbol's previous bar; sessions_elapsed > 1 marks a return across missing bars. Reads "
+            f"{RETURNS_LOOKBACK} sessions of prices before each range (lookback)."
+        ),
+    )
+    def returns_daily(context: dg.AssetExecutionContext, prices_daily: pd.DataFrame):
+        dates = keys_to_dates(context.partition_keys)
+        window_start = prices_daily["date"].min() if len(prices_daily) else dates[0]
+        sessions = calendar.trading_sessions(min(window_start, dates[0]), dates[-1])
+        returns = daily_returns(prices_daily, sessions, keep_from=dates[0])
+        stale = quality.stale_price_runs(prices_daily)
+        stale = stale[stale["end_date"] >= dates[0]]
+        results = checks.return_check_results(returns, stale)
+        yield dg.Output(returns)
+        yield from results
+
+    return [instruments, trading_calendar, reference_prices, prices_daily, returns_daily]
+
+
+__all__ = ["canonical_assets", "INSTRUMENT_COLUMNS"]

@@ -1,0 +1,181 @@
+"""``prometheus``: the command line behind ``make run`` / ``make ui``.
+
+    prometheus build [--start D] [--end D]   materialize the whole graph over the source's history
+    prometheus summary                       what is stored: tables, rows, dates, files
+    prometheus catalog                       (re)create every DuckDB view from the Parquet files
+    prometheus sql "select ..."              run a query against the catalog
+    prometheus ui [--host H] [--port P]      Dagster webserver + daemon for this code location
+
+Configuration comes from the environment (see ``prometheus_assets.settings``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import pandas as pd
+
+from prometheus_assets.settings import Settings
+
+DAGSTER_YAML = """# Written by `prometheus` on first use. Local SQLite instance storage; see deploy/ for Postgres.
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_dagster_home(settings: Settings) -> str:
+    """Make sure ``DAGSTER_HOME`` exists (default inside the storage root) and export it."""
+    home = settings.dagster_home()
+    os.makedirs(home, exist_ok=True)
+    cfg = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(cfg):
+        with open(cfg, "w") as handle:
+            handle.write(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = home
+    return home
+
+
+def history_range(defs, settings: Settings, start: str | None = None, end: str | None = None) -> tuple[str, str]:
+    """First and last partition key of the history to build (the source's span, optionally narrowed)."""
+    from prometheus_assets.partitions import PARTITION_FORMAT
+    from prometheus_assets.resources import MarketDataResource
+
+    market: MarketDataResource = defs.resources["market_data"]
+    first, last = market.get().span()
+    lo = max(first, pd.Timestamp(start)) if start else first
+    hi = min(last, pd.Timestamp(end)) if end else last
+    keys = defs.resolve_assets_def("prices_daily").partitions_def.get_partition_keys()
+    chosen = [k for k in keys if lo.strftime(PARTITION_FORMAT) <= k <= hi.strftime(PARTITION_FORMAT)]
+    if not chosen:
+        raise SystemExit(f"no trading day between {lo.date()} and {hi.date()}: nothing to build")
+    return chosen[0], chosen[-1]
+
+
+def summary_lines(settings: Settings) -> list[str]:
+    """A short description of what is stored under the storage root."""
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+
+    store = ParquetStore(settings.home)
+    catalog = DuckDBCatalog(store)
+    tables = store.tables()
+    lines = [f"{'table':<22}{'rows':>12}  {'dates':>8}  first → last"]
+    con = catalog.connect(read_only=catalog.path != ":memory:" and os.path.exists(catalog.path))
+    try:
+        if catalog.path == ":memory:":
+            for name in tables:
+                con.execute(catalog.view_sql(name))
+        for name in tables:
+            cols = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
+            if "date" in cols:
+                rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT date), min(date), max(date) FROM {name}").fetchone()
+                lines.append(f"{name:<22}{rows:>12,}  {days:>8,}  {lo} → {hi}")
+            else:
+                rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                lines.append(f"{name:<22}{rows:>12,}  {'-':>8}")
+    finally:
+        con.close()
+    lines += [
+        "",
+        f"Parquet files : {store.url(store.root + '/parquet')}/<table>/",
+        f"DuckDB catalog: {catalog.path}",
+        "Try:",
+        f"  .venv/bin/duckdb -readonly {catalog.path} \"select count(distinct symbol), min(date), max(date) from prices_daily\"",
+        f"  .venv/bin/duckdb -readonly {catalog.path} \"select symbol, avg(return)*252 as ann_mean, stddev(return)*sqrt(252) as ann_vol from returns_daily group by symbol order by ann_vol desc\"",
+    ]
+    return lines
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from prometheus_assets.definitions import build_definitions
+    from prometheus_assets.run_report import split_run
+
+    settings = Settings.from_env()
+    dagster_home = prepare_dagster_home(settings)
+    defs = build_definitions(settings)
+    first, last = history_range(defs, settings, args.start, args.end)
+    print(f"Prometheus: building every asset on source '{settings.source}' for {first} … {last}")
+    print(f"  storage root  {settings.home}\n  DAGSTER_HOME  {dagster_home}", flush=True)
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_implicit_global_asset_job_def()
+    t0 = time.perf_counter()
+    result = job.execute_in_process(
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, "prometheus/command": "build"},
+        raise_on_error=False,
+    )
+    wall = time.perf_counter() - t0
+    if not result.success:
+        print(f"\nRun {result.run_id} FAILED; see the UI (make ui) or the log above.", file=sys.stderr)
+        return 1
+    split = split_run(instance, result.run_id, wall)
+    assets = len(list(defs.resolve_asset_graph().get_all_asset_keys()))
+    print(f"\nBuilt {assets} assets over {first} … {last} in run {result.run_id}.")
+    print("\n".join(split.lines()))
+    print()
+    print("\n".join(summary_lines(settings)))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    print("\n".join(summary_lines(Settings.from_env())))
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+
+    made = DuckDBCatalog(ParquetStore(Settings.from_env().home)).refresh()
+    print(f"views: {', '.join(made) if made else '(no tables stored yet)'}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+
+    catalog = DuckDBCatalog(ParquetStore(Settings.from_env().home))
+    con = catalog.connect(read_only=catalog.path != ":memory:")
+    try:
+        print(con.sql(args.query))
+    finally:
+        con.close()
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    prepare_dagster_home(settings)
+    argv = ["dagster", "dev", "-m", "prometheus_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})", flush=True)
+    exe = os.path.join(os.path.dirname(sys.executable), "dagster")
+    os.execv(exe, argv)
+    return 0  # unreachable
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="prometheus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="materialize the whole graph over the history (single run)")
+    b.add_argument("--start", help="first day to build (default: the source's first day)")
+    b.add_argument("--end", help="last day to build (default: the source's last day)")
+    b.set_defaults(fn=cmd_build)
+    sub.add_parser("summary", help="what is stored").set_defaults(fn=cmd_summary)
+    sub.add_parser("catalog", help="recreate the DuckDB views").set_defaults(fn=cmd_catalog)
+    q = sub.add_parser("sql", help="query the DuckDB catalog")
+    q.add_argument("query")
+    q.set_defaults(fn=cmd_sql)
+    u = sub.add_parser("ui", help="Dagster webserver + daemon")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=3000)
+    u.set_defaults(fn=cmd_ui)
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

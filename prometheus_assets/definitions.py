@@ -1,0 +1,42 @@
+"""The one ``Definitions`` object of the Prometheus code location.
+
+``build_definitions(settings)`` assembles assets, checks and resources for any settings (tests use
+it with temporary roots); ``defs`` is what ``dagster dev`` / ``make ui`` / ``make run`` load,
+configured from the environment (see :mod:`prometheus_assets.settings`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from prometheus_assets.assets.canonical import canonical_assets
+from prometheus_assets.partitions import trading_day_partitions
+from prometheus_assets.resources import MarketDataResource, ParquetIOManager, StorageResource
+from prometheus_assets.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """All assets, checks and resources for ``settings``."""
+    market_data = MarketDataResource(
+        source=settings.source,
+        synthetic_assets=settings.synthetic_assets,
+        synthetic_seed=settings.synthetic_seed,
+        start=settings.start,
+        end=settings.end,
+    )
+    first_day, _ = market_data.get().span()
+    daily = trading_day_partitions(pd.Timestamp(first_day))
+    return dg.Definitions(
+        assets=[*canonical_assets(daily)],
+        resources={
+            "io_manager": ParquetIOManager(home=settings.home),
+            "storage": StorageResource(home=settings.home),
+            "market_data": market_data,
+        },
+    )
+
+
+defs = build_definitions(Settings.from_env())
+
+__all__ = ["build_definitions", "defs"]

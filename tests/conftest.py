@@ -1,0 +1,87 @@
+"""Shared fixtures: temporary storage roots, real Dagster instances, and a helper that runs the graph."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from prometheus_assets.definitions import build_definitions
+from prometheus_assets.settings import Settings
+
+
+def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None, selection=None) -> dg.ExecuteInProcessResult:
+    """Materialize the graph (or ``selection``) for the partition range ``start``…``end`` in one run."""
+    defs = build_definitions(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    if selection is not None:
+        job = job.get_subset(asset_selection=set(dg.AssetKey(k) for k in selection))
+    return job.execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        raise_on_error=True,
+    )
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """Check evaluations of a run, by check name."""
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            out[ev.check_name] = ev
+    return out
+
+
+def tree_hashes(root: Path, pattern: str = "**/*.parquet") -> dict[str, str]:
+    """SHA-256 of every file matching ``pattern`` under ``root``, by relative path."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.glob(pattern))}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty local storage root."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def persistent_instance(tmp_path: Path):
+    """A real on-disk (SQLite) Dagster instance in a temporary DAGSTER_HOME."""
+    dh = tmp_path / "dagster_home"
+    dh.mkdir()
+    (dh / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.instance_for_test(temp_dir=str(dh)) as instance:
+        yield instance
+
+
+def bundled_wide(start: str, end: str) -> pd.DataFrame:
+    """The bundled S&P 500 prices (dates × 20 symbols) between two dates."""
+    from skfolio.datasets import load_sp500_dataset
+
+    prices = load_sp500_dataset()
+    return prices.loc[start:end]
+
+
+def write_day_files(directory: Path, wide: pd.DataFrame, fmt: str = "csv") -> list[Path]:
+    """One long-format file per day (date, symbol, close, adj_close) from a wide price frame."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for date, row in wide.iterrows():
+        day = pd.DataFrame({"date": pd.Timestamp(date).strftime("%Y-%m-%d"), "symbol": row.index, "close": row.values, "adj_close": row.values})
+        path = directory / f"{pd.Timestamp(date):%Y-%m-%d}.{fmt}"
+        if fmt == "csv":
+            day.to_csv(path, index=False)
+        else:
+            day.to_parquet(path, index=False)
+        paths.append(path)
+    return paths
+
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
