@@ -78,7 +78,10 @@ class MarketDataSource(ABC):
         first, last = self.native_span()
         first = max(first, self.start) if self.start is not None else first
         last = min(last, self.end) if self.end is not None else last
-        return first, last
+        sessions = calendar.trading_sessions(first, last)
+        if len(sessions) == 0:
+            raise SourceConfigError(f"source '{self.name}' has no trading day between {first.date()} and {last.date()}")
+        return pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1])
 
     @abstractmethod
     def load_bars(self, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
