@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 import pandas as pd
 
@@ -88,32 +89,43 @@ def summary_lines(settings: Settings) -> list[str]:
     return lines
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def build(settings: Settings, start: str | None = None, end: str | None = None, echo: bool = True):
+    """Materialize every asset for the history range in one run on the persistent instance.
+
+    Returns ``(result, split, (first_key, last_key))``; ``split`` is ``None`` when the run failed.
+    """
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from prometheus_assets.definitions import build_definitions
     from prometheus_assets.run_report import split_run
 
-    settings = Settings.from_env()
     dagster_home = prepare_dagster_home(settings)
     defs = build_definitions(settings)
-    first, last = history_range(defs, settings, args.start, args.end)
-    print(f"Prometheus: building every asset on source '{settings.source}' for {first} … {last}")
-    print(f"  storage root  {settings.home}\n  DAGSTER_HOME  {dagster_home}", flush=True)
+    first, last = history_range(defs, settings, start, end)
+    if echo:
+        print(f"Prometheus: building every asset on source '{settings.source}' for {first} … {last}")
+        print(f"  storage root  {settings.home}\n  DAGSTER_HOME  {dagster_home}", flush=True)
     instance = dg.DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
     t0 = time.perf_counter()
     result = job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, "prometheus/command": "build"},
         raise_on_error=False,
     )
     wall = time.perf_counter() - t0
+    split = split_run(instance, result.run_id, wall) if result.success else None
+    return result, split, (first, last), defs
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    result, split, (first, last), defs = build(settings, args.start, args.end)
     if not result.success:
-        print(f"\nRun {result.run_id} FAILED; see the UI (make ui) or the log above.", file=sys.stderr)
+        print(f"\nRun {result.run_id} FAILED; see the error above, or the run in the UI (make ui).", file=sys.stderr)
         return 1
-    split = split_run(instance, result.run_id, wall)
     assets = len(list(defs.resolve_asset_graph().get_all_asset_keys()))
     print(f"\nBuilt {assets} assets over {first} … {last} in run {result.run_id}.")
     print("\n".join(split.lines()))
@@ -158,6 +170,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Dagster flags single-run backfill policies and partition-mapping options as beta; they are
+    # the documented way to backfill here, so the warnings are noise for users.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     parser = argparse.ArgumentParser(prog="prometheus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="materialize the whole graph over the history (single run)")
@@ -174,7 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(fn=cmd_ui)
     args = parser.parse_args(argv)
-    return int(args.fn(args))
+    from prometheus_assets.errors import PrometheusDataError, StorageError
+
+    try:
+        return int(args.fn(args))
+    except (PrometheusDataError, StorageError) as exc:  # a user's input or setting: say it plainly
+        print(f"prometheus: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

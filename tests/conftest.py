@@ -15,6 +15,10 @@ from prometheus_assets.definitions import build_definitions
 from prometheus_assets.settings import Settings
 
 
+#: Run config that keeps Dagster's per-event DEBUG lines out of the test output.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None, selection=None) -> dg.ExecuteInProcessResult:
     """Materialize the graph (or ``selection``) for the partition range ``start``…``end`` in one run."""
     defs = build_definitions(settings)
@@ -22,6 +26,7 @@ def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInst
     if selection is not None:
         job = job.get_subset(asset_selection=set(dg.AssetKey(k) for k in selection))
     return job.execute_in_process(
+        run_config=QUIET,
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
         raise_on_error=True,

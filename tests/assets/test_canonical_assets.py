@@ -1,0 +1,132 @@
+"""The canonical layer materialized in-process on real Parquet, a real DuckDB file and real Dagster instances."""
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from prometheus_assets.core import calendar
+from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+from prometheus_assets.settings import Settings
+from tests.conftest import bundled_wide, check_results, run_range, tree_hashes, write_day_files
+
+VIEWS = {"instruments", "trading_calendar", "reference_prices", "prices_daily", "returns_daily", "quarantine"}
+
+
+def test_bundled_range_builds_every_view(home, persistent_instance):
+    settings = Settings(home=str(home))
+    result = run_range(settings, "2020-02-03", "2020-04-30", instance=persistent_instance)
+    assert result.success
+    con = duckdb.connect(str(home / "prometheus.duckdb"), read_only=True)
+    assert {r[0] for r in con.execute("show tables").fetchall()} == VIEWS
+    n, lo, hi = con.execute("select count(distinct symbol), min(date), max(date) from prices_daily").fetchone()
+    assert (n, str(lo), str(hi)) == (20, "2020-02-03", "2020-04-30")
+    # Returns on the first day of the range need the day before, which was never built: none.
+    assert str(con.execute("select min(date) from returns_daily").fetchone()[0]) == "2020-02-04"
+    # Every check ran and passed on clean bundled data except real 2020 warnings, which are warnings only.
+    checks = check_results(result)
+    assert {k for k, v in checks.items() if not v.passed} <= {"returns_within_50pct", "no_stale_prices"}
+    assert len(checks) == 7
+    # One materialization per (asset, partition) on the persistent instance.
+    days = len(calendar.trading_sessions("2020-02-03", "2020-04-30"))  # Presidents Day, Good Friday excluded
+    assert days == 62
+    mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert len(mats) == 2 * days + 3
+
+
+def test_rerun_is_byte_identical_and_touches_only_its_dates(home):
+    settings = Settings(home=str(home))
+    run_range(settings, "2019-12-02", "2020-01-31")
+    first = tree_hashes(home / "parquet")
+    run_range(settings, "2019-12-02", "2020-01-31")
+    assert tree_hashes(home / "parquet") == first
+    # Re-materializing one January week rewrites only 2020 files, with identical content.
+    run_range(settings, "2020-01-06", "2020-01-10", selection=["prices_daily", "returns_daily"])
+    assert tree_hashes(home / "parquet") == first
+
+
+def test_split_ranges_equal_one_range_thanks_to_the_lookback(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_range(Settings(home=str(one)), "2008-09-02", "2008-10-31")
+    run_range(Settings(home=str(two)), "2008-09-02", "2008-09-30")
+    run_range(Settings(home=str(two)), "2008-10-01", "2008-10-31")  # loads 4 September sessions back
+    for table in ("prices_daily", "returns_daily"):
+        a = ParquetStore(str(one)).read(table)
+        b = ParquetStore(str(two)).read(table)
+        pd.testing.assert_frame_equal(a, b)
+    oct1 = ParquetStore(str(two)).read("returns_daily", "2008-10-01", "2008-10-01")
+    assert len(oct1) == 20 and (oct1["sessions_elapsed"] == 1).all()
+
+
+def test_memory_storage_root():
+    import uuid
+
+    home = f"memory://prom-{uuid.uuid4().hex}"
+    result = run_range(Settings(home=home), "2021-06-01", "2021-06-30")
+    assert result.success
+    store = ParquetStore(home)
+    assert set(store.tables()) >= {"prices_daily", "returns_daily", "instruments"}
+    catalog = DuckDBCatalog(store)
+    con = catalog.connect()
+    con.execute(catalog.view_sql("prices_daily"))
+    assert con.execute("select count(*) from prices_daily").fetchone()[0] == 20 * len(calendar.trading_sessions("2021-06-01", "2021-06-30"))
+
+
+def test_synthetic_source_builds(home):
+    settings = Settings(home=str(home), source="synthetic", synthetic_assets=30, synthetic_seed=1, start="2019-01-02", end="2019-06-28")
+    run_range(settings, "2019-01-02", "2019-06-28")
+    prices = ParquetStore(str(home)).read("prices_daily")
+    assert prices["volume"].notna().all() and prices["symbol"].nunique() >= 20
+    assert ParquetStore(str(home)).read("instruments")["sector"].nunique() == 11
+
+
+# --------------------------------------------------------------------------- defects caught by checks
+DEFECT_ROWS = [
+    # (file, date, symbol, close): each a defect a check must catch
+    ("dup.csv", "2021-03-03", "AAPL", 1.0),          # conflicting duplicate of the day file's AAPL bar
+    ("new.csv", "2021-03-04", "NEWCO", 5.0),         # unknown symbol
+    ("nan.csv", "2021-03-04", "KO", None),           # missing close (KO's good bar is in its day file)
+    ("sat.csv", "2021-03-06", "MSFT", 230.0),        # Saturday
+    ("zero.csv", "2021-03-05", "XOM", 0.0),          # non-positive (XOM's good bar is in its day file)
+]
+
+
+@pytest.fixture
+def defective_source(tmp_path) -> Path:
+    root = tmp_path / "bars"
+    wide = bundled_wide("2021-02-22", "2021-03-31").copy()
+    wide.loc["2021-03-10", "BAC"] = wide.loc["2021-03-09", "BAC"] * 12  # a 1000% jump
+    for day in ["2021-03-15", "2021-03-16", "2021-03-17", "2021-03-18", "2021-03-19"]:  # stale run
+        wide.loc[day, "PFE"] = wide.loc["2021-03-12", "PFE"]
+    write_day_files(root, wide)
+    for name, date, symbol, close in DEFECT_ROWS:
+        pd.DataFrame({"date": [date], "symbol": [symbol], "close": [close]}).to_csv(root / name, index=False)
+    registry = pd.DataFrame({"symbol": wide.columns, "name": wide.columns, "sector": "X", "industry": "Y", "currency": "USD"})
+    registry.to_csv(root / "instruments.csv", index=False)
+    return root
+
+
+def test_every_check_catches_its_defect(home, defective_source):
+    settings = Settings(home=str(home), source=str(defective_source))
+    result = run_range(settings, "2021-02-22", "2021-03-31")
+    checks = check_results(result)
+    failed = {k for k, v in checks.items() if not v.passed}
+    assert failed == {"no_duplicate_bars", "positive_prices", "no_missing_prices", "on_trading_days", "known_symbols", "returns_within_50pct", "no_stale_prices"}
+    meta = {k: {m: v.value for m, v in checks[k].metadata.items()} for k in checks}
+    assert meta["no_duplicate_bars"]["quarantined"] == 2  # both conflicting AAPL bars of 2021-03-03
+    assert meta["known_symbols"]["quarantined"] == 1
+    assert meta["on_trading_days"]["quarantined"] == 1
+    assert meta["returns_within_50pct"]["count"] == 2  # the jump up and the fall back
+    assert meta["no_stale_prices"]["examples"][0]["symbol"] == "PFE"
+    for name in ("no_duplicate_bars", "positive_prices", "no_missing_prices", "on_trading_days", "known_symbols"):
+        assert meta[name]["in_output"] == 0, name
+    # Nothing was lost: every quarantined row is in the quarantine table with file, row and reason.
+    q = ParquetStore(str(home)).read("quarantine", date_column="partition_date")
+    assert sorted(q["reason"]) == sorted(
+        ["conflicting_duplicate", "conflicting_duplicate", "unknown_symbol", "missing_price", "non_trading_day", "non_positive_price"]
+    )
+    assert set(q["source_file"]) >= {"dup.csv", "new.csv", "nan.csv", "sat.csv", "zero.csv", "2021-03-03.csv"}
+    prices = ParquetStore(str(home)).read("prices_daily")
+    assert not prices.duplicated(["date", "symbol"]).any()
+    assert len(prices[(prices["date"] == "2021-03-03") & (prices["symbol"] == "AAPL")]) == 0
