@@ -72,7 +72,7 @@ def summary_lines(settings: Settings) -> list[str]:
             cols = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
             if "date" in cols:
                 rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT date), min(date), max(date) FROM {name}").fetchone()
-                lines.append(f"{name:<22}{rows:>12,}  {days:>8,}  {lo} → {hi}")
+                lines.append(f"{name:<22}{rows:>12,}  {days:>8,}  {lo} → {hi}" if rows else f"{name:<22}{0:>12}  {0:>8}  (no rows)")
             else:
                 rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
                 lines.append(f"{name:<22}{rows:>12,}  {'-':>8}")
