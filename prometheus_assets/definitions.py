@@ -11,6 +11,10 @@ import dagster as dg
 import pandas as pd
 
 from prometheus_assets.assets.canonical import canonical_assets
+from prometheus_assets.assets.encoders import encoder_assets
+from prometheus_assets.assets.profiles import profile_assets
+from prometheus_assets.assets.regime import regime_assets
+from prometheus_assets.assets.stability import stability_assets
 from prometheus_assets.partitions import trading_day_partitions
 from prometheus_assets.resources import MarketDataResource, ParquetIOManager, StorageResource
 from prometheus_assets.settings import Settings
@@ -28,7 +32,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     first_day, _ = market_data.get().span()
     daily = trading_day_partitions(pd.Timestamp(first_day))
     return dg.Definitions(
-        assets=[*canonical_assets(daily)],
+        assets=[
+            *canonical_assets(daily),
+            *encoder_assets(daily),
+            *regime_assets(daily),
+            *stability_assets(daily),
+            *profile_assets(daily),
+        ],
         resources={
             "io_manager": ParquetIOManager(home=settings.home),
             "storage": StorageResource(home=settings.home),

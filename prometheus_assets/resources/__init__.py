@@ -63,11 +63,17 @@ def table_metadata(frame: pd.DataFrame, files: list[str] | None = None) -> dict[
     return meta
 
 
+def partition_column(definition_metadata: dict | None) -> str:
+    """The date column that keys a partitioned asset's rows (asset metadata ``partition_column``, default ``date``)."""
+    return str((definition_metadata or {}).get("partition_column", "date"))
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores each asset as Parquet under ``<home>/parquet/<asset>/`` and keeps its DuckDB view current.
 
     Daily-partitioned assets may output a whole partition range at once (single-run backfills):
-    the frame's ``date`` column decides which rows belong to which partition, and exactly the
+    the frame's ``date`` column (or the column named by the asset's ``partition_column``
+    metadata, e.g. ``as_of_date``) decides which rows belong to which partition, and exactly the
     dates of the partitions being materialized are replaced. Inputs load any partition range,
     including the lookback windows that ``TimeWindowPartitionMapping`` asks for.
     """
@@ -87,7 +93,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             from prometheus_assets.partitions import keys_to_dates
 
-            files = store.write_dated(name, obj, keys_to_dates(context.asset_partition_keys))
+            files = store.write_dated(name, obj, keys_to_dates(context.asset_partition_keys), date_column=partition_column(context.definition_metadata))
         else:
             files = store.write_whole(name, obj)
         DuckDBCatalog(store).refresh([name])
@@ -104,6 +110,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             dates = keys_to_dates(context.asset_partition_keys)
             if not store.exists(name):
                 raise dg.Failure(f"input {name!r} has no stored data under {store.home}: materialize it first")
-            frame = store.read(name, dates[0], dates[-1])
-            return frame[frame["date"].isin(dates)].reset_index(drop=True)
+            column = partition_column(context.upstream_output.definition_metadata if context.upstream_output else None)
+            frame = store.read(name, dates[0], dates[-1], date_column=column)
+            return frame[frame[column].isin(dates)].reset_index(drop=True)
         return store.read(name)

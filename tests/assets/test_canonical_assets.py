@@ -11,12 +11,13 @@ from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
 from prometheus_assets.settings import Settings
 from tests.conftest import bundled_wide, check_results, run_range, tree_hashes, write_day_files
 
-VIEWS = {"instruments", "trading_calendar", "reference_prices", "prices_daily", "returns_daily", "quarantine"}
+CANONICAL = ["instruments", "trading_calendar", "reference_prices", "prices_daily", "returns_daily"]
+VIEWS = {*CANONICAL, "quarantine"}
 
 
 def test_bundled_range_builds_every_view(home, persistent_instance):
     settings = Settings(home=str(home))
-    result = run_range(settings, "2020-02-03", "2020-04-30", instance=persistent_instance)
+    result = run_range(settings, "2020-02-03", "2020-04-30", instance=persistent_instance, selection=CANONICAL)
     assert result.success
     con = duckdb.connect(str(home / "prometheus.duckdb"), read_only=True)
     assert {r[0] for r in con.execute("show tables").fetchall()} == VIEWS
@@ -37,9 +38,9 @@ def test_bundled_range_builds_every_view(home, persistent_instance):
 
 def test_rerun_is_byte_identical_and_touches_only_its_dates(home):
     settings = Settings(home=str(home))
-    run_range(settings, "2019-12-02", "2020-01-31")
+    run_range(settings, "2019-12-02", "2020-01-31", selection=CANONICAL)
     first = tree_hashes(home / "parquet")
-    run_range(settings, "2019-12-02", "2020-01-31")
+    run_range(settings, "2019-12-02", "2020-01-31", selection=CANONICAL)
     assert tree_hashes(home / "parquet") == first
     # Re-materializing one January week rewrites only 2020 files, with identical content.
     run_range(settings, "2020-01-06", "2020-01-10", selection=["prices_daily", "returns_daily"])
@@ -48,9 +49,9 @@ def test_rerun_is_byte_identical_and_touches_only_its_dates(home):
 
 def test_split_ranges_equal_one_range_thanks_to_the_lookback(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    run_range(Settings(home=str(one)), "2008-09-02", "2008-10-31")
-    run_range(Settings(home=str(two)), "2008-09-02", "2008-09-30")
-    run_range(Settings(home=str(two)), "2008-10-01", "2008-10-31")  # loads 4 September sessions back
+    run_range(Settings(home=str(one)), "2008-09-02", "2008-10-31", selection=CANONICAL)
+    run_range(Settings(home=str(two)), "2008-09-02", "2008-09-30", selection=CANONICAL)
+    run_range(Settings(home=str(two)), "2008-10-01", "2008-10-31", selection=CANONICAL)  # loads 4 September sessions back
     for table in ("prices_daily", "returns_daily"):
         a = ParquetStore(str(one)).read(table)
         b = ParquetStore(str(two)).read(table)
@@ -63,7 +64,7 @@ def test_memory_storage_root():
     import uuid
 
     home = f"memory://prom-{uuid.uuid4().hex}"
-    result = run_range(Settings(home=home), "2021-06-01", "2021-06-30")
+    result = run_range(Settings(home=home), "2021-06-01", "2021-06-30", selection=CANONICAL)
     assert result.success
     store = ParquetStore(home)
     assert set(store.tables()) >= {"prices_daily", "returns_daily", "instruments"}
@@ -75,7 +76,7 @@ def test_memory_storage_root():
 
 def test_synthetic_source_builds(home):
     settings = Settings(home=str(home), source="synthetic", synthetic_assets=30, synthetic_seed=1, start="2019-01-02", end="2019-06-28")
-    run_range(settings, "2019-01-02", "2019-06-28")
+    run_range(settings, "2019-01-02", "2019-06-28", selection=CANONICAL)
     prices = ParquetStore(str(home)).read("prices_daily")
     assert prices["volume"].notna().all() and prices["symbol"].nunique() >= 20
     assert ParquetStore(str(home)).read("instruments")["sector"].nunique() == 11
@@ -109,7 +110,7 @@ def defective_source(tmp_path) -> Path:
 
 def test_every_check_catches_its_defect(home, defective_source):
     settings = Settings(home=str(home), source=str(defective_source))
-    result = run_range(settings, "2021-02-22", "2021-03-31")
+    result = run_range(settings, "2021-02-22", "2021-03-31", selection=CANONICAL)
     checks = check_results(result)
     failed = {k for k, v in checks.items() if not v.passed}
     assert failed == {"no_duplicate_bars", "positive_prices", "no_missing_prices", "on_trading_days", "known_symbols", "returns_within_50pct", "no_stale_prices"}

@@ -1,0 +1,39 @@
+"""Range and lookback loads from the Parquet store, shared by the state-space assets.
+
+An asset for partitions [A, B] may read data dated ≤ B only. Trailing windows read their lookback
+from earlier partitions of the upstream table (``lookback_start``); walk-forward models read
+upstream history from its first day (still ≤ B). The asset declares the upstream as a
+dependency, so lineage and staleness are right in the UI.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from prometheus_assets.core import calendar
+from prometheus_assets.core.frames import to_wide
+from prometheus_assets.resources import StorageResource
+
+
+def lookback_start(first: pd.Timestamp, sessions: int) -> pd.Timestamp:
+    """The session ``sessions`` sessions before ``first`` (or the calendar floor)."""
+    back = calendar.trading_sessions(calendar.CALENDAR_FLOOR, first)
+    return pd.Timestamp(back[max(len(back) - 1 - sessions, 0)])
+
+
+def read(storage: StorageResource, table: str, start: pd.Timestamp | None, end: pd.Timestamp | None, date_column: str = "date") -> pd.DataFrame:
+    """Rows of ``table`` dated ``start``…``end`` (``None``: unbounded on that side)."""
+    return storage.store().read(table, start, end, date_column=date_column)
+
+
+def market_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> dict[str, pd.DataFrame | None]:
+    """Wide ``returns``, ``prices`` and (when the source has them) ``volumes`` over ``start``…``end``."""
+    returns = read(storage, "returns_daily", start, end)
+    prices = read(storage, "prices_daily", start, end)
+    price = prices["adj_close"].fillna(prices["close"])
+    volumes = to_wide(prices, "volume") if prices["volume"].notna().any() else None
+    return {
+        "returns": to_wide(returns, "return"),
+        "prices": to_wide(prices.assign(price=price), "price"),
+        "volumes": volumes,
+    }
