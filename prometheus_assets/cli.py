@@ -21,21 +21,37 @@ import pandas as pd
 
 from prometheus_assets.settings import Settings
 
-DAGSTER_YAML = """# Written by `prometheus` on first use. Local SQLite instance storage; see deploy/ for Postgres.
+DAGSTER_YAML = """# Written by `prometheus` on first use: a local SQLite instance.
+# The event log uses Prometheus' FastSqliteEventLogStorage (same files and schema as Dagster's
+# SqliteEventLogStorage, ~10x less bookkeeping per (asset, partition); see prometheus_assets/instance.py).
+# Delete the event_log_storage block to return to Dagster's default. For Postgres see the README.
 telemetry:
   enabled: false
+event_log_storage:
+  module: prometheus_assets.instance
+  class: FastSqliteEventLogStorage
+  config:
+    base_dir: {runs_dir}
 """
+#: Events are stored in batches of this size (one transaction each) by FastSqliteEventLogStorage.
+EVENT_BATCH_SIZE = "1000"
 
 
 def prepare_dagster_home(settings: Settings) -> str:
-    """Make sure ``DAGSTER_HOME`` exists (default inside the storage root) and export it."""
+    """Make sure ``DAGSTER_HOME`` exists (default inside the storage root) and export it.
+
+    A new home gets a ``dagster.yaml`` with the fast SQLite event log; an existing one is left
+    as the user wrote it. ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
+    storage one batch per step instead of one event per (asset, partition)).
+    """
     home = settings.dagster_home()
     os.makedirs(home, exist_ok=True)
     cfg = os.path.join(home, "dagster.yaml")
     if not os.path.exists(cfg):
         with open(cfg, "w") as handle:
-            handle.write(DAGSTER_YAML)
+            handle.write(DAGSTER_YAML.format(runs_dir=os.path.join(home, "history", "runs")))
     os.environ["DAGSTER_HOME"] = home
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     return home
 
 
@@ -70,8 +86,9 @@ def summary_lines(settings: Settings) -> list[str]:
                 con.execute(catalog.view_sql(name))
         for name in tables:
             cols = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
-            if "date" in cols:
-                rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT date), min(date), max(date) FROM {name}").fetchone()
+            key = next((c for c in ("date", "as_of_date") if c in cols), None)
+            if key:
+                rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT {key}), min({key}), max({key}) FROM {name}").fetchone()
                 lines.append(f"{name:<22}{rows:>12,}  {days:>8,}  {lo} → {hi}" if rows else f"{name:<22}{0:>12}  {0:>8}  (no rows)")
             else:
                 rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]

@@ -7,7 +7,7 @@ entity_id, as_of_date, window_spec), built by the numeric encoder over sliding w
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history
+from prometheus_assets.assets import history, metadata
 from prometheus_assets.core.embedding_space import numeric_embedding_space
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -43,8 +43,7 @@ def encoder_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             variance.append({"model_id": enc.model_id, "train_end": enc.train_end.date(), "n_train": enc.n_train,
                              "explained_variance_top3": round(float(enc.encoder.explained_variance_ratio_[:3].sum()), 3)})
         table = pd.DataFrame(variance).tail(12)
-        return dg.Output(space.embeddings, metadata={
-            "encoders_used": len(space.encoders),
+        return metadata.output(context, space.embeddings, numbers={"encoders_used": len(space.encoders)}, pictures={
             "warmup_rows_by_family": dg.MetadataValue.json(space.warmup_rows),
             "explained_variance": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "_warming up: no encoder yet_"),
         })

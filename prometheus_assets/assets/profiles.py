@@ -10,7 +10,7 @@ a month's last session writes that month's snapshot; other partitions hold no ro
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history
+from prometheus_assets.assets import history, metadata
 from prometheus_assets.core import calendar
 from prometheus_assets.core.frames import equal_weight_market
 from prometheus_assets.core.profiles import month_end_dates, profile_snapshots
@@ -46,11 +46,10 @@ def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             as_of, instruments, panels["returns"], equal_weight_market(panels["returns"]), panels["prices"], panels["volumes"],
             source.fundamentals(), source.issuer_texts(), labels,
         )
-        return dg.Output(snaps, metadata={
+        return metadata.output(context, snaps, numbers={
             "month_ends": len(as_of),
             "issuers": int(snaps["issuer_id"].nunique()) if len(snaps) else 0,
             "embedding_length": len(snaps["profile_embedding"].iloc[0]) if len(snaps) else 0,
-            "text_sources": dg.MetadataValue.json(snaps["text_source"].value_counts().to_dict() if len(snaps) else {}),
-        })
+        }, pictures={"text_sources": dg.MetadataValue.json(snaps["text_source"].value_counts().to_dict() if len(snaps) else {})})
 
     return [profile_snapshots_asset]

@@ -8,7 +8,7 @@ from market-level numeric embeddings by a NumericRegimeModel.
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history, plots
+from prometheus_assets.assets import history, metadata, plots
 from prometheus_assets.core.frames import equal_weight_market, to_wide
 from prometheus_assets.core.regime import REGIME_LABELS, regime_pipeline, transitions
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -46,10 +46,11 @@ def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         out = in_range.rename(columns={"date": "as_of_date", "z_numeric": "regime_embedding"}).reset_index(drop=True)
         counts = out["regime_label"].value_counts().reindex(list(REGIME_LABELS), fill_value=0)
         market = (1 + equal_weight_market(returns.loc[dates[0]:dates[-1]]).fillna(0)).cumprod()
-        return dg.Output(out, metadata={
-            "days_by_label": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+        return metadata.output(context, out, numbers={
             "share_crisis_or_risk_off": float(counts[["CRISIS", "RISK_OFF"]].sum() / max(len(out), 1)),
             "transitions": int((out["regime_label"] != out["regime_label"].shift()).iloc[1:].sum()) if len(out) else 0,
+        }, pictures={
+            "days_by_label": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
             "regime_timeline": plots.regime_timeline(out["as_of_date"], out["regime_label"], market),
         })
 

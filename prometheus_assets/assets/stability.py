@@ -7,7 +7,7 @@ Seed concept: Prometheus v2 §1.4 Stability / Soft Target Space (STAB) — Stabi
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history, plots
+from prometheus_assets.assets import history, metadata, plots
 from prometheus_assets.core.frames import equal_weight_market
 from prometheus_assets.core import stability as stab
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -65,7 +65,7 @@ def stability_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         counts = counts.reindex(columns=list(stab.SOFT_TARGET_CLASSES), fill_value=0)
         totals = states["soft_target_class"].value_counts().reindex(list(stab.SOFT_TARGET_CLASSES), fill_value=0)
         monthly = counts.resample("ME").mean() if len(counts) else counts
-        return dg.Output(states, metadata={
+        return metadata.output(context, states, numbers={"share_fragile_or_worse": float(totals[["FRAGILE", "TARGETABLE", "BREAKER"]].sum() / max(len(states), 1))}, pictures={
             "rows_by_class": dg.MetadataValue.json({k: int(v) for k, v in totals.items()}),
             "class_counts": plots.stacked_counts(monthly, "Soft-target classes (monthly average count)"),
         })

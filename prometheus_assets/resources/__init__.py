@@ -99,6 +99,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         DuckDBCatalog(store).refresh([name])
         meta = table_metadata(obj, files)
         meta["path"] = dg.MetadataValue.path(store.url(store.table_dir(name)))
+        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+            # Metadata would be copied onto each partition's event: keep numbers there, and log
+            # the schema and preview once (see prometheus_assets/assets/metadata.py).
+            heavy = {k: meta.pop(k) for k in ("dagster/column_schema", "preview")}
+            meta["range_rows"] = meta.pop("dagster/row_count")
+            context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=heavy))
         context.add_output_metadata(meta)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
