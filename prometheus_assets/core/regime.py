@@ -473,36 +473,12 @@ def predict_regimes_walk_forward(features: pd.DataFrame, feature_cols: list[str]
     return pd.concat(parts, ignore_index=True)
 
 
-def regime_history(
-    returns_wide: pd.DataFrame,
-    window_spec: str = DEFAULT_WINDOW_SPEC,
-    refit_frequency: str = DEFAULT_REFIT_FREQUENCY,
-    min_train_rows: int = DEFAULT_MIN_TRAIN_ROWS,
-    n_components: int = DEFAULT_REGIME_N_COMPONENTS,
-    n_clusters: int = DEFAULT_N_CLUSTERS,
-    random_state: int = 0,
-    min_dwell: int = DEFAULT_MIN_DWELL,
-    enter_confidence: float = DEFAULT_ENTER_CONFIDENCE,
-    crisis_fast_track: int = DEFAULT_CRISIS_FAST_TRACK,
-    region: str = "US",
-) -> pd.DataFrame:
-    """The published market regime of ``region`` on every date, fully walk-forward.
+def regime_history(returns_wide: pd.DataFrame, **options) -> pd.DataFrame:
+    """The published market regime on every date: :func:`regime_pipeline` without the models.
 
-    Pipeline: :func:`~prometheus_assets.core.encoders.market_features` over the window
-    ``window_spec`` → an encoder fitted at each refit date (first session of each year by
-    default) on market rows strictly before it → a :class:`NumericRegimeModel` fitted at the
-    same date on those rows' embeddings and economics → raw regimes for the dates the pair is
-    in force → :func:`smooth_regimes`.
-
-    Returns one row per date from the first model's fit date: ``date, region, regime_label,
-    confidence, raw_label, dist_*, days_in_regime, candidate_label, candidate_days,
-    encoder_id, regime_model_id, train_end, z_numeric`` (``regime_label`` is None until the
-    first label is confirmed). :func:`regime_pipeline` also returns the fitted models.
+    ``options`` are :func:`regime_pipeline`'s keyword arguments.
     """
-    return regime_pipeline(
-        returns_wide, window_spec, refit_frequency, min_train_rows, n_components, n_clusters,
-        random_state, min_dwell, enter_confidence, crisis_fast_track, region,
-    )[0]
+    return regime_pipeline(returns_wide, **options)[0]
 
 
 def regime_pipeline(
@@ -518,7 +494,19 @@ def regime_pipeline(
     crisis_fast_track: int = DEFAULT_CRISIS_FAST_TRACK,
     region: str = "US",
 ) -> tuple[pd.DataFrame, list[FittedRegimeModel]]:
-    """:func:`regime_history` and the walk-forward regime models (with their encoders) it used."""
+    """The published market regime of ``region`` on every date, fully walk-forward, and its models.
+
+    Pipeline: :func:`~prometheus_assets.core.encoders.market_features` over the window
+    ``window_spec`` → an encoder fitted at each refit date (first session of each year by
+    default) on market rows strictly before it → a :class:`NumericRegimeModel` fitted at the
+    same date on those rows' embeddings and economics → raw regimes for the dates the pair is
+    in force → :func:`smooth_regimes`.
+
+    Returns ``(states, models)``: one row per date from the first model's fit date — ``date,
+    region, regime_label, confidence, raw_label, dist_*, days_in_regime, candidate_label,
+    candidate_days, encoder_id, regime_model_id, train_end, z_numeric`` (``regime_label`` is None
+    until the first label is confirmed) — and the :class:`FittedRegimeModel` list.
+    """
 
     window = WINDOW_SPECS[window_spec]
     feats = market_features(returns_wide, window)

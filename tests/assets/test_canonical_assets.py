@@ -131,3 +131,16 @@ def test_every_check_catches_its_defect(home, defective_source):
     prices = ParquetStore(str(home)).read("prices_daily")
     assert not prices.duplicated(["date", "symbol"]).any()
     assert len(prices[(prices["date"] == "2021-03-03") & (prices["symbol"] == "AAPL")]) == 0
+
+
+def test_range_runs_log_heavy_metadata_once(home):
+    result = run_range(Settings(home=str(home)), "2021-01-04", "2021-02-26", selection=CANONICAL)
+    mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["prices_daily"]]
+    assert len(mats) == len(calendar.trading_sessions("2021-01-04", "2021-02-26"))
+    for event in mats:  # every partition's event carries numbers only
+        assert "preview" not in event.materialization.metadata and "range_rows" in event.materialization.metadata
+    observations = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION" and e.asset_key.path == ["prices_daily"]]
+    assert len(observations) == 1 and "preview" in observations[0].event_specific_data.asset_observation.metadata
+    single = run_range(Settings(home=str(home)), "2021-03-01", "2021-03-01", selection=["prices_daily"])
+    [mat] = [e for e in single.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert {"preview", "dagster/row_count", "dagster/column_schema"} <= set(mat.materialization.metadata)
