@@ -10,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from prometheus_assets.assets.assessment import assessment_assets
 from prometheus_assets.assets.canonical import canonical_assets
 from prometheus_assets.assets.encoders import encoder_assets
 from prometheus_assets.assets.profiles import profile_assets
@@ -38,6 +39,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *regime_assets(daily),
             *stability_assets(daily),
             *profile_assets(daily),
+            *assessment_assets(daily),
         ],
         resources={
             "io_manager": ParquetIOManager(home=settings.home),

@@ -57,6 +57,8 @@ def _is_date_column(name: str) -> bool:
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
     """Arrow table for ``frame``: ``date`` / ``*_date`` columns as ``date32``, no pandas metadata."""
+    if len(frame.columns) == 0:
+        raise StorageError("refusing to store a frame with no columns: give an empty result its schema")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     fields = []
     for field in table.schema:
@@ -170,6 +172,27 @@ class ParquetStore:
             pq.write_table(table, sink, compression="zstd")
             self.fs.mkdirs(path.rsplit("/", 1)[0], exist_ok=True)
             self.fs.pipe_file(path, sink.getvalue().to_pybytes())
+
+    def write_text(self, relative: str, text: str) -> str:
+        """Atomically write a text file (a report) at ``relative`` under the root; returns its URL.
+
+        ``relative`` must stay under the root: absolute paths and ``..`` are refused.
+        """
+        parts = relative.split("/")
+        if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StorageError(f"report path {relative!r} must be a plain relative path under the storage root")
+        path = f"{self.root}/{relative}"
+        if self.is_local:
+            directory, base = os.path.split(path)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        else:
+            self.fs.mkdirs(path.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.pipe_file(path, text.encode("utf-8"))
+        return self.url(path)
 
     def _read_file(self, path: str) -> pa.Table:
         if self.is_local:

@@ -82,3 +82,40 @@ def test_split_backfill_equals_one_backfill(full_build, tmp_path):
         a = ParquetStore(str(full_build)).read(table, date_column=column)
         b = ParquetStore(str(split)).read(table, date_column=column)
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True, obj=table)
+
+
+# --------------------------------------------------------------------------- assessment layer (same build)
+ASSESSMENT_VIEWS = {
+    "assessment_dataset_5d", "assessment_dataset_20d", "assessment_dataset_60d",
+    "assessment_models", "assessment_scores", "assessment_evaluation", "strategy_signals",
+}
+
+
+def test_assessment_views_and_report(full_build):
+    con = duckdb.connect(str(full_build / "prometheus.duckdb"), read_only=True)
+    assert ASSESSMENT_VIEWS <= {r[0] for r in con.execute("show tables").fetchall()}
+    labels = {r[0] for r in con.execute("select distinct label from assessment_scores").fetchall()}
+    assert labels <= {"strong_buy", "buy", "hold", "sell", "short"} and len(labels) == 5
+    lo, hi = con.execute("select min(alpha_score), max(alpha_score) from strategy_signals").fetchone()
+    assert -1 <= lo <= hi <= 1
+    clo, chi = con.execute("select min(confidence), max(confidence) from strategy_signals").fetchone()
+    assert 0 <= clo <= chi <= 1
+    sections = {r[0] for r in con.execute("select distinct section from assessment_evaluation").fetchall()}
+    assert {"overall", "by_regime", "by_period", "strategy_ic", "alpha_decay"} <= sections
+    report = (full_build / "reports" / "assessment_ic.md").read_text()
+    assert "By regime label" in report and "Alpha-score strategies" in report
+
+
+def test_assessment_models_are_purged_walk_forward_and_verified(full_build):
+    from prometheus_assets.core import calendar
+
+    models = ParquetStore(str(full_build)).read("assessment_models")
+    assert set(models["horizon"]) == {5, 20, 60} and set(models["kind"]) == {"hgb", "ridge"}
+    sessions = calendar.trading_sessions("2014-01-02", "2017-12-29")
+    for row in models.itertuples():
+        # the last training row's target window (t+1 … t+H) plus the 5-session embargo ends before the fit date
+        assert sessions.get_loc(row.train_end) + row.horizon + 5 < sessions.get_loc(row.fit_date), row.model_id
+        assert ModelStore(str(full_build)).load("assessment_model", row.model_id).model_id == row.model_id
+    scores = ParquetStore(str(full_build)).read("assessment_scores", date_column="as_of_date")
+    fit_of = models.set_index("model_id")["fit_date"]
+    assert (scores["model_id"].map(fit_of) <= scores["as_of_date"]).all()

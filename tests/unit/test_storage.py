@@ -169,3 +169,12 @@ def test_sigkill_mid_write_leaves_the_previous_file_intact(home):
     store.write_dated("t", frame(days), days)
     assert sha(store.files("t")[0]) == original
     assert not list(Path(store.table_dir("t")).glob(".*.tmp-*"))
+
+
+def test_reports_are_written_under_the_root_only(home):
+    store = ParquetStore(str(home))
+    url = store.write_text("reports/x.md", "# hi")
+    assert Path(url).read_text() == "# hi"
+    for bad in ["/etc/passwd", "../x.md", "reports/../../x", "a//b"]:
+        with pytest.raises(StorageError):
+            store.write_text(bad, "no")

@@ -1,0 +1,168 @@
+"""Assessment group: per-horizon datasets, walk-forward models, scores, evaluation; alpha-score strategy signals.
+
+Seed concepts: Prometheus v2 §2.5 Assessment Engine (``expected_return_H(I, t)``, labels) and the
+alpha-score strategy layer (StrategySignal, normalisation, IC evaluation).
+
+Targets arrive late: the target of day t is known at t + H. A dataset partition stores the
+target as known when it was built (null when not yet known: those rows are what live scoring
+uses). ``assessment_models`` and ``assessment_evaluation`` therefore re-join realised forward
+returns from ``returns_daily`` at their own run time, so no late target is ever missed and none
+is used before it is known (purge + embargo at every fit date).
+"""
+
+import dagster as dg
+import pandas as pd
+
+from prometheus_assets.assets import history, metadata, plots
+from prometheus_assets.core import assessment, strategies
+from prometheus_assets.core.frames import to_wide
+from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
+from prometheus_assets.resources import StorageResource
+from prometheus_assets.resources.models import ModelStore
+
+GROUP = "assessment"
+OWNERS = ["team:prometheus-research"]
+TAGS = {"layer": "assessment"}
+HORIZONS = (5, 20, 60)
+META = {"partition_column": "as_of_date"}
+MODEL_COLUMNS = ["model_id", "scope", "horizon", "kind", "config_id", "fit_date", "train_start", "train_end", "n_train", "sha256"]
+#: Parallel processes fitting the yearly models (one BLAS thread each; fits are independent and seeded).
+MODEL_JOBS = 2
+#: Sessions of prices each strategy_signals range reads before its first day (12-1 momentum).
+SIGNAL_LOOKBACK = 252 + 30
+
+
+def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"assessment_dataset_{horizon}d", partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP,
+        owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", metadata=META,
+        deps=["returns_daily", "profile_snapshots", "regime_states", "soft_target_classes"], ins={"instruments": dg.AssetIn()},
+        description=(
+            f"Assessment dataset, horizon {horizon} sessions, scope US_EQ: per (symbol, as_of_date) the inputs known at t "
+            "(profile embedding of the latest month-end snapshot, regime one-hot + embedding, stability components and "
+            "soft-target class, recent price features, sector) and the winsorized forward return over the next "
+            f"{horizon} sessions, raw and in excess of the equal-weight universe (null until known)."
+        ),
+    )
+    def dataset(context: dg.AssetExecutionContext, storage: StorageResource, instruments: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        returns = to_wide(history.read(storage, "returns_daily", None, dates[-1]), "return")
+        frame = assessment.build_dataset(
+            horizon, returns,
+            history.read(storage, "profile_snapshots", None, dates[-1], date_column="as_of_date"),
+            history.read(storage, "regime_states", None, dates[-1], date_column="as_of_date"),
+            history.read(storage, "soft_target_classes", dates[0], dates[-1], date_column="as_of_date"),
+            instruments, dates[0], dates[-1],
+        )
+        return dg.Output(frame, metadata={"rows_with_target": int(frame["target_excess"].notna().sum()), "features": len(assessment.feature_columns(frame))})
+
+    return dataset
+
+
+def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    datasets = [_dataset_asset(daily, h) for h in HORIZONS]
+
+    @dg.asset(
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"}, code_version="1",
+        backfill_policy=SINGLE_RUN, deps=[*(d.key for d in datasets), "returns_daily"],
+        description=(
+            "Assessment_US_EQ_<H> models, walk-forward: an expanding window refit on the first session of each year, "
+            "training only on rows whose target window (plus a 5-session embargo) ends before the fit date; a "
+            "HistGradientBoostingRegressor against a Ridge baseline per horizon. One row per fitted model (config id, "
+            "training span, artifact sha256); artifacts under models/assessment_model/, loaded only after their hash "
+            "is checked."
+        ),
+    )
+    def assessment_models(storage: StorageResource) -> dg.Output:
+        store = ModelStore(storage.home)
+        returns = to_wide(history.read(storage, "returns_daily", None, None), "return")
+        sessions = pd.DatetimeIndex(returns.index)
+        rows = []
+        for horizon in HORIZONS:
+            data = assessment.attach_targets(history.read(storage, f"assessment_dataset_{horizon}d", None, None, date_column="as_of_date"), returns, horizon)
+            fits = assessment.fit_dates_yearly(pd.DatetimeIndex(data["as_of_date"].unique()).sort_values())
+            for kind in ("hgb", "ridge"):
+                fitted = assessment.fit_walk_forward(data, horizon, fits, sessions, kind=kind, n_jobs=MODEL_JOBS)
+                for model in fitted:
+                    manifest = store.save("assessment_model", model.model_id, model, {
+                        "horizon": horizon, "kind": kind, "config_id": model.config_id,
+                        "fit_date": model.fit_date, "train_start": model.train_start, "train_end": model.train_end, "n_train": model.n_train})
+                    rows.append({"model_id": model.model_id, "scope": model.scope, "horizon": horizon, "kind": kind,
+                                 "config_id": model.config_id, "fit_date": model.fit_date, "train_start": model.train_start,
+                                 "train_end": model.train_end, "n_train": model.n_train, "sha256": manifest["sha256"]})
+        table = pd.DataFrame(rows, columns=MODEL_COLUMNS)  # no rows while warming up, but a schema
+        return dg.Output(table, metadata={"models": len(table)})
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
+        code_version="1", metadata=META, ins={"assessment_models": dg.AssetIn()}, deps=[d.key for d in datasets],
+        description=(
+            "Assessment scores per (symbol, as_of_date, horizon, model kind): expected return from the model in force on "
+            "that date (fitted strictly before it), cross-sectional z-score, and a label strong_buy / buy / hold / sell / "
+            "short by score quantile."
+        ),
+    )
+    def assessment_scores(context: dg.AssetExecutionContext, storage: StorageResource, assessment_models: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        store = ModelStore(storage.home)
+        parts = []
+        for horizon in HORIZONS:
+            data = history.read(storage, f"assessment_dataset_{horizon}d", dates[0], dates[-1], date_column="as_of_date")
+            ids = assessment_models.loc[assessment_models["horizon"] == horizon, "model_id"] if len(assessment_models) else []
+            models = [store.load("assessment_model", model_id) for model_id in ids]
+            for kind in ("hgb", "ridge"):
+                parts.append(assessment.score(data, [m for m in models if m.kind == kind]))
+        scores = pd.concat(parts, ignore_index=True)
+        return dg.Output(scores, metadata={"scored_rows": len(scores)})
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
+        code_version="1", deps=["prices_daily"],
+        description=(
+            "StrategySignal per (date, symbol, strategy): alpha_score in [-1, 1], confidence in [0, 1], horizon_days, "
+            "volatility_adjusted, metadata (indicator values and thresholds, JSON) for Bollinger-band mean reversion, "
+            "MACD + RSI confluence and cross-sectional 12-1 momentum rank. Vectorised pandas formulas (documented in "
+            "prometheus_assets/core/strategies.py); prices dated ≤ the signal's date only."
+        ),
+    )
+    def strategy_signals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        panels = history.market_panels(storage, history.lookback_start(dates[0], SIGNAL_LOOKBACK), dates[-1])
+        signals = strategies.all_signals(panels["prices"])
+        signals = signals[signals["date"] >= dates[0]].reset_index(drop=True)
+        return dg.Output(signals, metadata={"signals": len(signals)})
+
+    @dg.asset(
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", backfill_policy=SINGLE_RUN,
+        deps=[assessment_scores, strategy_signals, "returns_daily", "regime_states"],
+        description=(
+            "Out-of-sample evaluation: rank IC (Spearman per date) of assessment scores and strategy alpha scores against "
+            "realised forward returns — IC mean, IC IR, t-stat, hit rate, quintile spread, top-bucket turnover — overall, "
+            "by regime label and by first/second half; strategy alpha decay (IC vs horizon 1..60). Also written to "
+            "reports/assessment_ic.md under the storage root."
+        ),
+    )
+    def assessment_evaluation(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output:
+        returns = to_wide(history.read(storage, "returns_daily", None, None), "return")
+        regimes = history.read(storage, "regime_states", None, None, date_column="as_of_date")
+        scores = history.read(storage, "assessment_scores", None, None, date_column="as_of_date")
+        signals = history.read(storage, "strategy_signals", None, None)
+        tables = {}
+        for horizon in HORIZONS:
+            data = assessment.attach_targets(history.read(storage, f"assessment_dataset_{horizon}d", None, None, date_column="as_of_date"), returns, horizon)
+            for name, table in assessment.evaluate(scores[scores["horizon"] == horizon], data, regimes).items():
+                tables.setdefault(name, []).append(table)
+        result = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+        strat_ic = strategies.strategy_ic(signals, returns)
+        decay = strategies.alpha_decay(signals, returns)
+        long = pd.concat([t.assign(section=name) for name, t in result.items()] + [strat_ic.assign(section="strategy_ic"), decay.assign(section="alpha_decay")], ignore_index=True)
+        report = assessment.ic_report_markdown(result, strat_ic)
+        storage.store().write_text("reports/assessment_ic.md", report)
+        by_regime = result.get("by_regime", pd.DataFrame())
+        return dg.Output(long, metadata={
+            "ic_mean_hgb_20d": float(result["overall"].query("horizon == 20 and kind == 'hgb'")["ic_mean"].iloc[0]) if len(result.get("overall", [])) else float("nan"),
+            "ic_table": dg.MetadataValue.md(report),
+            "ic_by_regime": plots.bar_chart(by_regime.set_index(["horizon", "kind", "regime_label"])["ic_mean"], "Out-of-sample rank IC by regime") if len(by_regime) else dg.MetadataValue.text("no out-of-sample scores yet"),
+        })
+
+    return [*datasets, assessment_models, assessment_scores, strategy_signals, assessment_evaluation]

@@ -1,0 +1,69 @@
+"""Information-coefficient machinery shared by the assessment models and the alpha-score strategies.
+
+Conventions: a *score* frame is long ``date, symbol, score``; a *forward* frame is long ``date,
+symbol, forward_return`` where ``forward_return`` on date t is the return realised over the
+horizon *after* t (known only later: evaluation is done after the fact, never used to trade).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+#: Dates with fewer names than this get no IC (a rank correlation of 2 points is meaningless).
+MIN_NAMES_PER_DATE = 5
+
+
+def rank_ic(scores: pd.DataFrame, forward: pd.DataFrame, min_names: int = MIN_NAMES_PER_DATE) -> pd.Series:
+    """Spearman rank correlation between score and forward return, per date.
+
+    Rows with a missing score or forward return are ignored; ties get average ranks (as
+    ``scipy.stats.spearmanr``). Returns a Series indexed by date (dates with fewer than
+    ``min_names`` usable names, or with a constant score or return, are omitted).
+    """
+    merged = scores[["date", "symbol", "score"]].merge(forward[["date", "symbol", "forward_return"]], on=["date", "symbol"])
+    merged = merged.dropna(subset=["score", "forward_return"])
+    if merged.empty:
+        return pd.Series(dtype="float64", name="rank_ic")
+    grouped = merged.groupby("date")
+    rs = grouped["score"].rank(method="average")
+    rf = grouped["forward_return"].rank(method="average")
+    frame = pd.DataFrame({"date": merged["date"], "rs": rs, "rf": rf})
+    n = frame.groupby("date").size()
+    corr = frame.groupby("date")[["rs", "rf"]].corr().xs("rs", level=1)["rf"]
+    ic = corr[(n >= min_names) & corr.notna()]
+    return ic.rename("rank_ic").sort_index()
+
+
+def ic_summary(ic: pd.Series) -> dict[str, float]:
+    """Mean IC, its standard deviation, IC IR (mean / std), t-stat (IR × √n), hit rate (IC > 0), n dates."""
+    values = ic.dropna().to_numpy(dtype="float64")
+    n = len(values)
+    if n == 0:
+        return {"ic_mean": math.nan, "ic_std": math.nan, "ic_ir": math.nan, "t_stat": math.nan, "hit_rate": math.nan, "n_dates": 0}
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if n > 1 else math.nan
+    ir = mean / std if std and std > 0 else math.nan
+    return {
+        "ic_mean": mean,
+        "ic_std": std,
+        "ic_ir": ir,
+        "t_stat": ir * math.sqrt(n) if not math.isnan(ir) else math.nan,
+        "hit_rate": float((values > 0).mean()),
+        "n_dates": n,
+    }
+
+
+def forward_returns(returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Compounded simple return over the ``horizon`` sessions after each date, from wide daily returns.
+
+    ``returns`` is dates × symbols. The value at t is Π_{k=1..H}(1 + r_{t+k}) − 1: NaN when any of
+    those sessions is missing or beyond the data. Long output ``date, symbol, forward_return``.
+    """
+    logs = np.log1p(returns)
+    fwd = logs[::-1].rolling(horizon, min_periods=horizon).sum()[::-1].shift(-1)
+    fwd = np.expm1(fwd)
+    out = fwd.rename_axis(index="date", columns="symbol").stack(future_stack=True).rename("forward_return").reset_index()
+    return out.dropna(subset=["forward_return"]).reset_index(drop=True)
