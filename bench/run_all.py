@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["backfill.py"]
+BENCHMARKS = ["backfill.py", "simulate.py"]
 
 
 def main() -> int:

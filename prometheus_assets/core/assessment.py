@@ -93,9 +93,13 @@ def _clean_name(name: str) -> str:
 
 def winsorize_cross_section(values: pd.Series, dates: pd.Series, lower: float = WINSOR_LOWER, upper: float = WINSOR_UPPER) -> pd.Series:
     """Clip each date's values to that date's [lower, upper] quantiles (linear interpolation; NaN kept)."""
-    g = values.groupby(dates.to_numpy())
-    lo = g.transform(lambda s: s.quantile(lower))
-    hi = g.transform(lambda s: s.quantile(upper))
+    keys = dates.to_numpy()
+    g = values.groupby(keys)
+    # groupby().quantile is vectorised (a per-group lambda was ~60 s on the bundled history) and
+    # interpolates linearly exactly as Series.quantile does (tested against it).
+    q = g.quantile([lower, upper]).unstack()
+    lo = pd.Series(keys, index=values.index).map(q[lower])
+    hi = pd.Series(keys, index=values.index).map(q[upper])
     return values.clip(lower=lo, upper=hi)
 
 

@@ -358,3 +358,19 @@ def test_parallel_fits_equal_sequential_fits():
     two = A.fit_walk_forward(data, 5, fits, pd.DatetimeIndex(sessions), kind="hgb", features=["px_ret_5", "px_ret_21"], n_jobs=2)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a.predict(data), b.predict(data))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 1000), st.integers(1, 40), st.integers(1, 6))
+def test_winsorize_matches_per_date_series_quantiles(seed, n, days):
+    from prometheus_assets.core import assessment as A
+
+    rng = np.random.default_rng(seed)
+    dates = pd.Series(np.repeat(pd.bdate_range("2020-01-01", periods=days), n))
+    values = pd.Series(rng.standard_t(2, size=len(dates)))
+    values[rng.random(len(values)) < 0.1] = np.nan
+    got = A.winsorize_cross_section(values, dates)
+    for d in dates.unique():
+        m = (dates == d).to_numpy()
+        s = values[m]
+        pd.testing.assert_series_equal(got[m], s.clip(s.quantile(A.WINSOR_LOWER), s.quantile(A.WINSOR_UPPER)), check_names=False)

@@ -1,0 +1,151 @@
+"""Holdings-based portfolio simulation: target weights on rebalance dates, shares drift in between.
+
+Conventions (all of them are tested against an independent day-by-day loop):
+
+- **Trading.** On a rebalance date the book trades at that day's close. Between rebalances it
+  holds a fixed number of shares per symbol (weights drift with prices) and a cash balance
+  earning 0%.
+- **Target rows.** A row of ``target_weights`` that is all NaN means "no trade that day". In any
+  other row a NaN weight means 0. Weights need not sum to 1 (the rest is cash) and may be
+  negative (shorts; short proceeds go to cash). Gross leverage is ``sum(|w|)``.
+- **Costs.** ``cost_bps`` is charged on traded notional, deducted from cash, and solved *exactly*
+  so that after costs every tradeable symbol's weight equals its target weight of post-cost
+  equity::
+
+      equity_after = equity_before - cost
+      cost         = cost_bps / 10_000 * sum_i |w_i * equity_after - value_i|
+
+  (``value_i`` = current holding value at the close; the sum runs over tradeable symbols). The
+  right-hand side is piecewise linear in ``equity_after``; it has a unique root while
+  ``cost_bps / 10_000 * sum|w| < 1`` and is solved with Newton's method, which on a convex
+  piecewise-linear function ends on the exact root in a few steps.
+- **Untradeable symbols.** A symbol whose price is NaN on a rebalance date cannot be traded: its
+  holding is kept unchanged and its target weight is ignored (that money stays in cash).
+- **Missing prices / delistings.** A held symbol whose price becomes NaN is valued at its last
+  known price (the price is forward-filled for valuation) until it trades again; it is never
+  liquidated automatically. A symbol that has never had a price is valued at 0 (it can be held
+  only as 0 shares).
+- **Output.** One row per price date from the first trade date (the first non-empty target row)
+  onward. ``equity`` is post-trade, post-cost equity at each close; the book starts the first
+  trade date with ``initial_equity`` in cash *before* costs, so the first ``returns`` value is
+  ``equity_0 / initial_equity - 1`` (minus the first trade's cost). ``turnover`` is traded
+  notional / post-cost equity on rebalance days (0 otherwise), ``costs`` is the cost paid in
+  currency, ``gross_exposure`` is ``sum|shares * price| / equity`` and ``cash`` is the cash balance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SIMULATION_COLUMNS: list[str] = ["equity", "returns", "turnover", "costs", "gross_exposure", "cash"]
+
+
+def _post_cost_equity(equity_before: float, w: np.ndarray, value: np.ndarray, rate: float) -> float:
+    """Root of ``x + rate * sum|w x - value| = equity_before`` (see module docstring)."""
+    if rate == 0.0:
+        return equity_before
+    if rate * np.abs(w).sum() >= 1.0:
+        raise ValueError("cost_bps / 10_000 * gross leverage must be < 1 for costs to be payable")
+    x = equity_before
+    for _ in range(200):
+        gap = w * x - value
+        g = x + rate * np.abs(gap).sum() - equity_before
+        slope = 1.0 + rate * (w * np.sign(gap)).sum()
+        step = g / slope
+        x_new = x - step
+        if x_new == x or abs(step) <= 1e-15 * max(abs(x), abs(equity_before)):
+            return x_new
+        x = x_new
+    return x
+
+
+def simulate(
+    prices: pd.DataFrame,
+    target_weights: pd.DataFrame,
+    cost_bps: float = 0.0,
+    initial_equity: float = 1.0,
+) -> pd.DataFrame:
+    """Simulate a book that trades to ``target_weights`` at the close of each rebalance date.
+
+    ``prices`` is wide (dates x symbols) adjusted closes, NaN where a symbol does not trade.
+    ``target_weights`` is wide, indexed by trade dates that must be dates of ``prices``, with
+    columns a subset of ``prices``' columns. See the module docstring for every convention.
+    Returns a frame indexed by ``prices``' dates from the first trade date with columns
+    :data:`SIMULATION_COLUMNS`.
+    """
+    if cost_bps < 0:
+        raise ValueError("cost_bps must be >= 0")
+    unknown = target_weights.columns.difference(prices.columns)
+    if len(unknown):
+        raise ValueError(f"target_weights has symbols not in prices: {list(unknown)[:5]}")
+    if not prices.index.is_monotonic_increasing or prices.index.has_duplicates:
+        raise ValueError("prices index must be strictly increasing")
+    tw = target_weights.loc[~target_weights.isna().all(axis=1)]
+    if tw.index.has_duplicates:
+        raise ValueError("target_weights has duplicate dates")
+    missing = tw.index.difference(prices.index)
+    if len(missing):
+        raise ValueError(f"trade dates not in prices: {list(missing)[:5]}")
+    if tw.empty:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in SIMULATION_COLUMNS}, index=prices.index[:0])
+    tw = tw.sort_index()
+
+    raw = prices.to_numpy(dtype=float)
+    if np.isnan(raw).any():
+        valued = prices.ffill().fillna(0.0).to_numpy(dtype=float)
+    else:
+        valued = raw
+    weights = tw.reindex(columns=prices.columns).fillna(0.0).to_numpy(dtype=float)
+    reb_rows = prices.index.get_indexer(tw.index)
+    start = int(reb_rows[0])
+    n_days, n_sym = len(prices.index) - start, raw.shape[1]
+    rate = float(cost_bps) / 10_000.0
+
+    equity = np.empty(n_days)
+    gross = np.empty(n_days)
+    cash_out = np.empty(n_days)
+    turnover = np.zeros(n_days)
+    costs = np.zeros(n_days)
+
+    shares = np.zeros(n_sym)
+    cash = float(initial_equity)
+    ends = np.append(reb_rows[1:], len(prices.index))
+    for k, (a, b) in enumerate(zip(reb_rows, ends)):
+        px = raw[a]
+        tradeable = ~np.isnan(px)
+        value = shares * valued[a]
+        equity_before = cash + value.sum()
+        w_t = weights[k][tradeable]
+        v_t = value[tradeable]
+        x = _post_cost_equity(equity_before, w_t, v_t, rate)
+        traded = np.abs(w_t * x - v_t).sum()
+        shares[tradeable] = w_t * x / px[tradeable]
+        cash = x - w_t.sum() * x - value[~tradeable].sum()
+        i = a - start
+        costs[i] = equity_before - x
+        turnover[i] = traded / x if x != 0 else np.nan
+        # Within the period, the holdings are fixed: value every day at once.
+        block = valued[a:b] @ np.column_stack([shares, np.abs(shares)])
+        j = b - start
+        equity[i:j] = cash + block[:, 0]
+        gross[i:j] = block[:, 1]
+        cash_out[i:j] = cash
+        # The rebalance day's equity is x exactly (it equals cash + shares . price up to rounding).
+        equity[i] = x
+
+    prev = np.concatenate([[float(initial_equity)], equity[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = equity / prev - 1.0
+        gross_exposure = gross / equity
+    return pd.DataFrame(
+        {
+            "equity": equity,
+            "returns": returns,
+            "turnover": turnover,
+            "costs": costs,
+            "gross_exposure": gross_exposure,
+            "cash": cash_out,
+        },
+        index=prices.index[start:],
+    )
