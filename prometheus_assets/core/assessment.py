@@ -96,7 +96,7 @@ def winsorize_cross_section(values: pd.Series, dates: pd.Series, lower: float = 
     keys = dates.to_numpy()
     g = values.groupby(keys)
     # groupby().quantile is vectorised (a per-group lambda was ~60 s on the bundled history) and
-    # interpolates linearly exactly as Series.quantile does (tested against it).
+    # interpolates linearly as Series.quantile does (equal to rounding, 1e-12 relative: tested).
     q = g.quantile([lower, upper]).unstack()
     lo = pd.Series(keys, index=values.index).map(q[lower])
     hi = pd.Series(keys, index=values.index).map(q[upper])
