@@ -95,7 +95,7 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         open_ended = dates[-1] >= min(as_of, source.span()[1])
         raw = source.load_bars(dates[0], None if open_ended else dates[-1])
         sessions = calendar.trading_sessions(min(dates[0], raw["date"].min() if raw["date"].notna().any() else dates[0]), max(dates[-1], as_of))
-        known = frozenset(instruments["symbol"]) if source.instruments() is not None else None
+        known = frozenset(instruments["symbol"]) if source.has_registry() else None
         result = validate_bars(raw, sessions, known_symbols=known, as_of=as_of)
         clean = result.clean[result.clean["date"].isin(dates)].reset_index(drop=True)
         storage.write_dated("quarantine", assign_partition_dates(result.quarantine, dates), dates, date_column="partition_date")

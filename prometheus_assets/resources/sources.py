@@ -95,6 +95,10 @@ class MarketDataSource(ABC):
     def instruments(self) -> pd.DataFrame | None:
         """The instrument registry, or ``None`` when the source has none (universe = symbols seen)."""
 
+    def has_registry(self) -> bool:
+        """Whether :meth:`instruments` returns a registry (cheap: reads no bars)."""
+        return True
+
     def reference_prices(self) -> pd.DataFrame:
         """Benchmark / factor series: ``date, symbol, name, kind, close`` (empty if none)."""
         return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else object) for c in REFERENCE_COLUMNS})
@@ -261,6 +265,9 @@ class FilesSource(MarketDataSource):
     def load_bars(self, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
         lo, hi = self._bounded(start, end)
         return self.reader.read_bars(lo, hi).reset_index(drop=True)
+
+    def has_registry(self) -> bool:
+        return self.reader.instruments_file() is not None
 
     def instruments(self) -> pd.DataFrame | None:
         reg = self.reader.read_instruments()

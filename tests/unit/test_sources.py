@@ -11,6 +11,7 @@ from tests.conftest import bundled_wide, write_day_files
 
 def test_bundled_source_is_the_real_sp500_history():
     src = BundledSource()
+    assert src.has_registry()
     first, last = src.span()
     assert (first, last) == (pd.Timestamp("1990-01-02"), pd.Timestamp("2022-12-28"))
     bars = src.load_bars(first, None)
@@ -59,7 +60,9 @@ def test_files_source_from_bundled_data_round_trips(tmp_path):
     expected = wide.rename_axis(index="date", columns="symbol").stack().sort_index()
     expected.index = expected.index.set_levels(expected.index.levels[0].astype("datetime64[ns]"), level=0)
     pd.testing.assert_series_equal(got, expected, check_names=False, check_index_type=False)
-    assert src.instruments() is None  # no registry file: the universe is what the files hold
+    assert src.instruments() is None and not src.has_registry()  # no registry file: the universe is what the files hold
+    pd.DataFrame({"symbol": ["AAPL"]}).to_csv(tmp_path / "bars" / "instruments.csv", index=False)
+    assert src.has_registry() and list(src.instruments()["symbol"]) == ["AAPL"]
 
 
 def test_build_source_dispatch_and_errors(tmp_path):
