@@ -11,13 +11,18 @@ import dagster as dg
 import pandas as pd
 
 from prometheus_assets.assets.assessment import assessment_assets
+from prometheus_assets.assets.backtest import backtest_assets
 from prometheus_assets.assets.canonical import canonical_assets
 from prometheus_assets.assets.encoders import encoder_assets
+from prometheus_assets.assets.meta import meta_assets
+from prometheus_assets.assets.portfolio import portfolio_assets
 from prometheus_assets.assets.profiles import profile_assets
 from prometheus_assets.assets.regime import regime_assets
 from prometheus_assets.assets.stability import stability_assets
+from prometheus_assets.assets.universe import universe_assets
 from prometheus_assets.partitions import trading_day_partitions
 from prometheus_assets.resources import MarketDataResource, ParquetIOManager, StorageResource
+from prometheus_assets.resources.books import BooksResource
 from prometheus_assets.settings import Settings
 
 
@@ -40,11 +45,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *stability_assets(daily),
             *profile_assets(daily),
             *assessment_assets(daily),
+            *universe_assets(daily),
+            *portfolio_assets(daily),
+            *backtest_assets(daily),
+            *meta_assets(daily),
         ],
         resources={
             "io_manager": ParquetIOManager(home=settings.home),
             "storage": StorageResource(home=settings.home),
             "market_data": market_data,
+            "books": BooksResource(directory=settings.sleeves),
         },
     )
 

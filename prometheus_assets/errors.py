@@ -52,3 +52,11 @@ class SourceConfigError(PrometheusDataError):
 
 class StorageError(Exception):
     """The storage root refused an operation (bad path, identifier, or a write that cannot be made atomic)."""
+
+
+class BookConfigError(Exception):
+    """A sleeve (book) YAML file is missing, unreadable or fails validation; names the file."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}")

@@ -9,6 +9,8 @@ PROMETHEUS_SYNTHETIC_ASSETS    number of synthetic assets (500)
 PROMETHEUS_SYNTHETIC_SEED      seed of the synthetic generator (7)
 PROMETHEUS_START               first day of history to build (the source's first day)
 PROMETHEUS_END                 last day of history to build (the source's last day)
+PROMETHEUS_SLEEVES             a directory of your own sleeve (book) YAML files (the bundled
+                               ``prometheus_assets/configs/sleeves/``)
 DAGSTER_HOME                   Dagster instance directory (``<PROMETHEUS_HOME>/dagster_home``
                                for a local root, else ``./.dagster_home``)
 =============================  ==========================================================
@@ -60,6 +62,7 @@ class Settings:
     synthetic_seed: int = 7
     start: str | None = None
     end: str | None = None
+    sleeves: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +81,7 @@ class Settings:
             synthetic_seed=_int(e, "PROMETHEUS_SYNTHETIC_SEED", 7),
             start=_date(e, "PROMETHEUS_START"),
             end=_date(e, "PROMETHEUS_END"),
+            sleeves=os.path.abspath(e["PROMETHEUS_SLEEVES"].strip()) if e.get("PROMETHEUS_SLEEVES", "").strip() else None,
         )
 
     def dagster_home(self, env: Mapping[str, str] | None = None) -> str:

@@ -18,13 +18,17 @@ import pandas as pd  # noqa: E402
 REGIME_COLOURS = {"CRISIS": "#c0392b", "RISK_OFF": "#e67e22", "NEUTRAL": "#95a5a6", "CARRY": "#27ae60"}
 
 
-def png_markdown(fig, title: str) -> dg.MetadataValue:
-    """Render ``fig`` as an embedded PNG (and close it)."""
+def png_base64(fig) -> str:
+    """Render ``fig`` as a base64 PNG (and close it)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{data})")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def png_markdown(fig, title: str) -> dg.MetadataValue:
+    """Render ``fig`` as an embedded PNG in Markdown metadata (and close it)."""
+    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{png_base64(fig)})")
 
 
 def regime_timeline(dates: pd.Series, labels: pd.Series, market_index: pd.Series | None = None) -> dg.MetadataValue:
@@ -64,3 +68,88 @@ def bar_chart(values: pd.Series, title: str) -> dg.MetadataValue:
     values.plot.bar(ax=ax)
     ax.set_title(title)
     return png_markdown(fig, title)
+
+
+def equity_drawdown_figure(equity: pd.DataFrame, title: str = "Equity and drawdown"):
+    """Equity curves (log scale) above their drawdowns; ``equity`` is dates × books."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    for name in equity.columns:
+        curve = equity[name].dropna()
+        if curve.empty:
+            continue
+        top.plot(curve.index, curve.values, lw=0.9, label=name)
+        bottom.plot(curve.index, (curve / curve.cummax() - 1).values, lw=0.7)
+    top.set_yscale("log")
+    top.set_title(title)
+    top.legend(loc="upper left", fontsize=8, ncol=4)
+    bottom.set_ylabel("drawdown")
+    return fig
+
+
+def allocation_figure(held: pd.DataFrame, title: str = "Allocation by sector over time (month-end gross weight)"):
+    """One panel per book: gross weight by sector at each month end (``held``: target_portfolios rows)."""
+    books = sorted(held["book"].unique()) if len(held) else []
+    fig, axes = plt.subplots(max(len(books), 1), 1, figsize=(11, 2.2 * max(len(books), 1)), sharex=True, squeeze=False)
+    for ax, book in zip(axes[:, 0], books):
+        rows = held[held["book"] == book].assign(gross=lambda f: f["target_weight"].abs(), sector=lambda f: f["sector"].fillna("UNKNOWN"))
+        wide = rows.pivot_table(index="date", columns="sector", values="gross", aggfunc="sum").fillna(0.0)
+        monthly = wide.resample("ME").last().fillna(0.0)
+        ax.stackplot(monthly.index, monthly.T.values, labels=list(monthly.columns), alpha=0.85)
+        ax.set_ylabel(book, fontsize=8)
+    if books:
+        axes[0, 0].legend(loc="upper left", fontsize=7, ncol=6)
+    axes[0, 0].set_title(title)
+    return fig
+
+
+def contribution_figure(contributions: pd.DataFrame, title: str = "Contribution to the combined book (cumulative)"):
+    """Cumulative sum of each sleeve's budget-weighted daily return (dates × config)."""
+    fig, ax = plt.subplots(figsize=(11, 3.5))
+    cumulative = contributions.fillna(0.0).cumsum()
+    cumulative = cumulative.loc[:, (cumulative != 0).any()]
+    if not cumulative.empty:
+        ax.stackplot(cumulative.index, cumulative.clip(lower=0).T.values, labels=list(cumulative.columns), alpha=0.8)
+        ax.stackplot(cumulative.index, cumulative.clip(upper=0).T.values, alpha=0.8)
+        ax.legend(loc="upper left", fontsize=7, ncol=4)
+    ax.set_title(title)
+    return fig
+
+
+def alpha_scatter_figure(points: pd.DataFrame, title: str = "Alpha at rebalance vs realised forward return"):
+    """Scatter of a book's alpha against the realised return that followed (columns alpha, realised, book)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for book, rows in points.groupby("book"):
+        ax.scatter(rows["alpha"], rows["realised"], s=4, alpha=0.35, label=str(book))
+    ax.axhline(0, color="black", lw=0.5)
+    ax.axvline(0, color="black", lw=0.5)
+    ax.set_xlabel("combined alpha")
+    ax.set_ylabel("realised forward return")
+    ax.legend(fontsize=7, markerscale=3)
+    ax.set_title(title)
+    return fig
+
+
+def allocation_over_time(held: pd.DataFrame) -> dg.MetadataValue:
+    return png_markdown(allocation_figure(held), "Allocation over time")
+
+
+def html_report(title: str, sections: list[tuple[str, str, object]]) -> str:
+    """A static HTML page: ``sections`` are (heading, html text, figure or None)."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>", f"<h1>{title}</h1>"]
+    for heading, text, fig in sections:
+        parts.append(f"<h2>{heading}</h2>{text}")
+        if fig is not None:
+            parts.append(f"<img alt='{heading}' src='data:image/png;base64,{png_base64(fig)}'/>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
+    """A small frame as a Markdown table (floats rounded)."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -1,0 +1,163 @@
+"""Backtest group: ``sleeve_positions``, ``sleeve_returns``, ``closed_trades`` and the sleeve evaluation.
+
+Seed concept: Prometheus v2 books/sleeves — a backtest is the backfill of the daily book assets
+over history (live = the newest partition, same code), evaluated by a metric vector m(config).
+Every book is also run under each signal-combination method (config ``<book>.<method>``), so
+the combination methods can be compared side by side and the meta-orchestrator can choose.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from prometheus_assets.assets import book_inputs, history, metadata, plots
+from prometheus_assets.core import book_signals, performance, sleeves, trade_context, trades
+from prometheus_assets.core.backtest import simulate
+from prometheus_assets.core.books import COMBINATION_METHODS
+from prometheus_assets.core.frames import to_wide
+from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
+from prometheus_assets.resources import StorageResource
+from prometheus_assets.resources.books import BooksResource
+
+GROUP = "backtest"
+OWNERS = ["team:prometheus-portfolio"]
+TAGS = {"layer": "backtest"}
+RETURN_COLUMNS = ["date", "book", "config_id", "combination_method", "configured", "return", "equity", "turnover", "costs", "gross_exposure", "cash"]
+
+
+def _simulated(prices: pd.DataFrame, targets: pd.DataFrame, cost_bps: float) -> pd.DataFrame:
+    sim = simulate(prices, targets.dropna(how="all"), cost_bps) if targets.notna().any().any() else simulate(prices, targets.iloc[:0], cost_bps)
+    return sim.rename(columns={"returns": "return"}).rename_axis("date").reset_index()
+
+
+def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
+        code_version="1", deps=["target_portfolios", "prices_daily"],
+        description=(
+            "Sleeve positions per book, day and held symbol: weight at the close, shares, price, market value and the book's "
+            "equity (starting at 1.0). Holdings drift with prices between rebalances; on a rebalance the book trades to its "
+            "target at that close, paying its cost model (core.backtest.simulate)."
+        ),
+    )
+    def sleeve_positions(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        prices = history.market_panels(storage, None, dates[-1])["prices"]
+        positions = history.read(storage, "target_portfolios", None, dates[-1])
+        parts = []
+        for name, book in books.books().items():
+            mine = positions[positions["book"] == name]
+            sim = _simulated(prices, sleeves.targets_wide(mine, prices.index, prices.columns), book.costs.total_bps)
+            parts.append(sleeves.holdings(mine[mine["date"] >= dates[0]], sim.set_index("date")["equity"], prices, name))
+        out = pd.concat(parts, ignore_index=True)
+        return metadata.output(context, out, numbers={"positions": len(out)})
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
+        code_version="1", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
+        ins={"instruments": dg.AssetIn()},
+        description=(
+            "Daily sleeve returns after costs for every config <book>.<combination method>: the configured book "
+            "(configured = true, identical to target_portfolios) and the same book under each other combination method "
+            "(the comparison). Columns: return, equity (from 1.0), turnover, costs, gross exposure, cash."
+        ),
+    )
+    def sleeve_returns(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        configs = books.books()
+        ctx = book_inputs.load_context(storage, configs, instruments, dates[-1])
+        universe = book_inputs.read_universe(storage, dates[-1])
+        parts = []
+        for (name, method), plan in book_inputs.all_plans(ctx, configs, universe).items():
+            book = configs[name]
+            sim = _simulated(ctx.prices, plan.targets, book.costs.total_bps)
+            parts.append(sim.assign(book=name, config_id=book.config_id(method), combination_method=method, configured=method == book.combination))
+        out = pd.concat(parts, ignore_index=True)[RETURN_COLUMNS]
+        out = out[out["date"] >= dates[0]].reset_index(drop=True)
+        equity = out[out["configured"]].pivot(index="date", columns="book", values="equity")
+        return metadata.output(context, out, numbers={"configs": int(out["config_id"].nunique())},
+                               pictures={"equity_and_drawdown": plots.png_markdown(plots.equity_drawdown_figure(equity), "Equity and drawdown per book")})
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
+        code_version="1", metadata={"partition_column": "exit_date"},
+        deps=["target_portfolios", "prices_daily", "returns_daily", "regime_states", "soft_target_classes"],
+        ins={"instruments": dg.AssetIn()},
+        description=(
+            "Every closed round trip of every book, partitioned by exit date (a trade appears once it is closed): entry / "
+            "exit dates and prices, side, return, holding sessions, and the entry context (regime label, soft-target class, "
+            "sector, volatility bucket, alpha at entry, pattern key = book and alpha sources) — what the edge layer learns from."
+        ),
+    )
+    def closed_trades(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        panels = history.market_panels(storage, None, dates[-1])
+        prices, returns = panels["prices"].reindex_like(panels["returns"]), panels["returns"]
+        positions = history.read(storage, "target_portfolios", None, dates[-1])
+        states = history.read(storage, "soft_target_classes", None, dates[-1], date_column="as_of_date")
+        classes = states.pivot(index="as_of_date", columns="entity_id", values="soft_target_class") if len(states) else None
+        regimes, sectors, buckets = book_inputs.regime_labels(storage, dates[-1]), book_inputs.sectors(instruments), trade_context.volatility_buckets(returns)
+        parts = []
+        for name, book in books.books().items():
+            mine = positions[positions["book"] == name]
+            weights = book_inputs.wide_weights(mine, name, returns.index, returns.columns)
+            alpha = to_wide(mine, "alpha") if len(mine) else None
+            found = trade_context.entry_context(trades.round_trips(weights, prices), regimes, classes, sectors, buckets, alpha)
+            parts.append(found.assign(book=name, config_id=book.config_id(), pattern_key=f"{name}:{'+'.join(s.name for s in book.alpha_sources)}"))
+        out = pd.concat(parts, ignore_index=True)
+        out = out[out["exit_date"] >= dates[0]].sort_values(["exit_date", "book", "symbol"], kind="stable").reset_index(drop=True)
+        return metadata.output(context, out, numbers={"closed_trades": len(out), "trade_win_rate": float((out["return"] > 0).mean()) if len(out) else 0.0})
+
+    @dg.multi_asset(
+        group_name=GROUP, can_subset=False, backfill_policy=SINGLE_RUN,
+        deps=["sleeve_returns", "closed_trades", "regime_states", "universes", "returns_daily", "assessment_scores", "strategy_signals"],
+        ins={"instruments": dg.AssetIn()},
+        outs={
+            "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
+                "The metric vector m(config) of every sleeve config: total return, CAGR, Sharpe, Sortino, Calmar, max drawdown, "
+                "volatility, VaR 95%, win rate, profit factor, average win/loss, turnover, average holding period, trade win "
+                "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
+                "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0).")),
+            "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
+                "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
+                "drawdown and rank IC of the book's alpha (IC counted on the day it became known).")),
+            "combination_comparison": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
+                "The same book under each signal-combination method side by side (overall metrics, rank IC).")),
+        },
+    )
+    def sleeve_evaluation(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame):
+        configs = books.books()
+        returns = history.read(storage, "sleeve_returns", None, None)
+        closed = history.read(storage, "closed_trades", None, None, date_column="exit_date")
+        ctx = book_inputs.load_context(storage, configs, instruments, returns["date"].max() if len(returns) else None)
+        tables = {"metrics": [], "rolling": []}
+        for config_id, rows in returns.groupby("config_id", sort=True):
+            name, method = rows["book"].iloc[0], rows["combination_method"].iloc[0]
+            book = configs[name]
+            series = rows.set_index("date")
+            alpha = book_signals.book_alpha(book, ctx.panels, method)
+            ic = performance.alpha_ic(alpha, ctx.returns, book.horizon_days)
+            decay = performance.alpha_decay(alpha, ctx.returns)
+            m = performance.sliced_metrics(series["return"], ctx.regimes, series["turnover"], closed[closed["book"] == name] if method == book.combination else None)
+            ic_by_slice = performance.slice_means(ic, pd.DatetimeIndex(series.index), ctx.regimes).rename(columns={"value": "ic"})
+            m = m.merge(ic_by_slice, on=["scope", "slice"], how="left").assign(config_id=config_id, book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]))
+            for h, v in decay.items():
+                m.loc[m["scope"] == "overall", f"ic_{h}d"] = float(v)
+            tables["metrics"].append(m)
+            if rows["configured"].iloc[0]:
+                tables["rolling"].append(performance.rolling_metrics(series["return"], ic=ic).assign(config_id=config_id, book=name))
+        metrics_table = pd.concat(tables["metrics"], ignore_index=True)
+        rolling = pd.concat(tables["rolling"], ignore_index=True)
+        comparison = performance.comparison_table(metrics_table)
+        points = book_inputs.alpha_points(history.read(storage, "target_portfolios", None, None), ctx.returns, configs)
+        configured = metrics_table[(metrics_table["scope"] == "overall") & metrics_table["configured"]].set_index("book")
+        yield dg.Output(metrics_table, output_name="sleeve_metrics", metadata={
+            "configs": int(metrics_table["config_id"].nunique()),
+            **{f"sharpe_{b}": float(v) for b, v in configured["sharpe_ratio"].items()},
+            **{f"max_drawdown_{b}": float(v) for b, v in configured["max_drawdown"].items()},
+            **{f"ic_{b}": float(v) for b, v in configured["ic"].items()},
+            "alpha_vs_realised": plots.png_markdown(plots.alpha_scatter_figure(points), "Alpha vs realised return"),
+        })
+        yield dg.Output(rolling, output_name="sleeve_rolling_metrics", metadata={"rows": len(rolling)})
+        yield dg.Output(comparison, output_name="combination_comparison", metadata={"comparison": plots.markdown_table(comparison)})
+
+    return [sleeve_positions, sleeve_returns, closed_trades, sleeve_evaluation]

@@ -1,0 +1,93 @@
+"""Loads shared by the universe, portfolio, backtest and meta assets (no maths here).
+
+Books are path-dependent (today's holdings are yesterday's drifted), so every book asset reads
+its inputs from the first day of history up to the last day of its range and keeps the rows of
+its range: a range run, a split backfill and the daily run all give identical rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from prometheus_assets.assets import history
+from prometheus_assets.core import book_signals, portfolio, sleeves
+from prometheus_assets.core.books import COMBINATION_METHODS, BookConfig
+from prometheus_assets.core.frames import to_wide
+from prometheus_assets.core.universe import universe_weights
+from prometheus_assets.resources import StorageResource
+
+
+@dataclass(frozen=True)
+class BookContext:
+    """Market panels, alpha panels, regimes and sectors up to one day."""
+
+    returns: pd.DataFrame
+    prices: pd.DataFrame
+    volumes: pd.DataFrame | None
+    panels: dict[str, book_signals.SourcePanel]
+    regimes: pd.Series
+    sectors: pd.Series
+
+
+def sectors(instruments: pd.DataFrame) -> pd.Series:
+    """symbol -> sector (the registry's)."""
+    return instruments.set_index("symbol")["sector"]
+
+
+def regime_labels(storage: StorageResource, end: pd.Timestamp) -> pd.Series:
+    """as_of_date -> regime label, history start … ``end`` (empty while the regime layer warms up)."""
+    if not storage.store().exists("regime_states"):
+        return pd.Series(dtype=object)
+    states = history.read(storage, "regime_states", None, end, date_column="as_of_date")
+    return states.set_index("as_of_date")["regime_label"]
+
+
+def load_context(storage: StorageResource, books: dict[str, BookConfig], instruments: pd.DataFrame, end: pd.Timestamp) -> BookContext:
+    """Everything the books need, from the first day of history to ``end``."""
+    panels = history.market_panels(storage, None, end)
+    returns = panels["returns"]
+    scores = history.read(storage, "assessment_scores", None, end, date_column="as_of_date")
+    signals = history.read(storage, "strategy_signals", None, end)
+    return BookContext(
+        returns=returns,
+        prices=panels["prices"].reindex(index=returns.index, columns=returns.columns),
+        volumes=panels["volumes"],
+        panels=book_signals.source_panels(books, scores, signals, returns),
+        regimes=regime_labels(storage, end),
+        sectors=sectors(instruments),
+    )
+
+
+def plan(ctx: BookContext, book: BookConfig, universe: pd.DataFrame, method: str | None = None) -> portfolio.BookPlan:
+    """The portfolio manager's plan of ``book`` (combination ``method``, default the book's)."""
+    alpha = book_signals.book_alpha(book, ctx.panels, method)
+    kelly = None
+    if book.allocation == "kelly":
+        kelly = portfolio.kelly_fractions(alpha, ctx.returns, book.horizon_days, book.kelly_window, book.kelly_cap)
+    weights = universe_weights(universe[universe["book"] == book.name], ctx.returns.index, ctx.returns.columns)
+    multipliers = book_signals.size_multipliers(book, ctx.regimes, ctx.returns.index)
+    return portfolio.construct_book(book, alpha, weights, ctx.returns, ctx.sectors, multipliers, kelly)
+
+
+def all_plans(ctx: BookContext, books: dict[str, BookConfig], universe: pd.DataFrame) -> dict[tuple[str, str], portfolio.BookPlan]:
+    """Plans of every book under every combination method (the comparison), keyed (book, method)."""
+    return {(name, m): plan(ctx, book, universe, m) for name, book in books.items() for m in COMBINATION_METHODS}
+
+
+def read_universe(storage: StorageResource, end: pd.Timestamp) -> pd.DataFrame:
+    """The universes table, history start … ``end``."""
+    return history.read(storage, "universes", None, end)
+
+
+def wide_weights(positions: pd.DataFrame, book: str, index: pd.Index, columns: pd.Index, value: str = "target_weight") -> pd.DataFrame:
+    """One book's weights from the long ``target_portfolios`` rows, 0 where it holds nothing."""
+    rows = positions[positions["book"] == book]
+    return to_wide(rows, value).reindex(index=index, columns=columns).fillna(0.0)
+
+
+def alpha_points(positions: pd.DataFrame, returns: pd.DataFrame, books: dict[str, BookConfig]) -> pd.DataFrame:
+    """Every configured book's alpha at its rebalances against the realised return over its horizon."""
+    parts = [sleeves.alpha_outcomes(positions[positions["book"] == n], returns, b.horizon_days).assign(book=n) for n, b in books.items()]
+    return pd.concat(parts, ignore_index=True)

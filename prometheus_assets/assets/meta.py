@@ -1,0 +1,126 @@
+"""Meta group: ``meta_orchestrator`` and ``sleeve_report``; allocator group: ``portfolio_returns``.
+
+Seed concept: Prometheus v2 Meta-Orchestrator — collect m(config) for every sleeve config, keep
+the Pareto-efficient ones, prefer simpler configs when performance is similar, flag configs that
+only work in a narrow slice of regimes, select the live sleeves and give them risk budgets. The
+selection is walk-forward (re-selected each month end from metrics up to that day) and the
+combined book built from it, ``portfolio_returns``, is the baseline the allocator consumes.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from prometheus_assets.assets import book_inputs, history, metadata, plots
+from prometheus_assets.core import meta
+from prometheus_assets.core.frames import to_wide
+from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
+from prometheus_assets.resources import StorageResource
+from prometheus_assets.resources.books import BooksResource
+
+OWNERS = ["team:prometheus-portfolio"]
+
+
+class CombinedBookConfig(dg.Config):
+    """How ``portfolio_returns`` uses the meta-orchestrator's budgets."""
+
+    regime_dependent_budgets: bool = False
+
+
+def _complexity(configs: dict, config_ids: list[str]) -> pd.Series:
+    out = {}
+    for config_id in config_ids:
+        name, method = config_id.split(".", 1)
+        out[config_id] = configs[name].with_overrides({"combination": method}).complexity()
+    return pd.Series(out, dtype=float)
+
+
+def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    rows = history.read(storage, "sleeve_returns", None, end)
+    return rows, to_wide(rows, "return", columns="config_id"), to_wide(rows, "turnover", columns="config_id")
+
+
+def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet"}, code_version="1", backfill_policy=SINGLE_RUN,
+        deps=["sleeve_returns", "sleeve_metrics", "regime_states"],
+        description=(
+            "Walk-forward sleeve selection, re-run at every month end on the trailing 3 years of sleeve returns up to that "
+            "day: each config's Sharpe, CAGR, volatility, max drawdown, turnover and Sharpe by regime; the Pareto-efficient "
+            "set (Sharpe, drawdown, volatility, turnover); a simpler alternative when one is within 0.1 Sharpe; a narrow-slice "
+            "flag (Sharpe ≥ 1 in one regime and ≤ −1 in another); the selected live sleeves with inverse-volatility risk "
+            "budgets (≤ 0.6 each) and regime-dependent budgets (halved in regimes where the sleeve loses). Rules: "
+            "prometheus_assets/core/meta.py."
+        ),
+    )
+    def meta_orchestrator(storage: StorageResource, books: BooksResource) -> dg.Output:
+        configs = books.books()
+        _, returns, turnover = _sleeve_panels(storage, None)
+        regimes = book_inputs.regime_labels(storage, None)
+        selection = meta.walk_forward_selection(returns, _complexity(configs, list(returns.columns)), regimes, turnover)
+        latest = selection[selection["as_of_date"] == selection["as_of_date"].max()] if len(selection) else selection
+        return dg.Output(selection, metadata={
+            "selections": int(selection["as_of_date"].nunique()) if len(selection) else 0,
+            "live_sleeves_now": int(latest["selected"].sum()) if len(latest) else 0,
+            "latest_selection": dg.MetadataValue.json({str(k): round(float(v), 4) for k, v in latest.set_index("config_id")["risk_budget"].items() if v > 0}),
+        })
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name="allocator", owners=OWNERS, tags={"layer": "allocator"},
+        kinds={"parquet"}, code_version="1", deps=["sleeve_returns", "regime_states"], ins={"meta_orchestrator": dg.AssetIn()},
+        description=(
+            "The combined book's daily return: each sleeve's return times the risk budget of the latest meta-orchestrator "
+            "selection effective on that day (made at an earlier month end); equal budgets over the configured books until "
+            "the first selection. Equity, drawdown, live sleeves, gross budget. The baseline the allocator scales."
+        ),
+    )
+    def portfolio_returns(context: dg.AssetExecutionContext, config: CombinedBookConfig, storage: StorageResource, books: BooksResource, meta_orchestrator: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        rows, returns, _ = _sleeve_panels(storage, dates[-1])
+        defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
+        regimes = book_inputs.regime_labels(storage, dates[-1])
+        combined = meta.combine_portfolio(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets)
+        contributions = meta.contributions(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets)
+        out = combined[combined["date"] >= dates[0]].reset_index(drop=True)
+        return metadata.output(context, out, numbers={"equity": float(out["equity"].iloc[-1]) if len(out) else 1.0}, pictures={
+            "strategy_contribution": plots.png_markdown(plots.contribution_figure(contributions), "Sleeve contributions"),
+        })
+
+    return [meta_orchestrator, portfolio_returns, *report_assets()]
+
+
+def report_assets() -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet", "html"}, code_version="1", backfill_policy=SINGLE_RUN,
+        deps=["sleeve_returns", "target_portfolios", "sleeve_metrics", "combination_comparison", "meta_orchestrator", "portfolio_returns", "returns_daily"],
+        description=(
+            "The sleeve report: a static HTML page under the storage root (reports/sleeves.html) with equity and drawdown "
+            "per book, allocation over time, sleeve contributions to the combined book, alpha vs realised return, the "
+            "combination-method comparison and the latest meta selection. The table lists the report's sections."
+        ),
+    )
+    def sleeve_report(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
+        configs = books.books()
+        rows, returns, _ = _sleeve_panels(storage, None)
+        positions = history.read(storage, "target_portfolios", None, None)
+        selection = history.read(storage, "meta_orchestrator", None, None, date_column="as_of_date")
+        comparison = history.read(storage, "combination_comparison", None, None)
+        market = to_wide(history.read(storage, "returns_daily", None, None), "return")
+        defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
+        equity = rows[rows["configured"]].pivot(index="date", columns="book", values="equity")
+        combined = meta.combine_portfolio(returns, selection, defaults)
+        equity["COMBINED"] = combined.set_index("date")["equity"]
+        points = book_inputs.alpha_points(positions, market, configs)
+        latest = selection[selection["as_of_date"] == selection["as_of_date"].max()] if len(selection) else selection
+        sections = [
+            ("Equity and drawdown", "<p>Configured books after costs, and the meta-orchestrated combined book.</p>", plots.equity_drawdown_figure(equity)),
+            ("Allocation over time", "<p>Gross weight by sector at each month end.</p>", plots.allocation_figure(positions[positions["target_weight"] != 0])),
+            ("Sleeve contributions", "<p>Cumulative budget-weighted return of each live sleeve.</p>", plots.contribution_figure(meta.contributions(returns, selection, defaults))),
+            ("Alpha vs realised return", "<p>Each name bought or held at a rebalance: the book's alpha against the return over its horizon.</p>", plots.alpha_scatter_figure(points)),
+            ("Combination methods", comparison.to_html(index=False, float_format=lambda x: f"{x:.3f}"), None),
+            ("Latest meta selection", latest.to_html(index=False, float_format=lambda x: f"{x:.3f}"), None),
+        ]
+        url = storage.store().write_text("reports/sleeves.html", plots.html_report("Prometheus sleeve report", sections))
+        table = pd.DataFrame({"section": [s[0] for s in sections], "has_figure": [s[2] is not None for s in sections]})
+        return dg.Output(table, metadata={"report": dg.MetadataValue.path(url)})
+
+    return [sleeve_report]

@@ -1,0 +1,110 @@
+"""Portfolio group: ``target_portfolios``, ``risk_reports`` and ``orders``.
+
+Seed concepts: Prometheus v2 Portfolio Manager (TargetPortfolio_book(t) from combined signals
+and an allocation method under constraints), Portfolio & Risk (ex-ante risk, factor exposures,
+stress tests) and the Execution service (netted daily trade lists with book attribution).
+"""
+
+import dagster as dg
+import pandas as pd
+
+from prometheus_assets.assets import book_inputs, history, metadata, plots
+from prometheus_assets.core import execution, risk
+from prometheus_assets.core.frames import equal_weight_market, to_wide
+from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
+from prometheus_assets.resources import StorageResource
+from prometheus_assets.resources.books import BooksResource
+
+GROUP = "portfolio"
+OWNERS = ["team:prometheus-portfolio"]
+TAGS = {"layer": "portfolio"}
+#: Firm notional that turns weight changes into share quantities in ``orders``.
+ORDER_NOTIONAL = 10_000_000.0
+
+
+def _reference_returns(storage: StorageResource, end: pd.Timestamp) -> tuple[pd.Series | None, pd.DataFrame | None]:
+    """The index (market) and factor-ETF daily returns of ``reference_prices``, when the source has them."""
+    if not storage.store().exists("reference_prices"):
+        return None, None
+    ref = history.read(storage, "reference_prices", None, end)
+    closes = to_wide(ref, "close")
+    rets = closes.pct_change(fill_method=None)
+    kinds = ref.drop_duplicates("symbol").set_index("symbol")["kind"]
+    index = [s for s in rets.columns if kinds.get(s) == "index"]
+    factors = [s for s in rets.columns if kinds.get(s) == "factor_etf"]
+    return (rets[index[0]] if index else None), (rets[factors] if factors else None)
+
+
+def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
+        code_version="1", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
+        ins={"instruments": dg.AssetIn()},
+        description=(
+            "TargetPortfolio_book(t): per book, day and held symbol the weight before trading (drifted), the target after "
+            "trading and the trade. Alpha sources are combined (weighted / confidence-weighted / rank average, or best "
+            "strategy), the top names of the book's universe are sized (proportional to alpha, capped Kelly, risk parity on "
+            "a Ledoit-Wolf covariance via skfolio, or inverse volatility), then the constraints are enforced exactly (max "
+            "position, max sector, min positions, turnover, gross leverage; regime rules scale size). Rebalances on the "
+            "book's schedule and whenever its regime multiplier changes. Books can be overridden per run (resource `books`)."
+        ),
+    )
+    def target_portfolios(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        configs = books.books()
+        ctx = book_inputs.load_context(storage, configs, instruments, dates[-1])
+        universe = book_inputs.read_universe(storage, dates[-1])
+        parts = []
+        for name, book in configs.items():
+            positions = book_inputs.plan(ctx, book, universe).positions
+            parts.append(positions.assign(book=name, config_id=book.config_id()))
+        out = pd.concat(parts, ignore_index=True)
+        out = out.assign(regime_label=out["date"].map(ctx.regimes), sector=out["symbol"].map(ctx.sectors))
+        out = out[out["date"] >= dates[0]].reset_index(drop=True)
+        held = out[out["target_weight"] != 0]
+        return metadata.output(context, out, numbers={
+            "rebalances": int(out.loc[out["rebalance"], ["date", "book"]].drop_duplicates().shape[0]),
+            "mean_positions": float(held.groupby(["date", "book"]).size().mean()) if len(held) else 0.0,
+        }, pictures={"allocation_over_time": plots.allocation_over_time(held)})
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"},
+        code_version="1", deps=["returns_daily", "prices_daily", "reference_prices"],
+        ins={"target_portfolios": dg.AssetIn(), "instruments": dg.AssetIn()},
+        description=(
+            "Risk report per book and day on the weights held at the close, long format (section, item, value): ex-ante "
+            "volatility from a Ledoit-Wolf covariance (trailing 252 sessions, refreshed monthly from earlier data only); "
+            "factor exposures (market beta, net sector weights, factor-ETF betas where the source has them); each name's "
+            "marginal and percentage risk contribution; stress tests replaying 1998-08, 2000-2002, 2008-10 and 2020-03 on "
+            "today's weights (buy-and-hold; a window appears once it is over)."
+        ),
+    )
+    def risk_reports(context: dg.AssetExecutionContext, storage: StorageResource, target_portfolios: pd.DataFrame, instruments: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        panels = history.market_panels(storage, None, dates[-1])
+        market, factors = _reference_returns(storage, dates[-1])
+        if market is None:
+            market = equal_weight_market(panels["returns"])
+        held = target_portfolios[target_portfolios["target_weight"] != 0]
+        reports = risk.risk_reports(held, panels["returns"], panels["prices"], market, factors, book_inputs.sectors(instruments), dates=pd.DatetimeIndex(dates))
+        vol = reports[(reports["section"] == "risk") & (reports["item"] == "ex_ante_volatility")]
+        return metadata.output(context, reports, numbers={"mean_ex_ante_volatility": float(vol["value"].mean()) if len(vol) else 0.0})
+
+    @dg.asset(
+        partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
+        code_version="1", deps=["prices_daily"], ins={"target_portfolios": dg.AssetIn()},
+        description=(
+            "Execution service: every active book's target weights netted against its current (drifted) holdings into one "
+            "daily trade list per symbol: side, firm-level weight change (book weights × the book's capital share), share "
+            f"quantity at a {ORDER_NOTIONAL:,.0f} notional, the volume crossed internally between books, and the book "
+            "attribution (JSON)."
+        ),
+    )
+    def orders(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, target_portfolios: pd.DataFrame) -> dg.Output:
+        dates = keys_to_dates(context.partition_keys)
+        capital = {name: book.capital for name, book in books.books().items()}
+        prices = history.market_panels(storage, dates[0], dates[-1])["prices"]
+        out = execution.net_orders(target_portfolios, capital, prices, ORDER_NOTIONAL)
+        return metadata.output(context, out, numbers={"orders": len(out), "crossed_weight": float(out["crossed"].sum()) if len(out) else 0.0})
+
+    return [target_portfolios, risk_reports, orders]

@@ -1,0 +1,891 @@
+"""Portfolio construction: from alpha scores to the target weights of one book, day by day.
+
+What this module does
+---------------------
+A *book* (see :mod:`prometheus_assets.core.books`) is run by a portfolio manager that, on every
+rebalance day, turns a combined alpha into target weights that respect hard risk limits. The
+steps, each a public function here:
+
+1. **Signal combination.** Every alpha source is put on a common scale
+   (:func:`normalise_scores`: a cross-sectional z-score per date), each source gets a
+   point-in-time *confidence* (:func:`source_confidence`: its trailing realised rank IC), and
+   :func:`combine_signals` blends the sources into one alpha with one of the
+   :data:`~prometheus_assets.core.books.COMBINATION_METHODS`.
+2. **Selection.** On a rebalance day the candidates are the names in the book's universe with an
+   alpha (and a positive alpha for a long-only book); the ``max_positions`` strongest are kept.
+3. **Raw weights.** :func:`raw_weights` sizes the selected names with one of the
+   :data:`~prometheus_assets.core.books.ALLOCATION_METHODS`: proportional to alpha, Kelly
+   fractions (:func:`kelly_fractions`), risk parity (:func:`risk_parity_weights`) or inverse
+   volatility (:func:`inverse_volatility_weights`).
+4. **Hard limits.** :func:`apply_constraints` scales the raw weights to the gross target, caps
+   positions and sectors by water-filling, enforces the breadth rule and limits turnover (see
+   its docstring for the exact precedence). :func:`check_constraints` lists violations.
+5. **The daily loop.** :func:`construct_book` drifts yesterday's weights with today's returns,
+   rebalances on :func:`rebalance_dates` and on regime-size changes, and returns a
+   :class:`BookPlan` that :func:`prometheus_assets.core.backtest.simulate` can replay.
+
+Conventions
+-----------
+* *Wide* frames are dates × symbols with an ascending :class:`~pandas.DatetimeIndex`.
+* Returns are daily simple returns; NaN means the name has no price that day (it cannot be
+  traded that day, and a holding keeps its last value — the convention of
+  :func:`~prometheus_assets.core.backtest.simulate`). A return after a missing day is taken
+  against the last known price.
+* Weights are fractions of the book's equity; ``sum(|w|)`` is the gross exposure and
+  ``1 - sum(w)`` is cash (earning 0%).
+* *Point in time*: every quantity dated t uses only returns dated <= t. A forward return over
+  the ``horizon`` sessions after s is only *known* at session position ``pos(s) + horizon``, so
+  anything built from realised forward returns (confidence, Kelly fractions) is shifted by
+  ``horizon`` sessions before it is used.
+
+Pure: no Dagster, no I/O, deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from prometheus_assets.core.books import ALLOCATION_METHODS, COMBINATION_METHODS, BookConfig, Constraints
+from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, rank_ic
+
+#: Sector label of a name whose sector is missing.
+UNKNOWN_SECTOR = "UNKNOWN"
+
+#: Absolute tolerance of :func:`check_constraints` ("a hard limit holds exactly").
+CONSTRAINT_TOLERANCE = 1e-12
+
+#: Tolerance the turnover step uses when it tests whether a partial move keeps the hard limits.
+#: It is stricter than :data:`CONSTRAINT_TOLERANCE` so the result always passes
+#: :func:`check_constraints`. A gross limit of exactly 0 (size multiplier 0) gets no tolerance:
+#: "flat" means flat, not a dust of 1e-14 weights.
+FEASIBILITY_TOLERANCE = 1e-13
+
+#: Bisection steps that find the smallest feasible move fraction in the turnover step.
+_BISECTION_STEPS = 60
+
+#: A name needs observations on at least this share of the covariance window for risk parity.
+RISK_PARITY_MIN_COVERAGE = 0.8
+
+#: Columns of :attr:`BookPlan.positions`.
+POSITION_COLUMNS: list[str] = ["date", "symbol", "current_weight", "target_weight", "trade_weight", "alpha", "rebalance", "size_multiplier"]
+
+REBALANCE_FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly", "quarterly")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Signal combination
+# ---------------------------------------------------------------------------------------------
+
+
+def normalise_scores(score: pd.DataFrame) -> pd.DataFrame:
+    """Cross-sectional z-score of a wide score frame, one date (row) at a time.
+
+    ``z = (x - mean) / std`` over the names with a value that day, with the population standard
+    deviation (ddof = 0). A row whose values are all equal (including a row with one value) has
+    no spread: its names get 0. NaN stays NaN. The result has ``score``'s index and columns.
+    """
+    x = score.to_numpy(dtype=float, copy=True)
+    out = np.full_like(x, np.nan)
+    has = ~np.isnan(x)
+    rows = has.any(axis=1)
+    if rows.any():
+        xr = x[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(xr, axis=1, keepdims=True)
+            std = np.nanstd(xr, axis=1, keepdims=True)
+            # "constant" is decided on the values themselves: the mean of equal numbers is not
+            # always bit-equal to them, so a rounding-size std must not blow up into ±1.
+            flat = np.nanmax(xr, axis=1, keepdims=True) == np.nanmin(xr, axis=1, keepdims=True)
+            z = np.where(flat, 0.0, (xr - mean) / np.where(flat, 1.0, std))
+        out[rows] = np.where(np.isnan(xr), np.nan, z)
+    return pd.DataFrame(out, index=score.index, columns=score.columns)
+
+
+def _signed_percentile_rank(score: pd.DataFrame) -> pd.DataFrame:
+    """Cross-sectional rank per date mapped linearly onto [-1, 1]: lowest -1, highest +1.
+
+    ``2 (rank - 1) / (n - 1) - 1`` with average ranks for ties and n the number of names with a
+    value that day (the mapping of the momentum-rank strategy); a date with one name gives 0.
+    NaN stays NaN.
+    """
+    rank = score.rank(axis=1, method="average").to_numpy(dtype=float)
+    n = score.notna().sum(axis=1).to_numpy(dtype=float)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mapped = np.where(n > 1, 2.0 * (rank - 1.0) / np.where(n > 1, n - 1.0, 1.0) - 1.0, 0.0)
+    return pd.DataFrame(np.where(np.isnan(rank), np.nan, mapped), index=score.index, columns=score.columns)
+
+
+def _forward_compounded(returns: np.ndarray, horizon: int) -> np.ndarray:
+    """``Π_{k=1..H} (1 + r_{t+k}) - 1`` for every row t of a (dates × symbols) array.
+
+    NaN when any of those sessions is missing or lies beyond the data (the formula of
+    :func:`prometheus_assets.core.evaluation.forward_returns`). Computed as an explicit product in
+    a fixed order, so the value at t depends on rows t+1..t+H only, bit for bit: cutting the data
+    after t+H changes nothing at t (running-sum implementations do not have that property).
+    """
+    n = returns.shape[0]
+    out = np.full(returns.shape, np.nan)
+    if horizon < 1 or n <= horizon:
+        return out
+    growth = 1.0 + returns
+    acc = growth[1 : n - horizon + 1].copy()
+    for k in range(2, horizon + 1):
+        acc *= growth[k : n - horizon + k]
+    out[: n - horizon] = acc - 1.0
+    return out
+
+
+def _wide_to_long(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Long ``date, symbol, <value>`` rows of the non-NaN cells of a wide frame."""
+    long = frame.rename_axis(index="date", columns="symbol").stack(future_stack=True).rename(value).reset_index()
+    return long.dropna(subset=[value]).reset_index(drop=True)
+
+
+def source_confidence(
+    score: pd.DataFrame,
+    returns: pd.DataFrame,
+    horizon: int,
+    window: int = 252,
+    min_periods: int = 60,
+    min_names: int = MIN_NAMES_PER_DATE,
+) -> pd.Series:
+    """Point-in-time confidence of one alpha source: its trailing mean daily rank IC, in [0, 1].
+
+    For every session s, ``IC_s`` is the rank IC (:func:`~prometheus_assets.core.evaluation.rank_ic`,
+    dates with fewer than ``min_names`` names give none) between the score dated s and the
+    forward return over the ``horizon`` sessions after s, compounded from ``returns`` on the
+    returns' session index. ``IC_s`` is only known at session position ``pos(s) + horizon``, so
+    the IC series is shifted by ``horizon`` sessions, then averaged over a rolling ``window`` of
+    sessions that needs at least ``min_periods`` known ICs, clipped to [0, 1] (a source that
+    predicts backwards has no confidence), and 0 where there is not enough history.
+
+    Score dates that are not sessions of ``returns`` get no IC; the result is indexed by
+    ``score``'s dates, each taking the value of the latest session on or before it.
+    The value at t uses no return dated after t.
+    """
+    if horizon < 1 or window < 1 or min_periods < 1:
+        raise ValueError("horizon, window and min_periods must be >= 1")
+    sessions = returns.index
+    symbols = returns.columns.intersection(score.columns, sort=False)
+    on_sessions = score.reindex(index=sessions, columns=symbols)
+    forward = pd.DataFrame(
+        _forward_compounded(returns.reindex(columns=symbols).to_numpy(dtype=float), horizon), index=sessions, columns=symbols
+    )
+    ic = rank_ic(_wide_to_long(on_sessions, "score"), _wide_to_long(forward, "forward_return"), min_names=min_names)
+    known = pd.Series(ic.to_numpy(dtype=float), index=pd.DatetimeIndex(ic.index)).reindex(sessions).shift(horizon)
+    confidence = known.rolling(window, min_periods=min_periods).mean().clip(0.0, 1.0)
+    out = confidence.reindex(score.index, method="ffill") if len(sessions) else pd.Series(np.nan, index=score.index)
+    return pd.Series(out.fillna(0.0).to_numpy(dtype=float), index=score.index, name="confidence")
+
+
+def combine_signals(
+    scores: Mapping[str, pd.DataFrame],
+    confidences: Mapping[str, pd.DataFrame | pd.Series],
+    weights: Mapping[str, float],
+    method: str,
+) -> pd.DataFrame:
+    """Blend several alpha sources into one combined alpha (wide, dates × symbols).
+
+    Every source is first put on a common scale per date: its z-score (:func:`normalise_scores`)
+    or, for ``rank_average``, its cross-sectional rank mapped onto [-1, 1]
+    (``2 (rank - 1)/(n - 1) - 1``, average ranks for ties, 0 for a lone name). All sources are
+    aligned on the union of their dates and symbols. With ``w_k`` the source weights, ``z_k`` the
+    normalised scores and ``c_k`` the confidences, per (date, symbol) and over the sources with a
+    value there:
+
+    * ``weighted_average``: ``Σ w_k z_k / Σ w_k``;
+    * ``confidence_weighted``: ``Σ w_k c_k z_k / Σ w_k c_k``; where ``Σ w_k c_k = 0`` (no source
+      is trusted yet) it falls back to the weighted average;
+    * ``rank_average``: the weighted average of the [-1, 1] ranks;
+    * ``best_strategy``: the ``z`` of the source with the highest confidence (ties go to the
+      first source in ``scores``' order).
+
+    NaN where no source has a value. ``confidences[k]`` is either wide (same layout as the
+    scores) or a Series per date (the output of :func:`source_confidence`, applied to every
+    symbol); values are in [0, 1] and a missing value or a missing source counts as 0. Only
+    ``confidence_weighted`` and ``best_strategy`` read them. ``weights`` must give every source a
+    positive weight.
+    """
+    if method not in COMBINATION_METHODS:
+        raise ValueError(f"unknown combination method {method!r}; known: {', '.join(COMBINATION_METHODS)}")
+    if not scores:
+        raise ValueError("combine_signals needs at least one alpha source")
+    names = list(scores)
+    for k in names:
+        w = weights.get(k)
+        if w is None or not math.isfinite(float(w)) or float(w) <= 0:
+            raise ValueError(f"alpha source {k!r} needs a positive finite weight, got {w!r}")
+    dates = scores[names[0]].index
+    symbols = scores[names[0]].columns
+    for k in names[1:]:
+        dates = dates.union(scores[k].index)
+        symbols = symbols.union(scores[k].columns)
+    if not dates.is_monotonic_increasing:
+        dates = dates.sort_values()
+
+    normalise = _signed_percentile_rank if method == "rank_average" else normalise_scores
+    z = np.stack([normalise(scores[k]).reindex(index=dates, columns=symbols).to_numpy(dtype=float) for k in names])
+    w = np.array([float(weights[k]) for k in names]).reshape(-1, 1, 1)
+    available = ~np.isnan(z)
+    z0 = np.where(available, z, 0.0)
+    any_source = available.any(axis=0)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = (w * available).sum(axis=0)
+        average = np.where(any_source, (w * z0).sum(axis=0) / np.where(den > 0, den, 1.0), np.nan)
+        if method in ("weighted_average", "rank_average"):
+            combined = average
+        else:
+            c = np.stack([_confidence_array(confidences.get(k), dates, symbols, k) for k in names])
+            if method == "confidence_weighted":
+                wc = w * c * available
+                den_c = wc.sum(axis=0)
+                combined = np.where(den_c > 0, (wc * z0).sum(axis=0) / np.where(den_c > 0, den_c, 1.0), average)
+            else:  # best_strategy
+                best = np.argmax(np.where(available, c, -np.inf), axis=0)
+                combined = np.take_along_axis(z, best[None], axis=0)[0]
+    combined = np.where(any_source, combined, np.nan)
+    return pd.DataFrame(combined, index=dates, columns=symbols)
+
+
+def _confidence_array(conf: pd.DataFrame | pd.Series | None, dates: pd.Index, symbols: pd.Index, name: str) -> np.ndarray:
+    """A source's confidences as a (dates × symbols) array in [0, 1], missing -> 0."""
+    if conf is None:
+        return np.zeros((len(dates), len(symbols)))
+    if isinstance(conf, pd.Series):
+        col = conf.reindex(dates).to_numpy(dtype=float)
+        arr = np.repeat(col[:, None], len(symbols), axis=1)
+    else:
+        arr = conf.reindex(index=dates, columns=symbols).to_numpy(dtype=float)
+    if np.any(arr[~np.isnan(arr)] < 0) or np.any(arr[~np.isnan(arr)] > 1):
+        raise ValueError(f"confidences of {name!r} must lie in [0, 1]")
+    return np.nan_to_num(arr, nan=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Sizing: Kelly fractions, inverse volatility, risk parity, raw weights
+# ---------------------------------------------------------------------------------------------
+
+
+def kelly_fractions(
+    alpha: pd.DataFrame,
+    returns: pd.DataFrame,
+    horizon: int,
+    window: int = 252,
+    cap: float = 0.25,
+    min_picks: int = 20,
+) -> pd.DataFrame:
+    """Point-in-time Kelly fraction of every name from the outcomes of its own past picks.
+
+    A *pick* of a name is a session s where ``alpha > 0``; its *outcome* is the name's forward
+    return over the ``horizon`` sessions after s (compounded from ``returns``), known only at
+    session position ``pos(s) + horizon``. Over the picks whose outcome became known during the
+    trailing ``window`` sessions (the day itself included)::
+
+        p = wins / (wins + losses)              win: outcome > 0, loss: outcome < 0 (0 is neither)
+        b = mean win / mean |loss|              the win/loss ratio
+        f = p - (1 - p) / b                     clipped to [0, cap]
+
+    Degenerate histories: fewer than ``min_picks`` known picks (flat outcomes count as picks)
+    -> NaN (callers treat NaN as "no Kelly size", i.e. 0); no wins -> 0; wins but no losses ->
+    ``cap`` (the limit of f as losses vanish). The result is indexed by ``returns``' sessions
+    with ``alpha``'s symbols; alpha dated off-session is ignored. The value at t uses no return
+    dated after t.
+    """
+    if horizon < 1 or window < 1 or min_picks < 1:
+        raise ValueError("horizon, window and min_picks must be >= 1")
+    if not 0 < cap <= 1:
+        raise ValueError("cap must be in (0, 1]")
+    sessions, symbols = returns.index, alpha.columns
+    a = alpha.reindex(index=sessions, columns=symbols).to_numpy(dtype=float)
+    forward = _forward_compounded(returns.reindex(columns=symbols).to_numpy(dtype=float), horizon)
+    outcome = np.where(a > 0, forward, np.nan)
+    known = ~np.isnan(outcome)
+    win = known & (outcome > 0)
+    loss = known & (outcome < 0)
+    parts = {
+        "picks": known.astype(float),
+        "wins": win.astype(float),
+        "losses": loss.astype(float),
+        "win_sum": np.where(win, outcome, 0.0),
+        "loss_sum": np.where(loss, -outcome, 0.0),
+    }
+    sums = {}
+    for key, x in parts.items():
+        # The outcome of the pick at s is known at pos(s) + horizon.
+        shifted = np.zeros_like(x)
+        if horizon < len(x):
+            shifted[horizon:] = x[: len(x) - horizon]
+        sums[key] = pd.DataFrame(shifted).rolling(window, min_periods=1).sum().to_numpy()
+    wins, losses = sums["wins"], sums["losses"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = wins / (wins + losses)
+        b = (sums["win_sum"] / wins) / (sums["loss_sum"] / losses)
+        f = np.clip(p - (1.0 - p) / b, 0.0, cap)
+    f = np.where(wins == 0, 0.0, np.where(losses == 0, cap, f))
+    f = np.where(sums["picks"] < min_picks, np.nan, f)
+    return pd.DataFrame(f, index=sessions, columns=symbols)
+
+
+def inverse_volatility_weights(window_returns: pd.DataFrame) -> pd.Series:
+    """Weights ∝ 1/σ_i (sample standard deviation of each name's returns in the window), summing to 1.
+
+    NaN returns are skipped. A name whose σ is 0 or undefined (fewer than two returns) gets 0;
+    if no name has a usable σ every weight is 0.
+    """
+    sigma = window_returns.std(ddof=1).to_numpy(dtype=float)
+    usable = np.isfinite(sigma) & (sigma > 0)
+    inv = np.where(usable, 1.0 / np.where(usable, sigma, 1.0), 0.0)
+    total = inv.sum()
+    return pd.Series(inv / total if total > 0 else inv, index=window_returns.columns, name="weight")
+
+
+def _polish_equal_risk(cov: np.ndarray, start: np.ndarray, steps: int = 100) -> np.ndarray:
+    """Equal-risk-contribution weights for ``cov`` by damped Newton steps from ``start``.
+
+    Minimises the strictly convex ``n/2 · y'Σy − Σ log y`` (Σ scaled to unit mean variance) over
+    y > 0, whose minimiser satisfies ``y_i (Σy)_i = 1/n`` for every i: equal risk contributions.
+    The function is self-concordant, so the damped step ``1/(1 + decrement)`` stays inside y > 0
+    and converges from any positive start; near the solution the steps are full Newton steps
+    (quadratic convergence). Returns ``y / Σy``.
+    """
+    n = len(start)
+    sigma = cov / np.mean(np.diag(cov))
+    y = np.maximum(np.asarray(start, dtype=float), 1e-6 * max(float(np.max(start)), 1e-300))
+    y = y / math.sqrt(float(y @ sigma @ y))
+    for _ in range(steps):
+        sy = sigma @ y
+        contributions = y * sy * n
+        if np.max(np.abs(contributions - 1.0)) < 1e-14:
+            break
+        grad = n * sy - 1.0 / y
+        hess = n * sigma + np.diag(1.0 / (y * y))
+        step = np.linalg.solve(hess, grad)
+        decrement = math.sqrt(max(float(grad @ step), 0.0))
+        y = y - (step if decrement < 0.25 else step / (1.0 + decrement))
+    return y / y.sum()
+
+
+def risk_parity_weights(window_returns: pd.DataFrame) -> pd.Series:
+    """Equal-risk-contribution (risk parity) weights on a Ledoit-Wolf shrunk covariance, summing to 1.
+
+    Names observed on fewer than 80% of the window's sessions, or with no variation in it, get 0;
+    the remaining NaN returns are read as 0. The covariance is estimated and the risk-budgeting
+    problem solved with skfolio (``RiskBudgeting`` with variance as risk measure and a Ledoit-Wolf
+    ``EmpiricalPrior``); because its conic solver stops at ~1e-4 relative accuracy, a few Newton
+    steps on the same covariance then polish the weights so every name's risk contribution
+    ``w_i (Σw)_i`` is equal to ~1e-12 (if the solver fails, Newton starts from inverse-volatility
+    weights instead). One usable name gets weight 1; none (or fewer than two sessions) gives all 0.
+    """
+    out = pd.Series(0.0, index=window_returns.columns, name="weight")
+    n_rows = len(window_returns)
+    if n_rows < 2 or window_returns.shape[1] == 0:
+        return out
+    coverage = window_returns.notna().sum() / n_rows
+    x = window_returns.loc[:, (coverage >= RISK_PARITY_MIN_COVERAGE).to_numpy()].fillna(0.0)
+    x = x.loc[:, (x.std(ddof=1) > 0).to_numpy()]
+    if x.shape[1] == 0:
+        return out
+    if x.shape[1] == 1:
+        out[x.columns[0]] = 1.0
+        return out
+
+    from skfolio import RiskMeasure
+    from skfolio.exceptions import OptimizationError
+    from skfolio.moments import LedoitWolf
+    from skfolio.optimization import RiskBudgeting
+    from skfolio.prior import EmpiricalPrior
+
+    model = RiskBudgeting(risk_measure=RiskMeasure.VARIANCE, prior_estimator=EmpiricalPrior(covariance_estimator=LedoitWolf()))
+    values = x.to_numpy(dtype=float)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "solution may be inaccurate": polished below
+            model.fit(values)
+        cov = np.asarray(model.prior_estimator_.return_distribution_.covariance, dtype=float)
+        start = np.asarray(model.weights_, dtype=float)
+    except OptimizationError:
+        from sklearn.covariance import LedoitWolf as SkLedoitWolf
+
+        cov = SkLedoitWolf().fit(values).covariance_
+        start = 1.0 / np.sqrt(np.diag(cov))
+    out[x.columns] = _polish_equal_risk(cov, start)
+    return out
+
+
+def _raw_weights_array(method: str, alpha: np.ndarray, long_only: bool, kelly: np.ndarray | None) -> np.ndarray:
+    """Raw weights for the alpha-only methods (``proportional``, ``kelly``) on plain arrays."""
+    if method == "proportional":
+        return np.clip(alpha, 0.0, None) if long_only else alpha.astype(float, copy=True)
+    if method == "kelly":
+        if kelly is None:
+            raise ValueError("allocation 'kelly' needs Kelly fractions")
+        return np.where(alpha > 0, np.clip(np.nan_to_num(kelly, nan=0.0), 0.0, None), 0.0)
+    raise ValueError(f"{method!r} is not an alpha-only allocation")
+
+
+def raw_weights(method: str, alpha: pd.Series, window_returns: pd.DataFrame, kelly: pd.Series | None, long_only: bool) -> pd.Series:
+    """Raw (unconstrained, unscaled) weights of the selected names, indexed like ``alpha``.
+
+    * ``proportional``: the alpha itself, floored at 0 for a long-only book (signed otherwise);
+    * ``kelly``: each name's Kelly fraction (NaN -> 0), for names with a positive alpha;
+    * ``risk_parity``: :func:`risk_parity_weights` over the names with a positive alpha;
+    * ``inverse_volatility``: :func:`inverse_volatility_weights` over the names with a nonzero
+      alpha, signed by the alpha in a long-short book (positive alpha only when long-only).
+
+    ``window_returns`` (dates × symbols) is read only by the covariance methods; ``kelly`` only by
+    ``kelly``. Only the relative sizes matter (:func:`apply_constraints` rescales to the gross
+    target); a name with raw weight 0 is not held. ``kelly`` and ``risk_parity`` are long-only.
+    """
+    if method not in ALLOCATION_METHODS:
+        raise ValueError(f"unknown allocation method {method!r}; known: {', '.join(ALLOCATION_METHODS)}")
+    if method in ("kelly", "risk_parity") and not long_only:
+        raise ValueError(f"allocation {method!r} is long-only")
+    a = alpha.to_numpy(dtype=float)
+    if method in ("proportional", "kelly"):
+        k = None if kelly is None else kelly.reindex(alpha.index).to_numpy(dtype=float)
+        return pd.Series(_raw_weights_array(method, np.nan_to_num(a, nan=0.0), long_only, k), index=alpha.index, name="raw_weight")
+    chosen = (a > 0) if (long_only or method == "risk_parity") else (np.nan_to_num(a, nan=0.0) != 0)
+    names = alpha.index[chosen]
+    window = window_returns.reindex(columns=names)
+    sized = risk_parity_weights(window) if method == "risk_parity" else inverse_volatility_weights(window)
+    out = pd.Series(0.0, index=alpha.index, name="raw_weight")
+    out[names] = sized.to_numpy() * np.sign(a[chosen])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Hard limits
+# ---------------------------------------------------------------------------------------------
+
+
+def _water_fill(size: np.ndarray, sector: np.ndarray, name_cap: float, sector_caps: np.ndarray, total: float) -> np.ndarray:
+    """Split ``total`` over names in proportion to ``size`` under a per-name and per-sector cap.
+
+    The result is ``v_i = min(θ_s · size_i, name_cap)`` with one common level θ for every sector
+    below its cap, and a lower level θ_s for a sector that would exceed ``sector_caps[s]`` (set so
+    that the sector sums exactly to its cap). θ is as large as needed to reach ``total``; if the
+    caps do not allow ``total`` every name / sector ends at its cap and the sum stays below it.
+
+    Procedure ("water-filling"): spread the budget left over after the frozen names and sectors
+    over the free names in proportion to size; freeze every name above ``name_cap`` at the cap
+    and every sector above its cap at its cap; repeat until nothing is violated. The common level
+    only rises from one round to the next, so whatever is frozen stays binding in the final
+    solution and at most names + sectors rounds are needed. The names of a frozen sector are
+    then filled to exactly the sector cap the same way (with the name cap alone).
+    """
+    n = len(size)
+    n_sectors = len(sector_caps)
+    capped = np.zeros(n, dtype=bool)
+    saturated = np.zeros(n_sectors, dtype=bool)
+    level = 0.0
+    # Each round caps a name or saturates a sector, and neither happens twice to the same one (a
+    # name of a saturated sector never returns to the common pool): n + S + 1 rounds suffice.
+    for _ in range(n + n_sectors + 1):
+        in_open = ~saturated[sector]
+        free = in_open & ~capped
+        mass = float(size[free].sum())
+        frozen = name_cap * np.count_nonzero(capped & in_open) + float(sector_caps[saturated].sum())
+        if mass <= 0:
+            break
+        level = max(total - frozen, 0.0) / mass
+        tentative = np.where(capped, name_cap, np.minimum(level * size, name_cap))
+        sector_sum = np.bincount(sector[in_open], weights=tentative[in_open], minlength=n_sectors)
+        new_saturated = ~saturated & (sector_sum > sector_caps)
+        new_capped = free & (level * size > name_cap)
+        if not new_saturated.any() and not new_capped.any():
+            break
+        saturated |= new_saturated
+        capped |= new_capped
+        capped &= ~saturated[sector]
+    v = np.where(capped, name_cap, level * size)
+    for s in np.flatnonzero(saturated):
+        members = sector == s
+        v[members] = _water_fill(size[members], np.zeros(int(members.sum()), dtype=np.intp), name_cap, np.array([np.inf]), float(sector_caps[s]))
+    return np.minimum(v, name_cap)
+
+
+def _breadth_ok(n_held: int, min_positions: int) -> bool:
+    return n_held == 0 or n_held >= min_positions
+
+
+def _constrain(
+    raw: np.ndarray,
+    current: np.ndarray,
+    sector: np.ndarray,
+    locked: np.ndarray,
+    constraints: Constraints,
+    size_multiplier: float,
+    n_sectors: int,
+) -> np.ndarray:
+    """Array core of :func:`apply_constraints` (``sector`` = integer codes 0..n_sectors-1)."""
+    c = constraints
+    gross_target = c.gross_leverage * size_multiplier
+    target = np.where(locked, current, 0.0)
+    locked_abs = np.abs(target)
+    free = ~locked & (raw != 0)
+    budget = max(gross_target - float(locked_abs.sum()), 0.0)
+    if free.any() and budget > 0:
+        sector_room = np.maximum(c.max_sector - np.bincount(sector, weights=locked_abs, minlength=n_sectors), 0.0)
+        fill = _water_fill(np.abs(raw[free]), sector[free], c.max_position, sector_room, budget)
+        target[free] = np.sign(raw[free]) * fill
+    if not _breadth_ok(np.count_nonzero(target), c.min_positions):
+        target = np.where(locked, current, 0.0)  # insufficient breadth: hold nothing new
+
+    move = target - current
+    turnover = float(np.abs(move).sum())
+    if turnover <= c.max_turnover:
+        return target
+    # Limits the partial move must keep: the hard limits, loosened only where the target itself
+    # cannot meet them (positions that cannot trade today).
+    abs_target = np.abs(target)
+    name_limit = np.maximum(c.max_position, abs_target) + FEASIBILITY_TOLERANCE
+    sector_limit = np.maximum(c.max_sector, np.bincount(sector, weights=abs_target, minlength=n_sectors)) + FEASIBILITY_TOLERANCE
+    gross_limit = max(gross_target, float(abs_target.sum()))
+    gross_limit += FEASIBILITY_TOLERANCE if gross_limit > 0 else 0.0
+    need_breadth = _breadth_ok(np.count_nonzero(target), c.min_positions)
+
+    def feasible(fraction: float) -> bool:
+        a = np.abs(current + fraction * move)
+        return bool(
+            np.all(a <= name_limit)
+            and np.all(np.bincount(sector, weights=a, minlength=n_sectors) <= sector_limit)
+            and a.sum() <= gross_limit
+            and (not need_breadth or _breadth_ok(np.count_nonzero(a), c.min_positions))
+        )
+
+    lo = c.max_turnover / turnover
+    if feasible(lo):
+        return _close_dust(current + lo * move, target, locked, c)
+    hi = 1.0  # the target itself: feasible by construction
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        if feasible(mid):
+            hi = mid
+        else:
+            lo = mid
+    return target if hi == 1.0 else _close_dust(current + hi * move, target, locked, c)
+
+
+def _close_dust(weights: np.ndarray, target: np.ndarray, locked: np.ndarray, c: Constraints) -> np.ndarray:
+    """Close leftovers of names the target no longer holds once they are below ``min_weight``.
+
+    Without this a turnover-limited book never quite exits a name (each rebalance only shrinks
+    it by a factor) and accumulates hundreds of tiny positions. Closing a leftover only lowers
+    |w|, so the caps and the gross limit still hold; the turnover limit may be exceeded by at most
+    the dust closed (each piece < ``min_weight``). If closing would leave between 1 and
+    ``min_positions`` − 1 names, the leftovers are kept (the breadth rule wins).
+    """
+    dust = (target == 0) & ~locked & (weights != 0) & (np.abs(weights) < c.min_weight)
+    if not dust.any():
+        return weights
+    cleaned = np.where(dust, 0.0, weights)
+    return cleaned if _breadth_ok(np.count_nonzero(cleaned), c.min_positions) else weights
+
+
+def _sector_codes(names: pd.Index, sectors: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer sector code per name (missing / NaN sector -> :data:`UNKNOWN_SECTOR`) and the labels."""
+    labels = sectors.reindex(names).astype(object).where(lambda s: s.notna(), UNKNOWN_SECTOR)
+    codes, uniques = pd.factorize(labels.to_numpy(dtype=object))
+    return codes.astype(np.intp), np.asarray(uniques, dtype=object)
+
+
+def apply_constraints(
+    raw: pd.Series,
+    sectors: pd.Series,
+    current: pd.Series,
+    constraints: Constraints,
+    size_multiplier: float = 1.0,
+    *,
+    locked: Iterable[object] | None = None,
+) -> pd.Series:
+    """New target weights from raw weights, the current weights and the book's hard limits.
+
+    Returns a Series over ``raw.index ∪ current.index`` (sorted; 0 for names not held). In order:
+
+    1. **Breadth.** Names with raw weight 0 (or NaN) are dropped. If fewer than
+       ``min_positions`` names remain the target is empty: a book holds either nothing or at
+       least ``min_positions`` names (insufficient breadth -> cash).
+    2. **Gross and caps.** The gross target is ``G = gross_leverage × size_multiplier``. The raw
+       weights are scaled so ``Σ|w| = G`` and then water-filled under the caps
+       ``|w_i| <= max_position`` and ``Σ_{i in sector}|w_i| <= max_sector`` (a missing sector
+       counts as ``"UNKNOWN"``): violating names / sectors are frozen at their cap and the rest
+       of the budget is spread over the free names in proportion to raw (see
+       :func:`_water_fill`). When the caps cannot absorb G the gross stays below G (the rest is
+       cash). Each weight has the sign of its raw weight.
+    3. **Turnover.** With ``T = Σ|target − current|``: if ``T > max_turnover`` the book moves only
+       part of the way, ``w(λ) = current + λ (target − current)`` with ``λ = max_turnover / T``.
+       **Hard limits take precedence over the turnover limit**: if ``w(λ)`` breaks a position
+       cap, a sector cap, the gross limit G or the breadth rule (e.g. the current book is too
+       big after a regime cut, or a drifted name is above its cap), λ is raised to the smallest
+       value in ``[max_turnover / T, 1]`` for which ``w(λ)`` meets them all (bisection; the
+       caps and gross limit are convex in λ and hold at λ = 1, so the feasible λ form an interval
+       ending at 1). A long-only mix of the current book and a target of at least
+       ``min_positions`` names holds the union of both, so breadth holds along the way; when
+       the target is empty, breadth forces either staying at ≥ ``min_positions`` names or
+       selling out completely.
+
+    ``locked`` names cannot trade today (no price): their weight stays at ``current``, their
+    gross is taken out of G and of their sector's cap before the others are filled, and a limit
+    they already break by themselves cannot be repaired (:func:`check_constraints` reports it).
+    Selection breadth (``max_positions``) is the caller's job: every nonzero raw weight is used.
+    """
+    if not (math.isfinite(size_multiplier) and size_multiplier >= 0):
+        raise ValueError(f"size_multiplier must be a finite number >= 0, got {size_multiplier}")
+    names = raw.index.union(current.index)
+    raw_arr = np.nan_to_num(raw.reindex(names).to_numpy(dtype=float), nan=0.0)
+    cur_arr = np.nan_to_num(current.reindex(names).to_numpy(dtype=float), nan=0.0)
+    codes, labels = _sector_codes(names, sectors)
+    locked_mask = names.isin(list(locked)) if locked is not None else np.zeros(len(names), dtype=bool)
+    target = _constrain(raw_arr, cur_arr, codes, np.asarray(locked_mask, dtype=bool), constraints, float(size_multiplier), len(labels))
+    return pd.Series(target, index=names, name="target_weight")
+
+
+def check_constraints(
+    weights: pd.Series,
+    sectors: pd.Series,
+    constraints: Constraints,
+    size_multiplier: float = 1.0,
+    *,
+    tol: float = CONSTRAINT_TOLERANCE,
+) -> list[str]:
+    """Every hard limit that ``weights`` break (empty list: all hold), within ``tol``.
+
+    Checks ``|w_i| <= max_position``, per-sector gross ``<= max_sector`` (missing sector ->
+    ``"UNKNOWN"``), ``Σ|w| <= gross_leverage × size_multiplier`` and the breadth rule (0 or at
+    least ``min_positions`` names with a nonzero weight). ``max_positions`` bounds the names
+    *selected* at a rebalance, not the names held while a turnover-limited book migrates, so it is
+    not checked.
+    """
+    c = constraints
+    w = weights.fillna(0.0)
+    problems: list[str] = []
+    a = w.abs()
+    for name, value in a[a > c.max_position + tol].items():
+        problems.append(f"position {name}: |w| = {value:.12g} > max_position {c.max_position:g}")
+    codes, labels = _sector_codes(w.index, sectors)
+    by_sector = np.bincount(codes, weights=a.to_numpy(dtype=float), minlength=len(labels))
+    for label, value in zip(labels, by_sector):
+        if value > c.max_sector + tol:
+            problems.append(f"sector {label}: gross {value:.12g} > max_sector {c.max_sector:g}")
+    gross_limit = c.gross_leverage * size_multiplier
+    if a.sum() > gross_limit + tol:
+        problems.append(f"gross {a.sum():.12g} > gross limit {gross_limit:g}")
+    held = int((a > 0).sum())
+    if not _breadth_ok(held, c.min_positions):
+        problems.append(f"{held} names held: a book holds 0 or at least min_positions = {c.min_positions}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The daily loop
+# ---------------------------------------------------------------------------------------------
+
+
+def rebalance_dates(sessions: pd.DatetimeIndex, frequency: str) -> pd.DatetimeIndex:
+    """The sessions on which a book with this rebalance ``frequency`` trades.
+
+    ``daily``: every session. ``weekly`` / ``monthly`` / ``quarterly``: the first session in
+    ``sessions`` of each ISO week / calendar month / calendar quarter. The periods are calendar
+    periods, so the dates do not depend on where the history starts — except that the first
+    session of ``sessions`` is always a rebalance (the first, possibly partial, period starts
+    there).
+    """
+    if frequency not in REBALANCE_FREQUENCIES:
+        raise ValueError(f"unknown rebalance frequency {frequency!r}; known: {', '.join(REBALANCE_FREQUENCIES)}")
+    sessions = pd.DatetimeIndex(sessions)
+    if not sessions.is_monotonic_increasing or sessions.has_duplicates:
+        raise ValueError("sessions must be strictly increasing")
+    if frequency == "daily" or len(sessions) == 0:
+        return sessions.copy()
+    if frequency == "weekly":
+        iso = sessions.isocalendar()
+        key = iso["year"].to_numpy(dtype=np.int64) * 100 + iso["week"].to_numpy(dtype=np.int64)
+    elif frequency == "monthly":
+        key = sessions.year.to_numpy(dtype=np.int64) * 12 + sessions.month.to_numpy(dtype=np.int64)
+    else:
+        key = sessions.year.to_numpy(dtype=np.int64) * 4 + sessions.quarter.to_numpy(dtype=np.int64)
+    first = np.concatenate([[True], key[1:] != key[:-1]])
+    return sessions[first]
+
+
+@dataclass(frozen=True, eq=False)
+class BookPlan:
+    """What the portfolio manager of one book decided, day by day.
+
+    * ``positions``: long frame (:data:`POSITION_COLUMNS`), one row per (date, symbol) where the
+      current (drifted, start-of-decision) or the target weight is nonzero, sorted by date and
+      symbol. ``trade_weight = target_weight − current_weight``; ``rebalance`` flags rebalance
+      days (on other days target = current).
+    * ``targets``: wide target weights on rebalance days only (rows = rebalance dates, columns =
+      every symbol): the input of :func:`prometheus_assets.core.backtest.simulate`.
+    * ``weights``: wide end-of-day weights on every session (the target on rebalance days, the
+      drifted weights otherwise).
+    """
+
+    positions: pd.DataFrame
+    targets: pd.DataFrame
+    weights: pd.DataFrame
+
+
+def construct_book(
+    config: BookConfig,
+    alpha: pd.DataFrame,
+    universe_weight: pd.DataFrame,
+    returns: pd.DataFrame,
+    sectors: pd.Series,
+    size_multiplier: pd.Series,
+    kelly: pd.DataFrame | None = None,
+) -> BookPlan:
+    """Run a book's portfolio manager over every session of ``returns``.
+
+    Inputs (wide frames are dates × symbols; the symbols are ``returns``' columns, other columns
+    are ignored):
+
+    * ``alpha``: the combined alpha (e.g. :func:`combine_signals`), NaN = no view;
+    * ``universe_weight``: NaN = not in the book's universe that day, else a multiplier in
+      (0, 1] applied to the raw weight (de-weighting of fragile names);
+    * ``returns``: daily simple returns; NaN = no price (cannot trade that day);
+    * ``sectors``: symbol -> sector (missing -> ``"UNKNOWN"``);
+    * ``size_multiplier``: per date, the regime rules' size multiplier in [0, 1] (missing -> 1);
+    * ``kelly``: Kelly fractions for ``allocation: kelly`` (computed with
+      :func:`kelly_fractions` from the config's horizon, ``kelly_window`` and ``kelly_cap`` when
+      not given).
+
+    Each session t:
+
+    1. **Drift.** Yesterday's end-of-day weights move with today's returns,
+       ``w_i ← w_i g_i / (1 + Σ_j w_j (g_j − 1))`` with ``g = 1 + r`` (``g = 1`` when r is NaN:
+       the holding keeps its last value; cash earns 0). This is ``current_weight``.
+    2. **Rebalance?** On :func:`rebalance_dates` of ``config.rebalance`` and on every session
+       whose size multiplier differs from the previous session's (a regime change resizes the
+       book at once). Otherwise target = current.
+    3. **Selection.** Candidates have a return today (tradeable), a universe weight and an alpha
+       (> 0 for a long-only book, ≠ 0 otherwise); the ``max_positions`` with the largest alpha
+       (|alpha| long-short) are kept, ties to the earlier column.
+    4. **Sizing.** ``raw = raw_weights(config.allocation, ...) × universe_weight``, with the
+       returns of the last ``covariance_window`` (risk parity) or ``volatility_window`` (inverse
+       volatility) sessions up to and including today.
+    5. **Limits.** ``target = apply_constraints(raw, sectors, current, config.constraints,
+       size multiplier today)``; held names without a price today are locked at their current
+       weight (they cannot trade, exactly as :func:`~prometheus_assets.core.backtest.simulate`
+       keeps them).
+
+    With zero costs, replaying :attr:`BookPlan.targets` through ``simulate`` on prices
+    compounded from ``returns`` reproduces :attr:`BookPlan.weights` (the tests check it).
+    Raises ``ValueError`` if the book's equity would fall to zero or below.
+    """
+    sessions = pd.DatetimeIndex(returns.index)
+    if not sessions.is_monotonic_increasing or sessions.has_duplicates:
+        raise ValueError("returns index must be strictly increasing")
+    symbols = returns.columns
+    n_days, n_names = len(sessions), len(symbols)
+    c = config.constraints
+    R = returns.to_numpy(dtype=float)
+    A = alpha.reindex(index=sessions, columns=symbols).to_numpy(dtype=float)
+    U = universe_weight.reindex(index=sessions, columns=symbols).to_numpy(dtype=float)
+    u_values = U[~np.isnan(U)]
+    if u_values.size and (u_values.min() <= 0 or u_values.max() > 1):
+        raise ValueError("universe_weight must be NaN (not in the universe) or in (0, 1]")
+    mult = size_multiplier.reindex(sessions).fillna(1.0).to_numpy(dtype=float) if len(size_multiplier) else np.ones(n_days)
+    if np.any(~np.isfinite(mult)) or np.any(mult < 0) or np.any(mult > 1):
+        raise ValueError("size_multiplier must lie in [0, 1]")
+    sector_code, sector_labels = _sector_codes(symbols, sectors)
+    n_sectors = len(sector_labels)
+    rebalance = sessions.isin(rebalance_dates(sessions, config.rebalance))
+    rebalance[1:] |= mult[1:] != mult[:-1]
+
+    method = config.allocation
+    K = None
+    if method == "kelly":
+        kelly_frame = kelly if kelly is not None else kelly_fractions(alpha, returns, config.horizon_days, window=config.kelly_window, cap=config.kelly_cap)
+        K = kelly_frame.reindex(index=sessions, columns=symbols).to_numpy(dtype=float)
+    lookback = config.covariance_window if method == "risk_parity" else config.volatility_window
+
+    weights_out = np.zeros((n_days, n_names))
+    targets_out = np.zeros((int(rebalance.sum()), n_names))
+    rows_day: list[np.ndarray] = []
+    rows_name: list[np.ndarray] = []
+    rows_current: list[np.ndarray] = []
+    rows_target: list[np.ndarray] = []
+
+    w = np.zeros(n_names)
+    k_reb = 0
+    for i in range(n_days):
+        held = np.flatnonzero(w)
+        if held.size:
+            r = R[i, held]
+            g = np.where(np.isnan(r), 1.0, 1.0 + r)
+            denom = 1.0 + float(w[held] @ (g - 1.0))
+            if denom <= 0:
+                raise ValueError(f"book {config.name}: equity falls to zero or below on {sessions[i].date()}")
+            w[held] = w[held] * g / denom
+        if rebalance[i]:
+            current = w.copy()
+            tradeable = ~np.isnan(R[i])
+            a_today = A[i]
+            with np.errstate(invalid="ignore"):
+                wanted = (a_today > 0) if config.long_only else (a_today != 0)
+            candidates = np.flatnonzero(tradeable & ~np.isnan(U[i]) & ~np.isnan(a_today) & wanted)
+            if candidates.size > c.max_positions:
+                key = a_today[candidates] if config.long_only else np.abs(a_today[candidates])
+                candidates = candidates[np.argsort(-key, kind="stable")[: c.max_positions]]
+            selected = np.sort(candidates)
+            involved = current != 0
+            involved[selected] = True
+            names = np.flatnonzero(involved)
+            raw = np.zeros(len(names))
+            if selected.size:
+                a_sel = a_today[selected]
+                if method in ("proportional", "kelly"):
+                    sized = _raw_weights_array(method, a_sel, config.long_only, None if K is None else K[i, selected])
+                else:
+                    window = returns.iloc[max(0, i - lookback + 1) : i + 1, selected]
+                    sized = raw_weights(method, pd.Series(a_sel, index=symbols[selected]), window, None, config.long_only).to_numpy()
+                raw[np.searchsorted(names, selected)] = sized * U[i, selected]
+            locked = ~tradeable[names] & (current[names] != 0)
+            w[names] = _constrain(raw, current[names], sector_code[names], locked, c, float(mult[i]), n_sectors)
+            targets_out[k_reb] = w
+            k_reb += 1
+            shown = np.flatnonzero((current != 0) | (w != 0))
+            rows_current.append(current[shown])
+        else:
+            shown = np.flatnonzero(w)
+            rows_current.append(w[shown])
+        weights_out[i] = w
+        rows_day.append(np.full(shown.size, i, dtype=np.intp))
+        rows_name.append(shown)
+        rows_target.append(w[shown])
+
+    day = np.concatenate(rows_day) if rows_day else np.zeros(0, dtype=np.intp)
+    name = np.concatenate(rows_name) if rows_name else np.zeros(0, dtype=np.intp)
+    cur = np.concatenate(rows_current) if rows_current else np.zeros(0)
+    tgt = np.concatenate(rows_target) if rows_target else np.zeros(0)
+    symbol_rank = np.argsort(np.argsort(np.asarray(symbols, dtype=object), kind="stable"), kind="stable")
+    order = np.lexsort((symbol_rank[name], day))
+    day, name, cur, tgt = day[order], name[order], cur[order], tgt[order]
+    positions = pd.DataFrame(
+        {
+            "date": sessions[day],
+            "symbol": symbols[name],
+            "current_weight": cur,
+            "target_weight": tgt,
+            "trade_weight": tgt - cur,
+            "alpha": A[day, name],
+            "rebalance": rebalance[day],
+            "size_multiplier": mult[day],
+        },
+        columns=POSITION_COLUMNS,
+    )
+    return BookPlan(
+        positions=positions,
+        targets=pd.DataFrame(targets_out, index=sessions[rebalance], columns=symbols),
+        weights=pd.DataFrame(weights_out, index=sessions, columns=symbols),
+    )

@@ -1,0 +1,95 @@
+"""U_book(t): each book's candidate instruments per day, with an inclusion score and a tier.
+
+Filters (all point-in-time, from data dated ≤ t):
+
+- the instrument has a price on t and at least ``min_listing_sessions`` earlier sessions with a
+  price (listing age);
+- price ≥ ``min_price`` and, when the source has volumes, 63-session average dollar volume ≥
+  ``min_dollar_volume`` (each filter is skipped when its floor is None);
+- its soft-target class on t is not in ``exclude_classes`` (e.g. BREAKER); classes in
+  ``deweight_classes`` keep the instrument but multiply its inclusion score (e.g. FRAGILE × 0.5).
+  While the stability layer is still warming up (no class yet) the instrument is kept at full
+  weight;
+- it has a score from the book's ranking source on t (the book cannot rank what it cannot see).
+
+Ranking: the score's cross-sectional percentile p ∈ (0, 1] among the day's candidates — for a
+long-only book ``inclusion_score = p × class_weight``; for a long/short book both tails matter,
+``inclusion_score = |2p − 1| × class_weight``. ``rank`` 1 is the best inclusion score; ``tier``
+is 1 for rank ≤ tier_sizes[0], 2 for rank ≤ tier_sizes[1], else 3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from prometheus_assets.core.books import UniverseRules
+
+UNIVERSE_COLUMNS: list[str] = [
+    "date", "symbol", "rank_score", "soft_target_class", "class_weight", "listing_sessions", "inclusion_score", "rank", "tier",
+]
+DOLLAR_VOLUME_WINDOW = 63
+
+
+def listing_sessions(prices: pd.DataFrame) -> pd.DataFrame:
+    """Per (date, symbol): how many earlier sessions had a price (listing age, point-in-time)."""
+    has = prices.notna().astype(np.int64)
+    return has.cumsum().shift(1, fill_value=0).where(prices.notna())
+
+
+def universe_weights(universe: pd.DataFrame, index: pd.Index, columns: pd.Index) -> pd.DataFrame:
+    """Wide class weights of a book's universe (NaN = not a candidate), for portfolio construction."""
+    wide = universe.pivot(index="date", columns="symbol", values="class_weight") if len(universe) else pd.DataFrame()
+    return wide.reindex(index=index, columns=columns)
+
+
+def build_universe(
+    rank_score: pd.DataFrame,
+    prices: pd.DataFrame,
+    classes: pd.DataFrame | None,
+    rules: UniverseRules,
+    long_only: bool = True,
+    volumes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The book's universe, long (:data:`UNIVERSE_COLUMNS`), one row per candidate and day.
+
+    ``rank_score``, ``prices``, ``classes`` (soft-target class strings) and ``volumes`` are wide
+    (dates × symbols); every frame is aligned to ``prices``.
+    """
+    idx, cols = prices.index, prices.columns
+    score = rank_score.reindex(index=idx, columns=cols).to_numpy(dtype=float)
+    px = prices.to_numpy(dtype=float)
+    age = listing_sessions(prices).to_numpy(dtype=float)
+    ok = ~np.isnan(px) & ~np.isnan(score) & (age >= rules.min_listing_sessions)
+    if rules.min_price is not None:
+        ok &= px >= rules.min_price
+    if rules.min_dollar_volume is not None and volumes is not None:
+        dollar = (prices * volumes.reindex(index=idx, columns=cols)).rolling(DOLLAR_VOLUME_WINDOW, min_periods=DOLLAR_VOLUME_WINDOW).mean()
+        ok &= dollar.to_numpy(dtype=float) >= rules.min_dollar_volume
+    cls = classes.reindex(index=idx, columns=cols).to_numpy(dtype=object) if classes is not None else np.full(px.shape, None, dtype=object)
+    cls = np.where(pd.isna(cls), None, cls)
+    weight = np.ones(px.shape)
+    for name in rules.exclude_classes:
+        ok &= cls != name
+    for name, factor in rules.deweight_classes.items():
+        weight = np.where(cls == name, factor, weight)
+    masked = pd.DataFrame(np.where(ok, score, np.nan), index=idx, columns=cols)
+    pct = masked.rank(axis=1, pct=True, method="average").to_numpy(dtype=float)
+    inclusion = (pct if long_only else np.abs(2.0 * pct - 1.0)) * weight
+    inc_frame = pd.DataFrame(np.where(ok, inclusion, np.nan), index=idx, columns=cols)
+    rank = inc_frame.rank(axis=1, ascending=False, method="first").to_numpy(dtype=float)
+    rows, cols_i = np.nonzero(ok)
+    r = rank[rows, cols_i]
+    tier = np.where(r <= rules.tier_sizes[0], 1, np.where(r <= rules.tier_sizes[1], 2, 3))
+    out = pd.DataFrame({
+        "date": idx[rows],
+        "symbol": cols[cols_i].astype(object),
+        "rank_score": score[rows, cols_i],
+        "soft_target_class": cls[rows, cols_i],
+        "class_weight": weight[rows, cols_i],
+        "listing_sessions": age[rows, cols_i].astype(np.int64),
+        "inclusion_score": inclusion[rows, cols_i],
+        "rank": r.astype(np.int64),
+        "tier": tier.astype(np.int64),
+    })
+    return out[UNIVERSE_COLUMNS].sort_values(["date", "rank"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,592 @@
+"""core.portfolio: signal combination, sizing, hard limits and the book loop.
+
+Hand examples pin the formulas; hypothesis checks the hard limits of apply_constraints on random
+books; construct_book is replayed through core.backtest.simulate and an independent share loop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sklearn.covariance import LedoitWolf
+
+from prometheus_assets.core import portfolio as P
+from prometheus_assets.core.backtest import simulate
+from prometheus_assets.core.books import BookConfig, Constraints
+from prometheus_assets.core.evaluation import forward_returns
+
+D1, D2, D3 = pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03"), pd.Timestamp("2024-01-04")
+
+
+# ----------------------------------------------------------------------------- normalise / combine
+
+
+def test_normalise_scores_hand_example():
+    score = pd.DataFrame(
+        [[1.0, 3.0, np.nan], [2.0, 2.0, 2.0], [0.1, 0.1, np.nan], [5.0, np.nan, np.nan], [np.nan] * 3, [1.0, 2.0, 3.0]],
+        columns=["a", "b", "c"],
+    )
+    z = P.normalise_scores(score)
+    s = math.sqrt(2 / 3)  # population std of 1, 2, 3
+    expected = [[-1, 1, np.nan], [0, 0, 0], [0, 0, np.nan], [0, np.nan, np.nan], [np.nan] * 3, [-1 / s, 0, 1 / s]]
+    np.testing.assert_allclose(z.to_numpy(), np.array(expected, dtype=float), rtol=0, atol=1e-15)
+    assert list(z.columns) == ["a", "b", "c"]
+
+
+def _combination_example():
+    a = pd.DataFrame({"a": [1.0, 0.0], "b": [3.0, 0.0], "c": [10.0, 0.0]}, index=[D1, D2])
+    b = pd.DataFrame({"a": [7.0, 2.0, 1.0], "c": [5.0, 4.0, 2.0]}, index=[D1, D2, D3])
+    conf_a = pd.DataFrame({"a": [0.5, 0.2], "b": [0.5, 0.2], "c": [np.nan, 0.0]}, index=[D1, D2])  # wide
+    conf_b = pd.Series([0.25, 0.0, 0.0], index=[D1, D2, D3])  # per date, like source_confidence
+    return {"A": a, "B": b}, {"A": conf_a, "B": conf_b}, {"A": 1.0, "B": 3.0}
+
+
+# z of source A on D1 (1, 3, 10): mean 14/3, population variance 402/27
+_S = math.sqrt(402 / 27)
+ZA = {"a": (1 - 14 / 3) / _S, "b": (3 - 14 / 3) / _S, "c": (10 - 14 / 3) / _S}
+NAN = np.nan
+
+
+@pytest.mark.parametrize(
+    "method, expected",
+    [
+        (
+            "weighted_average",
+            # D1: B's z is (a +1, c -1); D2: A all 0 (constant row), B (a -1, c +1); D3: B only
+            [[(ZA["a"] + 3) / 4, ZA["b"], (ZA["c"] - 3) / 4], [-0.75, 0.0, 0.75], [-1.0, NAN, 1.0]],
+        ),
+        (
+            "rank_average",
+            # A's ranks on D1 map to -1, 0, 1; a three-way tie maps to 0
+            [[0.5, 0.0, -0.5], [-0.75, 0.0, 0.75], [-1.0, NAN, 1.0]],
+        ),
+        (
+            "confidence_weighted",
+            # D1 a: (1*.5*zA + 3*.25*1) / (.5 + .75); c: A's confidence is missing -> B alone.
+            # D2 a, b: B has confidence 0 -> A alone; c: both 0 -> weighted average. D3: fallback.
+            [[(0.5 * ZA["a"] + 0.75) / 1.25, ZA["b"], -1.0], [0.0, 0.0, 0.75], [-1.0, NAN, 1.0]],
+        ),
+        (
+            "best_strategy",
+            # D1 a: A (.5 > .25); c: B (.25 > 0). D2 c: tie 0 = 0 -> first source (A, z = 0).
+            [[ZA["a"], ZA["b"], -1.0], [0.0, 0.0, 0.0], [-1.0, NAN, 1.0]],
+        ),
+    ],
+)
+def test_combine_signals_hand_example(method, expected):
+    scores, confidences, weights = _combination_example()
+    combined = P.combine_signals(scores, confidences, weights, method)
+    assert list(combined.index) == [D1, D2, D3]
+    assert list(combined.columns) == ["a", "b", "c"]
+    np.testing.assert_allclose(combined.to_numpy(), np.array(expected, dtype=float), rtol=0, atol=1e-14)
+
+
+def test_combine_signals_rejects_bad_inputs():
+    scores, confidences, weights = _combination_example()
+    with pytest.raises(ValueError, match="unknown combination"):
+        P.combine_signals(scores, confidences, weights, "median")
+    with pytest.raises(ValueError, match="positive finite weight"):
+        P.combine_signals(scores, confidences, {"A": 1.0}, "weighted_average")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        P.combine_signals(scores, {"A": confidences["A"] * 3}, weights, "confidence_weighted")
+
+
+# ----------------------------------------------------------------------------- point-in-time statistics
+
+
+def _panel(n_days=160, n_names=15, seed=0, holes=0.03):
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2023-01-02", periods=n_days)
+    names = [f"N{i:02d}" for i in range(n_names)]
+    returns = pd.DataFrame(rng.normal(0.0005, 0.015, (n_days, n_names)), index=dates, columns=names)
+    return returns.mask(rng.random(returns.shape) < holes), rng
+
+
+def test_forward_compounding_matches_evaluation_forward_returns():
+    returns, _ = _panel(n_days=60, n_names=6)
+    ours = pd.DataFrame(P._forward_compounded(returns.to_numpy(), 5), index=returns.index, columns=returns.columns)
+    theirs = forward_returns(returns, 5).pivot(index="date", columns="symbol", values="forward_return")
+    ours = ours.rename_axis(index="date", columns="symbol").stack().dropna().rename("x")
+    theirs = theirs.stack().dropna().rename("x")
+    assert len(theirs) > 200
+    pd.testing.assert_index_equal(ours.index, theirs.index)
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_source_confidence_perfect_and_inverted_sources():
+    returns, _ = _panel(holes=0.0)
+    horizon, min_periods = 5, 10
+    future = pd.DataFrame(P._forward_compounded(returns.to_numpy(), horizon), index=returns.index, columns=returns.columns)
+    good = P.source_confidence(future, returns, horizon, window=40, min_periods=min_periods)
+    # IC_s = 1 for every s with a forward return; IC_0 is known at position 5, and 10 known ICs
+    # first exist at position 5 + 10 - 1 = 14.
+    first = horizon + min_periods - 1
+    assert (good.iloc[:first] == 0).all()
+    np.testing.assert_allclose(good.iloc[first:].to_numpy(), 1.0, rtol=0, atol=1e-12)
+    bad = P.source_confidence(-future, returns, horizon, window=40, min_periods=min_periods)
+    assert (bad == 0).all()
+
+
+def test_source_confidence_has_no_look_ahead():
+    returns, rng = _panel()
+    future = pd.DataFrame(P._forward_compounded(returns.to_numpy(), 5), index=returns.index, columns=returns.columns)
+    score = future + rng.normal(0, 0.03, future.shape)  # a leaky but noisy score: positive IC
+    full = P.source_confidence(score, returns, 5, window=40, min_periods=10)
+    assert full.max() > 0.1
+    for cut in (30, 70, 111, 159):
+        t = returns.index[cut]
+        part = P.source_confidence(score.loc[:t], returns.loc[:t], 5, window=40, min_periods=10)
+        np.testing.assert_array_equal(part.to_numpy(), full.loc[:t].to_numpy())
+
+
+def _kelly_example():
+    dates = pd.bdate_range("2024-01-01", periods=8)
+    returns = pd.DataFrame(
+        {
+            "x": [0.0, 0.02, -0.01, 0.04, -0.02, 0.03, 0.0, 0.01],
+            "y": [0.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01],
+            "z": [0.0, -0.01, -0.01, -0.01, -0.01, -0.01, -0.01, -0.01],
+        },
+        index=dates,
+    )
+    # x is picked on days 0, 1, 2, 3 and 5; y and z every day
+    alpha = pd.DataFrame({"x": [1.0, 1.0, 1.0, 1.0, -1.0, 1.0, -1.0, -1.0], "y": 1.0, "z": 1.0}, index=dates)
+    return alpha, returns
+
+
+def test_kelly_fractions_hand_example():
+    alpha, returns = _kelly_example()
+    k = P.kelly_fractions(alpha, returns, horizon=1, window=252, cap=1.0, min_picks=3)
+    # x: outcomes +.02 (known day 1), -.01 (day 2), +.04 (day 3), -.02 (day 4), 0 (day 6)
+    #   day 3: p = 2/3, b = .03/.01 = 3   -> f = 2/3 - (1/3)/3 = 5/9
+    #   day 4: p = 1/2, b = .03/.015 = 2  -> f = 1/2 - (1/2)/2 = 1/4 (a flat outcome changes nothing)
+    np.testing.assert_allclose(k["x"].to_numpy(), [NAN, NAN, NAN, 5 / 9, 0.25, 0.25, 0.25, 0.25], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(k["y"].to_numpy(), [NAN, NAN, NAN, 1, 1, 1, 1, 1])  # wins, no loss -> cap
+    np.testing.assert_array_equal(k["z"].to_numpy(), [NAN, NAN, NAN, 0, 0, 0, 0, 0])  # no win -> 0
+    capped = P.kelly_fractions(alpha, returns, horizon=1, window=252, cap=0.2, min_picks=3)
+    np.testing.assert_allclose(capped["x"].iloc[3:].to_numpy(), 0.2, rtol=0, atol=0)
+    # window of 3 sessions at day 4: outcomes known on days 2-4 are -.01, +.04, -.02:
+    # p = 1/3, b = .04/.015 = 8/3 -> f = 1/3 - (2/3)/(8/3) = 1/12
+    short = P.kelly_fractions(alpha, returns, horizon=1, window=3, cap=1.0, min_picks=2)
+    assert short["x"].iloc[4] == pytest.approx(1 / 12, abs=1e-12)
+    # horizon 2: the pick of day 0 ((1.02)(0.99) - 1 > 0) is known on day 2, not on day 1
+    two = P.kelly_fractions(alpha, returns, horizon=2, window=252, cap=0.5, min_picks=1)
+    assert math.isnan(two["x"].iloc[1]) and two["x"].iloc[2] == 0.5
+
+
+def test_kelly_fractions_have_no_look_ahead():
+    returns, rng = _panel(seed=3)
+    alpha = pd.DataFrame(rng.normal(size=returns.shape), index=returns.index, columns=returns.columns)
+    full = P.kelly_fractions(alpha, returns, horizon=5, window=30, cap=0.25, min_picks=5)
+    assert full.notna().to_numpy().mean() > 0.5 and (full.fillna(0) > 0).to_numpy().any()
+    for cut in (20, 64, 120, 159):
+        t = returns.index[cut]
+        part = P.kelly_fractions(alpha.loc[:t], returns.loc[:t], horizon=5, window=30, cap=0.25, min_picks=5)
+        np.testing.assert_array_equal(part.to_numpy(), full.loc[:t].to_numpy())
+
+
+# ----------------------------------------------------------------------------- sizing
+
+
+def test_inverse_volatility_hand_example():
+    window = pd.DataFrame(
+        {
+            "a": [0.01, -0.01, 0.01, -0.01],
+            "b": [0.02, -0.02, 0.02, -0.02],  # twice a's volatility -> half a's weight
+            "c": [0.005] * 4,  # no volatility -> 0
+            "d": [np.nan, np.nan, 0.01, np.nan],  # one return: no sample std -> 0
+        }
+    )
+    w = P.inverse_volatility_weights(window)
+    np.testing.assert_allclose(w.to_numpy(), [2 / 3, 1 / 3, 0, 0], rtol=0, atol=1e-15)
+    assert (P.inverse_volatility_weights(window[["c", "d"]]) == 0).all()
+
+
+def test_risk_parity_equal_risk_contributions():
+    rng = np.random.default_rng(7)
+    mixing = rng.normal(size=(10, 10)) * 0.4 + np.eye(10)
+    x = pd.DataFrame(rng.normal(0, 0.01, (252, 10)) @ mixing * rng.uniform(0.5, 3, 10), columns=[f"S{i}" for i in range(10)])
+    w = P.risk_parity_weights(x)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12) and (w > 0).all()
+    sigma = LedoitWolf().fit(x.to_numpy()).covariance_
+    contributions = w.to_numpy() * (sigma @ w.to_numpy())
+    np.testing.assert_allclose(contributions / contributions.mean(), 1.0, rtol=1e-4)
+    # unequal volatilities: the weights are far from equal, so the check above is not vacuous
+    assert w.max() / w.min() > 2
+
+
+def test_risk_parity_coverage_and_degenerate_windows():
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame(rng.normal(0, 0.01, (50, 4)), columns=list("abcd"))
+    x.loc[:14, "c"] = np.nan  # 70% coverage -> dropped
+    x["d"] = 0.0  # no variation -> 0
+    w = P.risk_parity_weights(x)
+    assert w["c"] == 0 and w["d"] == 0 and w[["a", "b"]].sum() == pytest.approx(1.0, abs=1e-12)
+    assert P.risk_parity_weights(x[["a", "c"]]).to_dict() == {"a": 1.0, "c": 0.0}
+    assert (P.risk_parity_weights(x.iloc[:1]) == 0).all()
+
+
+def test_raw_weights_methods():
+    alpha = pd.Series([2.0, -1.0, 0.5, np.nan], index=list("abcd"))
+    window = pd.DataFrame({"a": [0.01, -0.01, 0.01], "b": [0.02, -0.02, 0.02], "c": [0.01, -0.01, 0.01], "d": [0.0, 0.01, 0.0]})
+    assert P.raw_weights("proportional", alpha, window, None, True).to_list() == [2.0, 0.0, 0.5, 0.0]
+    assert P.raw_weights("proportional", alpha, window, None, False).to_list() == [2.0, -1.0, 0.5, 0.0]
+    kelly = pd.Series({"a": 0.1, "b": 0.2, "c": np.nan})
+    assert P.raw_weights("kelly", alpha, window, kelly, True).to_list() == [0.1, 0.0, 0.0, 0.0]
+    iv = P.raw_weights("inverse_volatility", alpha, window, None, False)
+    np.testing.assert_allclose(iv.to_numpy(), [0.4, -0.2, 0.4, 0.0], atol=1e-15)
+    assert P.raw_weights("inverse_volatility", alpha, window, None, True).to_list() == [0.5, 0.0, 0.5, 0.0]
+    with pytest.raises(ValueError, match="long-only"):
+        P.raw_weights("risk_parity", alpha, window, None, False)
+
+
+# ----------------------------------------------------------------------------- hard limits
+
+
+def _limits(**kw):
+    base = dict(max_position=1.0, max_sector=10.0, min_positions=1, max_positions=50, max_turnover=100.0, gross_leverage=1.0)
+    return Constraints(**{**base, **kw})
+
+
+def test_water_filling_hand_example():
+    raw = pd.Series([5, 4, 3, 2, 1, 0.5, 0.1], index=list("abcdefg"), dtype=float)
+    sectors = pd.Series(["x", "x", "x", "y", "y", None, "z"], index=list("abcdefg"))
+    c = _limits(max_position=0.2, max_sector=0.45, min_positions=3)
+    w = P.apply_constraints(raw, sectors, pd.Series(dtype=float), c)
+    # x: 0.6 uncapped -> frozen at 0.45, split 5:4:3; d, then e hit 0.2; f, g share the last 0.15 (5:1)
+    expected = [0.45 * 5 / 12, 0.45 * 4 / 12, 0.45 * 3 / 12, 0.2, 0.2, 0.125, 0.025]
+    np.testing.assert_allclose(w.to_numpy(), expected, rtol=0, atol=1e-15)
+    assert P.check_constraints(w, sectors, c) == []
+    # caps that cannot absorb the gross: 3 names at 0.2 -> 0.6 invested, the rest is cash
+    few = P.apply_constraints(raw.iloc[:3], pd.Series(dtype=object), pd.Series(dtype=float), _limits(max_position=0.2))
+    np.testing.assert_allclose(few.to_numpy(), [0.2, 0.2, 0.2], rtol=0, atol=0)
+
+
+def test_turnover_limit_moves_part_way():
+    names = list("abcdefghij")
+    current = pd.Series(0.2, index=names[:5])
+    raw = pd.Series(1.0, index=names[5:])
+    w = P.apply_constraints(raw, pd.Series(dtype=object), current, _limits(max_turnover=0.5, max_position=0.2, min_positions=5))
+    # T = 2 -> lambda = 1/4: old names 0.15, new names 0.05
+    np.testing.assert_allclose(w.to_numpy(), [0.15] * 5 + [0.05] * 5, rtol=0, atol=1e-15)
+
+
+def test_hard_limits_override_turnover():
+    names = list("abcdefghij")
+    sectors = pd.Series(dtype=object)
+    current = pd.Series([0.3] + [0.7 / 9] * 9, index=names)  # "a" drifted above its 0.15 cap
+    raw = pd.Series(1.0, index=names)
+    c = _limits(max_position=0.15, max_turnover=0.1)
+    w = P.apply_constraints(raw, sectors, current, c)
+    # target 0.1 each, T = 0.4; lambda = 0.25 leaves a at 0.25: the cap needs lambda = 0.75
+    assert w["a"] == pytest.approx(0.15, abs=1e-12) and w["a"] <= 0.15 + 1e-13
+    assert (w - current).abs().sum() == pytest.approx(0.3, abs=1e-9)
+    assert P.check_constraints(w, sectors, c) == []
+    # a regime cut to half size: the gross limit forces the whole move despite max_turnover
+    equal = pd.Series(0.1, index=names)
+    half = P.apply_constraints(raw, sectors, equal, _limits(max_turnover=0.01), size_multiplier=0.5)
+    np.testing.assert_allclose(half.to_numpy(), 0.05, rtol=0, atol=1e-13)
+    flat = P.apply_constraints(raw, sectors, equal, _limits(max_turnover=0.01), size_multiplier=0.0)
+    assert (flat == 0).all()
+
+
+def test_breadth_rule():
+    sectors = pd.Series(dtype=object)
+    raw = pd.Series([1.0, 1.0, 1.0, 0.0], index=list("abcd"))
+    c = _limits(min_positions=4, max_turnover=0.3)
+    assert (P.apply_constraints(raw, sectors, pd.Series(dtype=float), c) == 0).all()  # 3 < 4 names -> empty
+    # an empty target with a 6-name book and a small turnover limit: sell part way, 6 names stay
+    current = pd.Series(1 / 6, index=list("uvwxyz"))
+    w = P.apply_constraints(raw, sectors, current, c)
+    assert (w[list("uvwxyz")] > 0).all() and (w - current).abs().sum() == pytest.approx(0.3, abs=1e-12)
+    # a 3-name book cannot shrink part way (it would hold 3 < 4 names): it is sold out at once
+    small = pd.Series(0.3, index=list("uvw"))
+    assert (P.apply_constraints(raw, sectors, small, c) == 0).all()
+
+
+def test_locked_positions_stay_and_use_budget():
+    sectors = pd.Series({"a": "s", "b": "s", "c": "t", "d": "t", "e": "t"})
+    current = pd.Series({"a": 0.3})
+    raw = pd.Series(1.0, index=list("bcde"))
+    c = _limits(max_position=0.4, max_sector=0.5, min_positions=3)
+    w = P.apply_constraints(raw, sectors, current, c, locked=["a"])
+    assert w["a"] == 0.3  # cannot trade today
+    assert w["b"] == pytest.approx(0.2, abs=1e-15)  # sector s has 0.5 - 0.3 left
+    np.testing.assert_allclose(w[list("cde")].to_numpy(), 0.5 / 3, rtol=0, atol=1e-15)  # 0.7 left, t capped at 0.5
+    assert P.check_constraints(w, sectors, c) == []
+
+
+def test_check_constraints_reports_each_limit():
+    sectors = pd.Series({"a": "s", "b": "s", "c": None})
+    c = _limits(max_position=0.3, max_sector=0.5, min_positions=4, gross_leverage=1.0)
+    problems = P.check_constraints(pd.Series({"a": 0.4, "b": 0.3, "c": -0.4}), sectors, c, size_multiplier=0.8)
+    assert any(p.startswith("position a") for p in problems)
+    assert any(p.startswith("position c") for p in problems)
+    assert any(p.startswith("sector s") for p in problems)
+    assert any(p.startswith("gross") for p in problems)
+    assert any("names held" in p for p in problems)
+    assert P.check_constraints(pd.Series({"a": 0.3, "b": 0.2}), sectors, _limits(max_position=0.3, max_sector=0.5)) == []
+
+
+@st.composite
+def constrained_books(draw):
+    long_only = draw(st.booleans())
+    n = draw(st.integers(1, 25))
+    size = st.one_of(st.just(0.0), st.floats(0.01, 5.0))
+    raw = np.array(draw(st.lists(size, min_size=n, max_size=n)))
+    if not long_only:
+        raw = raw * np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    names = [f"N{i:02d}" for i in range(n)]
+    extra = [f"X{i}" for i in range(draw(st.integers(0, 3)))]  # held names no longer selected
+    held = names + extra
+    level = st.floats(0.0, 0.4) if long_only else st.floats(-0.4, 0.4)
+    cur = np.array(draw(st.lists(st.one_of(st.just(0.0), level), min_size=len(held), max_size=len(held))))
+    labels = draw(st.lists(st.sampled_from(["A", "B", "C", None]), min_size=len(held), max_size=len(held)))
+    min_positions = draw(st.integers(1, 8))
+    c = Constraints(
+        max_position=draw(st.floats(0.01, 1.0)),
+        max_sector=draw(st.floats(0.02, 2.0)),
+        min_positions=min_positions,
+        max_positions=min_positions + draw(st.integers(0, 5)),
+        max_turnover=draw(st.floats(0.01, 3.0)),
+        gross_leverage=draw(st.floats(0.1, 3.0)),
+        min_weight=0.0,  # dust clean-up has its own test below
+    )
+    multiplier = draw(st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(1e-6, 1.0)))  # (no subnormal sizes)
+    return (
+        long_only,
+        pd.Series(raw, index=names),
+        pd.Series(labels, index=held, dtype=object),
+        pd.Series(cur, index=held),
+        c,
+        multiplier,
+    )
+
+
+def test_turnover_limited_exits_close_their_dust():
+    # 10 names held, the target swaps 5 of them for 5 new ones; turnover allows a small step only
+    held = pd.Series(0.1, index=[f"H{i}" for i in range(10)])
+    raw = pd.Series(1.0, index=[f"H{i}" for i in range(5)] + [f"N{i}" for i in range(5)])
+    c = _limits(max_position=0.2, min_positions=5, max_turnover=0.96)
+    w = P.apply_constraints(raw, pd.Series(dtype=object), held, c)
+    exited = [f"H{i}" for i in range(5, 10)]
+    # λ = 0.96: exits keep 0.004 < min_weight 0.005 -> closed; nothing else changes
+    assert (w[exited] == 0).all()
+    np.testing.assert_allclose(w[[f"N{i}" for i in range(5)]], 0.096, atol=1e-12)
+    np.testing.assert_allclose(w[[f"H{i}" for i in range(5)]], 0.1, atol=1e-12)
+    assert P.check_constraints(w, pd.Series(dtype=object), c) == []
+    # without the clean-up the leftovers stay
+    kept = P.apply_constraints(raw, pd.Series(dtype=object), held, c.model_copy(update={"min_weight": 0.0}))
+    np.testing.assert_allclose(kept[exited], 0.004, atol=1e-12)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(constrained_books())
+def test_apply_constraints_properties(book):
+    long_only, raw, sectors, current, c, multiplier = book
+    w = P.apply_constraints(raw, sectors, current, c, multiplier)
+    cur = current.reindex(w.index).fillna(0.0)
+    assert w.index.equals(raw.index.union(current.index))
+    # every hard limit holds (breadth included)
+    assert P.check_constraints(w, sectors, c, multiplier) == []
+    if long_only:
+        assert (w >= 0).all()
+
+    # the unlimited-turnover target, and where the result sits between current and target
+    target = P.apply_constraints(raw, sectors, current, c.model_copy(update={"max_turnover": 1e9}), multiplier)
+    assert P.check_constraints(target, sectors, c, multiplier) == []
+    full = float((target - cur).abs().sum())
+    moved = float((w - cur).abs().sum())
+    fraction = moved / full if full > 0 else 1.0
+    np.testing.assert_allclose(w.to_numpy(), (cur + fraction * (target - cur)).to_numpy(), rtol=0, atol=1e-12)
+    if moved > c.max_turnover + 1e-12:
+        # only allowed when the turnover-limited move breaks a hard limit ...
+        first = cur + (c.max_turnover / full) * (target - cur)
+        assert P.check_constraints(first, sectors, c, multiplier, tol=P.FEASIBILITY_TOLERANCE) != []
+        # ... and then the move is the smallest one that keeps them (feasible set is an interval)
+        if long_only and fraction - 1e-9 > c.max_turnover / full:
+            shorter = cur + (fraction - 1e-9) * (target - cur)
+            assert P.check_constraints(shorter, sectors, c, multiplier, tol=P.FEASIBILITY_TOLERANCE) != []
+
+    # the target: signs of raw, gross = G when the caps allow it, proportional when no cap binds
+    support = raw[raw != 0]
+    g = c.gross_leverage * multiplier
+    if len(support) < c.min_positions or g == 0:
+        assert (target == 0).all()
+        return
+    t = target[support.index]
+    assert (np.sign(t) == np.sign(support)).all()
+    assert (target.drop(support.index) == 0).all()
+    by_sector = support.abs().groupby(sectors.reindex(support.index).fillna("UNKNOWN")).size()
+    reachable = float(sum(min(c.max_sector, k * c.max_position) for k in by_sector))
+    assert t.abs().sum() == pytest.approx(min(g, reachable), rel=1e-12, abs=1e-12)
+    proportional = g * support / support.abs().sum()
+    sector_sums = proportional.abs().groupby(sectors.reindex(support.index).fillna("UNKNOWN")).sum()
+    if proportional.abs().max() < c.max_position - 1e-9 and sector_sums.max() < c.max_sector - 1e-9:
+        np.testing.assert_allclose(t.to_numpy(), proportional.to_numpy(), rtol=1e-12, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- rebalance dates
+
+
+def test_rebalance_dates():
+    sessions = pd.bdate_range("2024-01-17", "2024-07-31")
+    monthly = P.rebalance_dates(sessions, "monthly")
+    assert list(monthly.strftime("%Y-%m-%d")) == ["2024-01-17", "2024-02-01", "2024-03-01", "2024-04-01", "2024-05-01", "2024-06-03", "2024-07-01"]
+    quarterly = P.rebalance_dates(sessions, "quarterly")
+    assert list(quarterly.strftime("%Y-%m-%d")) == ["2024-01-17", "2024-04-01", "2024-07-01"]
+    weekly = P.rebalance_dates(sessions, "weekly")
+    assert weekly[0] == sessions[0] and (weekly[1:].dayofweek == 0).all() and len(weekly) == 29
+    assert P.rebalance_dates(sessions, "daily").equals(sessions)
+    # calendar anchored: a later start only adds its own first session
+    later = P.rebalance_dates(sessions[13:], "monthly")
+    assert later[0] == sessions[13] and later[1:].equals(monthly[monthly > sessions[13]])
+    # an ISO week across a year end is one period
+    year_end = pd.DatetimeIndex(["2024-12-30", "2024-12-31", "2025-01-02", "2025-01-06"])
+    assert list(P.rebalance_dates(year_end, "weekly")) == [year_end[0], year_end[3]]
+    with pytest.raises(ValueError, match="frequency"):
+        P.rebalance_dates(sessions, "hourly")
+
+
+# ----------------------------------------------------------------------------- the book loop
+
+
+def _book_inputs(n_days=90, n_names=25, seed=11, holes=0.04):
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2024-01-17", periods=n_days)
+    names = [f"S{i:02d}" for i in range(n_names)][::-1]  # columns deliberately not sorted
+    returns = pd.DataFrame(rng.normal(0.0003, 0.02, (n_days, n_names)), index=dates, columns=names)
+    if holes:
+        returns = returns.mask(rng.random(returns.shape) < holes)
+        returns.iloc[50:, 3] = np.nan  # delisted: valued at its last price from then on
+    shocks = rng.normal(size=(n_days, n_names))
+    persistent = np.empty_like(shocks)
+    persistent[0] = shocks[0]
+    for t in range(1, n_days):
+        persistent[t] = 0.9 * persistent[t - 1] + 0.45 * shocks[t]
+    alpha = pd.DataFrame(persistent, index=dates, columns=names).mask(rng.random(shocks.shape) < 0.05)
+    universe = pd.DataFrame(rng.choice([1.0, 1.0, 1.0, 0.5, np.nan], size=shocks.shape), index=dates, columns=names)
+    sectors = pd.Series(rng.choice(["tech", "energy", "health", None], size=n_names), index=names, dtype=object)
+    multiplier = pd.Series(1.0, index=dates)
+    multiplier.iloc[40:50] = 0.5
+    multiplier.iloc[60:65] = 0.0
+    return alpha, universe, returns, sectors, multiplier
+
+
+def _config(**kw):
+    constraints = dict(max_position=0.15, max_sector=0.5, min_positions=4, max_positions=8, max_turnover=0.6, gross_leverage=1.0)
+    constraints.update(kw.pop("constraints", {}))
+    return BookConfig(
+        name="test_book",
+        horizon_days=5,
+        alpha_sources=[{"name": "strategy:momentum_rank"}],
+        rebalance=kw.pop("rebalance", "weekly"),
+        constraints=Constraints(**constraints),
+        **kw,
+    )
+
+
+def _share_loop(prices: pd.DataFrame, targets: pd.DataFrame):
+    """Independent holdings loop: shares fixed between rebalances, untradeable names kept, cash at 0%."""
+    shares = np.zeros(prices.shape[1])
+    last = np.zeros(prices.shape[1])
+    cash = 1.0
+    weights, equity = [], []
+    for date, row in prices.iterrows():
+        px = row.to_numpy(dtype=float)
+        ok = ~np.isnan(px)
+        last[ok] = px[ok]
+        if date in targets.index:
+            e = cash + float(shares @ last)
+            w = targets.loc[date].to_numpy(dtype=float)
+            new = np.where(ok, w * e / np.where(ok, last, 1.0), shares)
+            cash -= float((new - shares) @ last)
+            shares = new
+        e = cash + float(shares @ last)
+        equity.append(e)
+        weights.append(shares * last / e)
+    return pd.DataFrame(weights, index=prices.index, columns=prices.columns), pd.Series(equity, index=prices.index)
+
+
+def test_construct_book_is_path_consistent_with_simulate():
+    alpha, universe, returns, sectors, multiplier = _book_inputs()
+    plan = P.construct_book(_config(), alpha, universe, returns, sectors, multiplier)
+    prices = (1.0 + returns).cumprod()
+    weights, equity = _share_loop(prices, plan.targets)
+    assert plan.weights.abs().sum(axis=1).max() > 0.5  # the book does invest
+    np.testing.assert_allclose(plan.weights.to_numpy(), weights.to_numpy(), rtol=0, atol=1e-9)
+    sim = simulate(prices, plan.targets, cost_bps=0.0)
+    np.testing.assert_allclose(sim["equity"].to_numpy(), equity.loc[sim.index].to_numpy(), rtol=1e-9)
+    # the delisted name is held at its last value, never sold
+    held_at_delisting = plan.weights.iloc[49, 3]
+    if held_at_delisting != 0:
+        assert (plan.weights.iloc[50:, 3] != 0).all()
+
+
+def test_construct_book_rebalances_on_schedule_and_regime_changes_only():
+    alpha, universe, returns, sectors, multiplier = _book_inputs(holes=0.0)
+    plan = P.construct_book(_config(), alpha, universe, returns, sectors, multiplier)
+    sessions = returns.index
+    changes = sessions[1:][multiplier.to_numpy()[1:] != multiplier.to_numpy()[:-1]]
+    expected = P.rebalance_dates(sessions, "weekly").union(changes)
+    assert plan.targets.index.equals(expected)
+    assert len(changes) == 4 and not changes.isin(P.rebalance_dates(sessions, "weekly")).all()
+    pos = plan.positions
+    assert list(pos.columns) == P.POSITION_COLUMNS
+    assert set(pos.loc[pos["rebalance"], "date"]) <= set(expected)
+    assert (pos.loc[~pos["rebalance"], "trade_weight"] == 0).all()
+    assert pos["date"].is_monotonic_increasing
+    assert pos.groupby("date")["symbol"].apply(lambda s: s.is_monotonic_increasing).all()
+    # end-of-day weights: the target on rebalance days, the previous day drifted otherwise
+    wide_target = pos.pivot(index="date", columns="symbol", values="target_weight").reindex(index=sessions, columns=returns.columns).fillna(0.0)
+    np.testing.assert_array_equal(wide_target.to_numpy(), plan.weights.to_numpy())
+    for i in np.flatnonzero(~sessions.isin(expected))[:10]:
+        prev = plan.weights.iloc[i - 1].to_numpy()
+        g = 1.0 + returns.iloc[i].to_numpy()
+        np.testing.assert_allclose(plan.weights.iloc[i].to_numpy(), prev * g / (prev @ g + 1 - prev.sum()), rtol=0, atol=1e-15)
+    # every target satisfies the hard limits at that day's size
+    for date, row in plan.targets.iterrows():
+        assert P.check_constraints(row, sectors, _config().constraints, float(multiplier[date])) == []
+    selected = pos.loc[pos["rebalance"] & (pos["target_weight"] > 0)]
+    # a name bought at a rebalance has a positive alpha; others are held names being migrated
+    assert ((selected["alpha"] > 0) | (selected["current_weight"] > 0)).all()
+    assert (selected["alpha"] <= 0).any()  # (the turnover limit does leave some old names)
+
+
+def test_construct_book_goes_flat_in_a_crisis_despite_turnover_limit():
+    alpha, universe, returns, sectors, multiplier = _book_inputs(holes=0.0)
+    plan = P.construct_book(_config(constraints={"max_turnover": 0.05}), alpha, universe, returns, sectors, multiplier)
+    gross = plan.weights.abs().sum(axis=1)
+    assert gross.iloc[59] > 0.2  # invested before the crisis
+    assert (gross.iloc[60:65] == 0).all()  # CRISIS size 0: flat on the first day and after
+    # back to size 1: rebuilt part way only (turnover 0.05 from an empty book)
+    assert gross.iloc[65] == pytest.approx(0.05, abs=1e-12)
+    assert plan.positions.loc[plan.positions["date"] == returns.index[60], "target_weight"].eq(0).all()
+
+
+@pytest.mark.parametrize("allocation", ["inverse_volatility", "risk_parity", "kelly"])
+def test_construct_book_other_allocations_keep_limits(allocation):
+    alpha, universe, returns, sectors, multiplier = _book_inputs(n_days=70, holes=0.0)
+    config = _config(allocation=allocation, rebalance="monthly", covariance_window=20, volatility_window=10, kelly_window=30)
+    kelly = P.kelly_fractions(alpha, returns, 5, window=30, cap=0.25, min_picks=5) if allocation == "kelly" else None
+    plan = P.construct_book(config, alpha, universe, returns, sectors, multiplier, kelly=kelly)
+    assert plan.weights.abs().sum(axis=1).max() > 0.3
+    for date, row in plan.targets.iterrows():
+        assert P.check_constraints(row, sectors, config.constraints, float(multiplier[date])) == []
+        assert (row >= 0).all()
+
+
+def test_construct_book_long_short_ranks_by_absolute_alpha():
+    alpha, universe, returns, sectors, multiplier = _book_inputs(holes=0.0)
+    config = _config(long_only=False, constraints={"gross_leverage": 2.0, "max_position": 0.3, "max_sector": 1.0, "max_turnover": 5.0})
+    plan = P.construct_book(config, alpha, universe, returns, sectors, multiplier)
+    first = plan.targets.iloc[0]
+    picked = first[first != 0]
+    candidates = alpha.iloc[0][universe.iloc[0].notna()].dropna()
+    assert set(picked.index) == set(candidates.abs().nlargest(8).index)
+    assert (np.sign(picked) == np.sign(alpha.iloc[0][picked.index])).all()
+    assert (picked < 0).any() and picked.abs().sum() == pytest.approx(2.0, abs=1e-12)

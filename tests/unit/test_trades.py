@@ -1,0 +1,110 @@
+"""Round trips against an independent day-by-day loop, plus a few hand examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings, strategies as st
+
+from prometheus_assets.core.trades import TRADE_COLUMNS, round_trips
+
+
+def _loop_round_trips(weights: pd.DataFrame, prices: pd.DataFrame) -> list[dict]:
+    """Plain reference: walk each symbol's weights day by day, opening/closing trades."""
+    px = prices.reindex(prices.index.union(weights.index)).sort_index().ffill().reindex(weights.index)
+    trades = []
+    for symbol in weights.columns:
+        open_trade = None
+        for i, date in enumerate(weights.index):
+            w = weights[symbol].iloc[i]
+            w = 0.0 if pd.isna(w) else float(w)
+            s = (w > 0) - (w < 0)
+            if open_trade is not None and s != open_trade["sign"]:
+                entry, exit_ = open_trade["entry_price"], float(px[symbol].iloc[i])
+                trades.append(
+                    {
+                        "symbol": symbol,
+                        "side": "long" if open_trade["sign"] > 0 else "short",
+                        "entry_date": open_trade["entry_date"],
+                        "exit_date": date,
+                        "entry_price": entry,
+                        "exit_price": exit_,
+                        "return": open_trade["sign"] * (exit_ / entry - 1.0),
+                        "holding_sessions": i - open_trade["i"],
+                        "entry_weight": open_trade["entry_weight"],
+                        "max_abs_weight": open_trade["max_abs"],
+                    }
+                )
+                open_trade = None
+            if open_trade is None and s != 0:
+                open_trade = {"sign": s, "i": i, "entry_date": date, "entry_price": float(px[symbol].iloc[i]), "entry_weight": w, "max_abs": abs(w)}
+            elif open_trade is not None:
+                open_trade["max_abs"] = max(open_trade["max_abs"], abs(w))
+    return trades
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b or abs(a - b) <= 1e-12 * max(1.0, abs(b))
+
+
+weight_value = st.sampled_from([0.0, 0.0, 0.0, 0.1, 0.25, -0.1, -0.3, float("nan")])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 25).flatmap(
+        lambda n_days: st.tuples(
+            st.just(n_days),
+            st.lists(st.lists(weight_value, min_size=n_days, max_size=n_days), min_size=1, max_size=4),
+            st.integers(0, 10_000),
+        )
+    )
+)
+def test_round_trips_match_a_plain_loop(case):
+    n_days, columns, seed = case
+    dates = pd.bdate_range("2022-01-03", periods=n_days)
+    symbols = [f"S{k}" for k in range(len(columns))]
+    weights = pd.DataFrame(np.array(columns).T, index=dates, columns=symbols)
+    rng = np.random.default_rng(seed)
+    prices = pd.DataFrame(np.exp(rng.normal(0, 0.1, size=(n_days, len(symbols))).cumsum(axis=0)) * 50, index=dates, columns=symbols)
+    prices = prices.mask(rng.random(prices.shape) < 0.2)  # holes: forward-filled (leading holes stay NaN)
+
+    got = round_trips(weights, prices)
+    expected = _loop_round_trips(weights, prices)
+    assert list(got.columns) == list(TRADE_COLUMNS)
+    assert len(got) == len(expected)
+    for (_, row), ref in zip(got.iterrows(), expected):
+        for key in ("symbol", "side", "entry_date", "exit_date", "holding_sessions"):
+            assert row[key] == ref[key], key
+        for key in ("entry_price", "exit_price", "return", "entry_weight", "max_abs_weight"):
+            assert _same(float(row[key]), float(ref[key])), key
+
+
+def test_flip_resize_and_open_trade_by_hand():
+    dates = pd.bdate_range("2023-03-01", periods=7)
+    #            d0   d1   d2    d3    d4   d5   d6
+    w = [0.0, 0.1, 0.3, -0.2, -0.2, 0.0, 0.5]
+    p = [10.0, 10.0, 11.0, 12.0, np.nan, 9.0, 9.5]
+    weights = pd.DataFrame({"AAA": w}, index=dates)
+    # prices carry an extra symbol and an extra (earlier) date: a superset is allowed
+    prices = pd.DataFrame({"AAA": [9.0] + p, "ZZZ": 1.0}, index=pd.DatetimeIndex([dates[0] - pd.Timedelta(days=1)]).append(dates))
+    got = round_trips(weights, prices)
+    assert got["side"].tolist() == ["long", "short"]  # the d6 long is still open: not reported
+    long_, short = got.iloc[0], got.iloc[1]
+    # long opened d1 at 10, resized d2 (no split), closed by the flip at d3's close at 12
+    assert long_["entry_date"] == dates[1] and long_["exit_date"] == dates[3]
+    assert long_["return"] == 12.0 / 10.0 - 1 and long_["holding_sessions"] == 2
+    assert long_["entry_weight"] == 0.1 and long_["max_abs_weight"] == 0.3
+    # short opened d3 at 12, closed d5 at 9: a 25% gain for the short
+    assert short["entry_date"] == dates[3] and short["exit_date"] == dates[5]
+    assert np.isclose(short["return"], 0.25) and short["holding_sessions"] == 2
+    assert short["max_abs_weight"] == 0.2
+
+
+def test_no_trades_gives_typed_empty_frame():
+    dates = pd.bdate_range("2023-03-01", periods=3)
+    got = round_trips(pd.DataFrame({"A": [0.0, 0.2, 0.2]}, index=dates), pd.DataFrame({"A": 1.0}, index=dates))
+    assert got.empty and list(got.columns) == list(TRADE_COLUMNS)
+    assert got["holding_sessions"].dtype == "int64"
