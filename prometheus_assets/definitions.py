@@ -10,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from prometheus_assets.assets.allocator import AllocatorResource, allocator_assets, freeze_allocator_baseline
 from prometheus_assets.assets.assessment import assessment_assets
 from prometheus_assets.assets.backtest import backtest_assets
 from prometheus_assets.assets.canonical import canonical_assets
@@ -49,12 +50,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *portfolio_assets(daily),
             *backtest_assets(daily),
             *meta_assets(daily),
+            *allocator_assets(daily),
         ],
+        jobs=[freeze_allocator_baseline],
         resources={
             "io_manager": ParquetIOManager(home=settings.home),
             "storage": StorageResource(home=settings.home),
             "market_data": market_data,
             "books": BooksResource(directory=settings.sleeves),
+            "allocator": AllocatorResource(),
         },
     )
 

@@ -19,18 +19,31 @@ from prometheus_assets.settings import Settings
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None, selection=None) -> dg.ExecuteInProcessResult:
+def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None, selection=None, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """Materialize the graph (or ``selection``) for the partition range ``start``…``end`` in one run."""
     defs = build_definitions(settings)
     job = defs.resolve_implicit_global_asset_job_def()
     if selection is not None:
         job = job.get_subset(asset_selection=set(dg.AssetKey(k) for k in selection))
     return job.execute_in_process(
-        run_config=QUIET,
+        run_config={**QUIET, **(run_config or {})},
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
         raise_on_error=True,
     )
+
+
+def synthetic(home, end: str) -> Settings:
+    """The small synthetic deployment the graph-level tests build (30 assets from 2014)."""
+    return Settings(home=str(home), source="synthetic", synthetic_assets=30, synthetic_seed=11, start="2014-01-02", end=end)
+
+
+@pytest.fixture(scope="session")
+def full_build(tmp_path_factory):
+    """The whole graph built once on the synthetic source, 2014-01-02 … 2017-03-31."""
+    home = tmp_path_factory.mktemp("full") / "data"
+    run_range(synthetic(home, "2017-03-31"), "2014-01-02", "2017-03-31")
+    return home
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:

@@ -28,8 +28,6 @@ META = {"partition_column": "as_of_date"}
 MODEL_COLUMNS = ["model_id", "scope", "horizon", "kind", "config_id", "fit_date", "train_start", "train_end", "n_train", "sha256"]
 #: Parallel processes fitting the yearly models (one BLAS thread each; fits are independent and seeded).
 MODEL_JOBS = 2
-#: Sessions of prices each strategy_signals range reads before its first day (12-1 momentum).
-SIGNAL_LOOKBACK = 252 + 30
 
 
 def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDefinition:
@@ -127,7 +125,9 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     )
     def strategy_signals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        panels = history.market_panels(storage, history.lookback_start(dates[0], SIGNAL_LOOKBACK), dates[-1])
+        # From the first day of history, not a fixed lookback: MACD and RSI are exponential averages
+        # with infinite memory, so a lookback start would make a split backfill differ from one run.
+        panels = history.market_panels(storage, None, dates[-1])
         signals = strategies.all_signals(panels["prices"])
         signals = signals[signals["date"] >= dates[0]].reset_index(drop=True)
         return dg.Output(signals, metadata={"signals": len(signals)})

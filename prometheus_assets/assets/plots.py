@@ -153,3 +153,25 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row) + " |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+ALLOCATOR_COLOURS = {"NORMAL": "#ffffff", "ELEVATED": "#f9e79f", "STRESS": "#f0b27a", "CRISIS": "#e74c3c"}
+
+
+def regime_shaded_equity_figure(equity: pd.DataFrame, regimes: pd.Series, title: str = "Baseline vs scaled"):
+    """Equity curves (log scale) over bands of the allocator regime."""
+    fig, ax = plt.subplots(figsize=(11, 3.5))
+    labels = regimes.dropna()
+    if len(labels):
+        change = labels != labels.shift()
+        starts = labels[change]
+        ends = list(starts.index[1:]) + [labels.index[-1]]
+        for (start, label), end in zip(starts.items(), ends):
+            if label != "NORMAL":
+                ax.axvspan(start, end, color=ALLOCATOR_COLOURS.get(label, "#dddddd"), alpha=0.6, lw=0)
+    for name in equity.columns:
+        ax.plot(equity.index, equity[name].values, lw=0.9, label=name)
+    ax.set_yscale("log")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title)
+    return fig

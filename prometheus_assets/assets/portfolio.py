@@ -69,8 +69,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"},
-        code_version="1", deps=["returns_daily", "prices_daily", "reference_prices"],
-        ins={"target_portfolios": dg.AssetIn(), "instruments": dg.AssetIn()},
+        code_version="1", deps=["target_portfolios", "returns_daily", "prices_daily", "reference_prices"], ins={"instruments": dg.AssetIn()},
         description=(
             "Risk report per book and day on the weights held at the close, long format (section, item, value): ex-ante "
             "volatility from a Ledoit-Wolf covariance (trailing 252 sessions, refreshed monthly from earlier data only); "
@@ -79,13 +78,17 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
             "today's weights (buy-and-hold; a window appears once it is over)."
         ),
     )
-    def risk_reports(context: dg.AssetExecutionContext, storage: StorageResource, target_portfolios: pd.DataFrame, instruments: pd.DataFrame) -> dg.Output:
+    def risk_reports(context: dg.AssetExecutionContext, storage: StorageResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
         panels = history.market_panels(storage, None, dates[-1])
         market, factors = _reference_returns(storage, dates[-1])
         if market is None:
             market = equal_weight_market(panels["returns"])
-        held = target_portfolios[target_portfolios["target_weight"] != 0]
+        # The monthly risk model covers every name held since the month's first session (core/risk.py),
+        # so a range starting mid-month reads its month's earlier positions too.
+        month_start = dates[0].replace(day=1)
+        positions = history.read(storage, "target_portfolios", month_start, dates[-1])
+        held = positions[positions["target_weight"] != 0]
         reports = risk.risk_reports(held, panels["returns"], panels["prices"], market, factors, book_inputs.sectors(instruments), dates=pd.DatetimeIndex(dates))
         vol = reports[(reports["section"] == "risk") & (reports["item"] == "ex_ante_volatility")]
         return metadata.output(context, reports, numbers={"mean_ex_ante_volatility": float(vol["value"].mean()) if len(vol) else 0.0})

@@ -321,8 +321,20 @@ class AssessmentModel:
     config_id: str
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Expected return for each row of ``frame`` (which must hold :attr:`feature_columns`)."""
-        return self.estimator.predict(frame[list(self.feature_columns)].to_numpy(dtype="float64"))
+        """Expected return for each row of ``frame`` (which must hold :attr:`feature_columns`).
+
+        A row's prediction never depends on the other rows predicted with it. For the Ridge
+        pipeline the final dot product is done row by row in numpy (``(X * coef).sum(axis=1)``)
+        instead of BLAS ``X @ coef``: BLAS blocks rows differently with the batch size, which
+        changed the last bit of a row's score when history was truncated (caught by the graph
+        truncation test).
+        """
+        X = frame[list(self.feature_columns)].to_numpy(dtype="float64")
+        if isinstance(self.estimator, Pipeline) and isinstance(self.estimator[-1], Ridge):
+            Xt = self.estimator[:-1].transform(X)
+            ridge = self.estimator[-1]
+            return np.ascontiguousarray(Xt * ridge.coef_).sum(axis=1) + ridge.intercept_
+        return self.estimator.predict(X)
 
 
 def _fit_one(kind: str, random_state: int, X: np.ndarray, y: np.ndarray) -> Any:

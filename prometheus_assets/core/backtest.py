@@ -125,11 +125,16 @@ def simulate(
         i = a - start
         costs[i] = equity_before - x
         turnover[i] = traded / x if x != 0 else np.nan
-        # Within the period, the holdings are fixed: value every day at once.
-        block = valued[a:b] @ np.column_stack([shares, np.abs(shares)])
+        # Within the period, the holdings are fixed: value each day as a 1-D sum of its own row.
+        # Not a matrix product or a 2-D reduction: both group the arithmetic by the period's
+        # length, so a day's value changed in the last bit when history was cut (caught by the
+        # split-backfill test); a 1-D sum of the same row is the same sum however long the period.
+        abs_shares = np.abs(shares)
         j = b - start
-        equity[i:j] = cash + block[:, 0]
-        gross[i:j] = block[:, 1]
+        for day in range(a, b):
+            row = valued[day]
+            equity[day - start] = cash + (row * shares).sum()
+            gross[day - start] = (row * abs_shares).sum()
         cash_out[i:j] = cash
         # The rebalance day's equity is x exactly (it equals cash + shares . price up to rounding).
         equity[i] = x

@@ -173,26 +173,46 @@ class ParquetStore:
             self.fs.mkdirs(path.rsplit("/", 1)[0], exist_ok=True)
             self.fs.pipe_file(path, sink.getvalue().to_pybytes())
 
-    def write_text(self, relative: str, text: str) -> str:
-        """Atomically write a text file (a report) at ``relative`` under the root; returns its URL.
+    def _relative_path(self, relative: str) -> str:
+        parts = relative.split("/")
+        if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StorageError(f"path {relative!r} must be a plain relative path under the storage root")
+        return f"{self.root}/{relative}"
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        """Atomically write a file at ``relative`` under the root (temp file + rename); returns its URL.
 
         ``relative`` must stay under the root: absolute paths and ``..`` are refused.
         """
-        parts = relative.split("/")
-        if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise StorageError(f"report path {relative!r} must be a plain relative path under the storage root")
-        path = f"{self.root}/{relative}"
+        path = self._relative_path(relative)
         if self.is_local:
             directory, base = os.path.split(path)
             os.makedirs(directory, exist_ok=True)
             tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         else:
             self.fs.mkdirs(path.rsplit("/", 1)[0], exist_ok=True)
-            self.fs.pipe_file(path, text.encode("utf-8"))
+            self.fs.pipe_file(path, data)
         return self.url(path)
+
+    def write_text(self, relative: str, text: str) -> str:
+        """Atomically write a text file (a report) at ``relative`` under the root; returns its URL."""
+        return self.write_bytes(relative, text.encode("utf-8"))
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        """The bytes of ``relative`` under the root, or None if there is no such file."""
+        path = self._relative_path(relative)
+        if not self.fs.exists(path):
+            return None
+        return self.fs.cat_file(path)
 
     def _read_file(self, path: str) -> pa.Table:
         if self.is_local:

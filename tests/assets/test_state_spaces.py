@@ -8,7 +8,7 @@ import pytest
 from prometheus_assets.resources.models import ModelStore
 from prometheus_assets.resources.storage import ParquetStore
 from prometheus_assets.settings import Settings
-from tests.conftest import run_range
+from tests.conftest import run_range, synthetic
 
 DAILY = {
     "prices_daily": "date",
@@ -18,19 +18,26 @@ DAILY = {
     "stability_vectors": "as_of_date",
     "soft_target_classes": "as_of_date",
     "profile_snapshots": "as_of_date",
+    # (assessment datasets store each target as known when built, so they are not truncation-invariant by design)
+    "assessment_scores": "as_of_date",
+    "strategy_signals": "date",
+    # books and sleeves (path-dependent: rebuilt from the start of history each run)
+    "universes": "date",
+    "target_portfolios": "date",
+    "risk_reports": "date",
+    "orders": "date",
+    "sleeve_positions": "date",
+    "sleeve_returns": "date",
+    "closed_trades": "exit_date",
+    "portfolio_returns": "date",
+    # allocator (the state resumes from yesterday's carried state in the split backfill)
+    "allocator_state_v1": "date",
+    "allocator_regime_v1": "date",
+    "allocator_risk_v1": "date",
+    "allocator_risk_v1_applied": "date",
+    "portfolio_returns_scaled": "date",
 }
 STATE_VIEWS = {"numeric_embeddings", "regime_states", "regime_transitions", "stability_vectors", "soft_target_classes", "profile_snapshots"}
-
-
-def synthetic(home, end: str) -> Settings:
-    return Settings(home=str(home), source="synthetic", synthetic_assets=30, synthetic_seed=11, start="2014-01-02", end=end)
-
-
-@pytest.fixture(scope="module")
-def full_build(tmp_path_factory):
-    home = tmp_path_factory.mktemp("full") / "data"
-    run_range(synthetic(home, "2017-03-31"), "2014-01-02", "2017-03-31")
-    return home
 
 
 def test_every_state_space_is_a_duckdb_view(full_build):

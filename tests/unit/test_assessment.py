@@ -374,3 +374,23 @@ def test_winsorize_matches_per_date_series_quantiles(seed, n, days):
         m = (dates == d).to_numpy()
         s = values[m]
         pd.testing.assert_series_equal(got[m], s.clip(s.quantile(A.WINSOR_LOWER), s.quantile(A.WINSOR_UPPER)), check_names=False, check_exact=False, rtol=1e-12, atol=0)
+
+
+def test_a_rows_prediction_does_not_depend_on_the_batch():
+    # BLAS blocks X @ coef by batch size; predictions must be bit-identical row by row
+    from prometheus_assets.core.assessment import AssessmentModel, make_estimator
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2000, 37))
+    y = X @ rng.normal(size=37) + rng.normal(size=2000)
+    cols = tuple(f"f{i}" for i in range(37))
+    frame = pd.DataFrame(X, columns=cols)
+    for kind in ("ridge", "hgb"):
+        est = make_estimator(kind).fit(X, y)
+        model = AssessmentModel("m", "US_EQ", 5, kind, pd.Timestamp("2020-01-02"), pd.Timestamp("2019-01-02"), pd.Timestamp("2019-12-01"), 2000, est, cols, "c")
+        whole = model.predict(frame)
+        for n in (1, 7, 333, 1999):
+            assert np.array_equal(model.predict(frame.iloc[:n]), whole[:n]), (kind, n)
+            assert np.array_equal(model.predict(frame.iloc[-n:]), whole[-n:]), (kind, n)
+        if kind == "ridge":
+            np.testing.assert_allclose(whole, est.predict(X), rtol=1e-12, atol=1e-15)

@@ -140,3 +140,15 @@ def test_matches_independent_day_by_day_loop(book, cost_bps, initial_equity):
     for col in SIMULATION_COLUMNS:
         scale = initial_equity if col in ("equity", "costs", "cash") else 1.0
         np.testing.assert_allclose(got[col], want[col], rtol=1e-9, atol=1e-12 * scale, err_msg=col)
+
+
+def test_a_days_equity_does_not_depend_on_how_much_history_follows():
+    # the split-backfill invariance of sleeve_positions / sleeve_returns rests on this
+    rng = np.random.default_rng(5)
+    dates = pd.bdate_range("2020-01-01", periods=300)
+    prices = pd.DataFrame(100 * np.cumprod(1 + rng.normal(0, 0.01, (300, 57)), axis=0), index=dates, columns=[f"S{i}" for i in range(57)])
+    targets = pd.DataFrame(rng.dirichlet(np.ones(57), 3), index=dates[[0, 100, 200]], columns=prices.columns)
+    whole = simulate(prices, targets, cost_bps=5.0)
+    for cut in (101, 157, 233, 299):
+        part = simulate(prices.iloc[:cut], targets.loc[: dates[cut - 1]], cost_bps=5.0)
+        assert np.array_equal(part.to_numpy(), whole.iloc[:cut].to_numpy()), cut
