@@ -67,8 +67,8 @@ def _state_for(storage: StorageResource, first: pd.Timestamp, end: pd.Timestamp)
     return AllocatorStateV1Online(trend_breadth=True, sleeve_concentration=True), _inputs(storage, None, end)
 
 
-def _applied(allocator: AllocatorResource, storage: StorageResource, end: pd.Timestamp) -> pd.DataFrame:
-    """The applied scalars up to ``end``: computed (off / compute) or from the frozen baseline."""
+def _applied(allocator: AllocatorResource, storage: StorageResource, end: pd.Timestamp | None) -> pd.DataFrame:
+    """The applied scalars up to ``end`` (None: all): computed (off / compute) or from the frozen baseline."""
     if allocator.mode == "precomputed":
         if not allocator.precomputed_run_id:
             raise dg.Failure("allocator mode 'precomputed' needs precomputed_run_id (a frozen baseline id)")
@@ -86,6 +86,10 @@ def _applied(allocator: AllocatorResource, storage: StorageResource, end: pd.Tim
 
 def allocator_assets(daily: dg.PartitionsDefinition) -> list:
     common = dict(partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1")
+    # Regime, risk, applied and scaled series are rebuilt whole from the (small) state history on
+    # every run, so they are unpartitioned tables with a date column: 4 × 8,313 fewer Dagster
+    # events per full build (see the README's performance section).
+    whole = dict(backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1")
 
     @dg.asset(
         **common, deps=["portfolio_returns", "returns_daily", "sleeve_returns"],
@@ -116,65 +120,58 @@ def allocator_assets(daily: dg.PartitionsDefinition) -> list:
             "status": dg.MetadataValue.text(status), "state_meta": dg.MetadataValue.json(meta)})
 
     @dg.asset(
-        **common, ins={"allocator_state_v1": dg.AssetIn()},
+        **whole, deps=[allocator_state_v1],
         description=(
             "RegimeClassifierV1: NORMAL / ELEVATED / STRESS / CRISIS per day from the allocator state (documented "
             "thresholds on volatility, drawdown and correlation in core/allocator/regime.py); escalation is immediate, "
             "de-escalation one level at a time after 10 calmer sessions (hysteresis). Rebuilt from the state's history."
         ),
     )
-    def allocator_regime_v1(context: dg.AssetExecutionContext, storage: StorageResource, allocator_state_v1: pd.DataFrame) -> dg.Output:
-        dates = keys_to_dates(context.partition_keys)
-        state = history.read(storage, "allocator_state_v1", None, dates[-1]).set_index("date")
+    def allocator_regime_v1(storage: StorageResource) -> dg.Output:
+        state = history.read(storage, "allocator_state_v1", None, None).set_index("date")
         out = RegimeClassifierV1().classify(state).rename_axis("date").reset_index()
-        out = out[out["date"] >= dates[0]].reset_index(drop=True)
-        return metadata.output(context, out, numbers={"days_in_crisis": int((out["regime"] == "CRISIS").sum())})
+        counts = out["regime"].value_counts()
+        return dg.Output(out, metadata={"days_in_crisis": int(counts.get("CRISIS", 0)), "days_by_regime": dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()})})
 
     @dg.asset(
-        **common, deps=["allocator_regime_v1"],
+        **whole, deps=[allocator_regime_v1],
         description=(
             "RiskTransformerV1: risk_scalar per day — 1.0 / 0.85 / 0.6 / 0.35 for NORMAL / ELEVATED / STRESS / CRISIS, "
             "cuts immediate, releases smoothed (EMA, 5 sessions), bounded to [0.25, 1]."
         ),
     )
-    def allocator_risk_v1(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output:
-        dates = keys_to_dates(context.partition_keys)
-        regimes = history.read(storage, "allocator_regime_v1", None, dates[-1]).set_index("date")
+    def allocator_risk_v1(storage: StorageResource) -> dg.Output:
+        regimes = history.read(storage, "allocator_regime_v1", None, None).set_index("date")
         out = RiskTransformerV1().transform(regimes).rename_axis("date").reset_index()
-        out = out[out["date"] >= dates[0]].reset_index(drop=True)
-        return metadata.output(context, out, numbers={"mean_risk_scalar": float(out["risk_scalar"].mean()) if len(out) else 1.0})
+        return dg.Output(out, metadata={"mean_risk_scalar": float(out["risk_scalar"].mean()) if len(out) else 1.0})
 
     @dg.asset(
-        **common, deps=["allocator_risk_v1", "portfolio_returns"],
+        **whole, deps=[allocator_risk_v1, "portfolio_returns"],
         description=(
             "ExposureApplierV1: the scalar in force each day, with a one-rebalance lag (monthly rebalances: the scalar "
             "used from rebalance k is the one computed at rebalance k−1; apply_missing_scalar_as where none exists). In "
             "mode 'precomputed' it is read from a frozen, hash-verified baseline instead."
         ),
     )
-    def allocator_risk_v1_applied(context: dg.AssetExecutionContext, storage: StorageResource, allocator: AllocatorResource) -> dg.Output:
-        dates = keys_to_dates(context.partition_keys)
-        applied = _applied(allocator, storage, dates[-1]).reset_index()
-        out = applied[applied["date"] >= dates[0]].reset_index(drop=True).assign(mode=allocator.mode)
-        return metadata.output(context, out, numbers={"mean_applied_scalar": float(out["applied_scalar"].mean()) if len(out) else 1.0})
+    def allocator_risk_v1_applied(storage: StorageResource, allocator: AllocatorResource) -> dg.Output:
+        out = _applied(allocator, storage, None).reset_index().assign(mode=allocator.mode)
+        return dg.Output(out, metadata={"mean_applied_scalar": float(out["applied_scalar"].mean()) if len(out) else 1.0})
 
     @dg.asset(
-        **common, deps=["allocator_risk_v1_applied", "portfolio_returns"],
+        **whole, deps=[allocator_risk_v1_applied, "portfolio_returns"],
         description=(
             "The production portfolio: portfolio_returns × the applied scalar (the rest in cash). In mode 'off' the "
             "scalar is 1 (the baseline)."
         ),
     )
-    def portfolio_returns_scaled(context: dg.AssetExecutionContext, storage: StorageResource, allocator: AllocatorResource) -> dg.Output:
-        dates = keys_to_dates(context.partition_keys)
-        baseline = history.read(storage, "portfolio_returns", None, dates[-1]).set_index("date")["return"]
+    def portfolio_returns_scaled(storage: StorageResource, allocator: AllocatorResource) -> dg.Output:
+        baseline = history.read(storage, "portfolio_returns", None, None).set_index("date")["return"]
         if allocator.mode == "off":
             scalar = pd.Series(1.0, index=baseline.index)
         else:
-            scalar = _applied(allocator, storage, dates[-1])["applied_scalar"].reindex(baseline.index).fillna(allocator.apply_missing_scalar_as)
+            scalar = _applied(allocator, storage, None)["applied_scalar"].reindex(baseline.index).fillna(allocator.apply_missing_scalar_as)
         out = scale_returns(baseline, scalar).assign(applied_scalar=scalar, mode=allocator.mode).rename_axis("date").reset_index()
-        out = out[out["date"] >= dates[0]].reset_index(drop=True)
-        return metadata.output(context, out, numbers={"equity": float(out["equity"].iloc[-1]) if len(out) else 1.0})
+        return dg.Output(out, metadata={"equity": float(out["equity"].iloc[-1]) if len(out) else 1.0, "mode": allocator.mode})
 
     @dg.asset(
         group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", backfill_policy=SINGLE_RUN,
