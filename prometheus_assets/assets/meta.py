@@ -107,8 +107,7 @@ def report_assets() -> list[dg.AssetsDefinition]:
         market = to_wide(history.read(storage, "returns_daily", None, None), "return")
         defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
         equity = rows[rows["configured"]].pivot(index="date", columns="book", values="equity")
-        combined = meta.combine_portfolio(returns, selection, defaults)
-        equity["COMBINED"] = combined.set_index("date")["equity"]
+        equity["COMBINED"] = history.read(storage, "portfolio_returns", None, None).set_index("date")["equity"]
         points = book_inputs.alpha_points(positions, market, configs)
         latest = selection[selection["as_of_date"] == selection["as_of_date"].max()] if len(selection) else selection
         sections = [

@@ -37,10 +37,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from prometheus_assets.core.evaluation import ic_summary, rank_ic
+from prometheus_assets.core.regime import REGIME_LABELS
 
 SCOPE = "US_EQ"
 HORIZONS: tuple[int, ...] = (5, 20, 60)
-REGIME_LABELS: tuple[str, ...] = ("CRISIS", "RISK_OFF", "CARRY", "NEUTRAL")
 SOFT_TARGET_CLASSES: tuple[str, ...] = ("STABLE", "WATCH", "FRAGILE", "TARGETABLE", "BREAKER")
 STABILITY_COMPONENTS: tuple[str, ...] = ("volatility", "drawdown", "trend", "liquidity", "tail_risk", "market_correlation")
 

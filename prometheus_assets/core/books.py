@@ -22,13 +22,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from prometheus_assets.core.regime import REGIME_LABELS
+
 CombinationMethod = Literal["weighted_average", "confidence_weighted", "rank_average", "best_strategy"]
 AllocationMethod = Literal["proportional", "kelly", "risk_parity", "inverse_volatility"]
 RebalanceFrequency = Literal["daily", "weekly", "monthly", "quarterly"]
 
 COMBINATION_METHODS: tuple[str, ...] = ("weighted_average", "confidence_weighted", "rank_average", "best_strategy")
 ALLOCATION_METHODS: tuple[str, ...] = ("proportional", "kelly", "risk_parity", "inverse_volatility")
-REGIME_LABELS: tuple[str, ...] = ("CRISIS", "RISK_OFF", "NEUTRAL", "CARRY")
 SOFT_TARGET_CLASSES: tuple[str, ...] = ("STABLE", "WATCH", "FRAGILE", "TARGETABLE", "BREAKER")
 STRATEGY_NAMES: tuple[str, ...] = ("bollinger_mean_reversion", "macd_rsi_confluence", "momentum_rank")
 ASSESSMENT_HORIZONS: tuple[int, ...] = (5, 20, 60)

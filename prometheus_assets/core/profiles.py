@@ -55,6 +55,8 @@ import pandas as pd
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from prometheus_assets.core.regime import REGIME_LABELS
+
 __all__ = [
     "PROFILE_COLUMNS",
     "REGIME_LABELS",
@@ -66,7 +68,6 @@ __all__ = [
 ]
 
 #: Regime labels with their own traits.
-REGIME_LABELS: Final[tuple[str, ...]] = ("CRISIS", "RISK_OFF", "CARRY", "NEUTRAL")
 #: Numeric fields z-scored into the first part of ``profile_embedding``, in this order.
 STRUCTURED_FIELDS: Final[tuple[str, ...]] = (
     "size",

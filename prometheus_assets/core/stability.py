@@ -84,6 +84,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from prometheus_assets.core.regime import REGIME_LABELS
+
 __all__ = [
     "COMPONENTS",
     "COMPONENT_WEIGHTS",
@@ -106,7 +108,6 @@ COMPONENTS: Final[tuple[str, ...]] = ("volatility", "drawdown", "trend", "liquid
 #: The SoftTargetState classes, from most to least stable.
 SOFT_TARGET_CLASSES: Final[tuple[str, ...]] = ("STABLE", "WATCH", "FRAGILE", "TARGETABLE", "BREAKER")
 #: Regime labels produced by the regime layer.
-REGIME_LABELS: Final[tuple[str, ...]] = ("CRISIS", "RISK_OFF", "CARRY", "NEUTRAL")
 
 #: Weight of each component in the fragility index (renormalised over available components).
 COMPONENT_WEIGHTS: Final[dict[str, float]] = {

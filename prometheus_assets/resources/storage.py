@@ -147,31 +147,38 @@ class ParquetStore:
 
     def _write_atomic(self, path: str, table: pa.Table) -> None:
         """Write ``table`` to ``path`` so that readers see the old file or the new one, never a part."""
-        if self.is_local:
-            directory, base = os.path.split(path)
-            os.makedirs(directory, exist_ok=True)
-            for stale in Path(directory).glob(f".{base}.tmp-*"):  # left by a killed writer of this file
-                stale.unlink(missing_ok=True)
-            tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
-            try:
-                pq.write_table(table, tmp, compression="zstd")
-                with open(tmp, "rb") as handle:
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-                dir_fd = os.open(directory, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        else:
-            # Object stores: a single PUT of the whole object is atomic; fsspec's pipe does one.
-            sink = pa.BufferOutputStream()
-            pq.write_table(table, sink, compression="zstd")
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        self._put_atomic(path, sink.getvalue().to_pybytes())
+
+    def _put_atomic(self, path: str, data: bytes) -> None:
+        """Put ``data`` at ``path`` atomically: a hidden temp file, fsync, rename, fsync of the folder.
+
+        Object stores: a single PUT of the whole object is atomic; fsspec's pipe does one.
+        """
+        if not self.is_local:
             self.fs.mkdirs(path.rsplit("/", 1)[0], exist_ok=True)
-            self.fs.pipe_file(path, sink.getvalue().to_pybytes())
+            self.fs.pipe_file(path, data)
+            return
+        directory, base = os.path.split(path)
+        os.makedirs(directory, exist_ok=True)
+        for stale in Path(directory).glob(f".{base}.tmp-*"):  # left by a killed writer of this file
+            stale.unlink(missing_ok=True)
+        tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def _relative_path(self, relative: str) -> str:
         parts = relative.split("/")
@@ -180,27 +187,12 @@ class ParquetStore:
         return f"{self.root}/{relative}"
 
     def write_bytes(self, relative: str, data: bytes) -> str:
-        """Atomically write a file at ``relative`` under the root (temp file + rename); returns its URL.
+        """Atomically write a file at ``relative`` under the root; returns its URL.
 
         ``relative`` must stay under the root: absolute paths and ``..`` are refused.
         """
         path = self._relative_path(relative)
-        if self.is_local:
-            directory, base = os.path.split(path)
-            os.makedirs(directory, exist_ok=True)
-            tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
-            try:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        else:
-            self.fs.mkdirs(path.rsplit("/", 1)[0], exist_ok=True)
-            self.fs.pipe_file(path, data)
+        self._put_atomic(path, data)
         return self.url(path)
 
     def write_text(self, relative: str, text: str) -> str:
