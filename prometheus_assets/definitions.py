@@ -14,6 +14,7 @@ from prometheus_assets.assets.allocator import AllocatorResource, allocator_asse
 from prometheus_assets.assets.assessment import assessment_assets
 from prometheus_assets.assets.backtest import backtest_assets
 from prometheus_assets.assets.canonical import canonical_assets
+from prometheus_assets.assets.edge import edge_assets
 from prometheus_assets.assets.encoders import encoder_assets
 from prometheus_assets.assets.meta import meta_assets
 from prometheus_assets.assets.portfolio import portfolio_assets
@@ -24,6 +25,7 @@ from prometheus_assets.assets.universe import universe_assets
 from prometheus_assets.partitions import trading_day_partitions
 from prometheus_assets.resources import MarketDataResource, ParquetIOManager, StorageResource
 from prometheus_assets.resources.books import BooksResource
+from prometheus_assets.resources.edge import EdgeResource
 from prometheus_assets.settings import Settings
 
 
@@ -51,6 +53,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *backtest_assets(daily),
             *meta_assets(daily),
             *allocator_assets(daily),
+            *edge_assets(),
         ],
         jobs=[freeze_allocator_baseline],
         resources={
@@ -59,6 +62,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "market_data": market_data,
             "books": BooksResource(directory=settings.sleeves),
             "allocator": AllocatorResource(),
+            "edge": EdgeResource(),
         },
     )
 

@@ -11,7 +11,6 @@ import pandas as pd
 
 from prometheus_assets.assets import book_inputs, history, metadata, plots
 from prometheus_assets.core import book_signals, performance, sleeves, trade_context, trades
-from prometheus_assets.core.backtest import simulate
 from prometheus_assets.core.books import COMBINATION_METHODS
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -22,11 +21,6 @@ GROUP = "backtest"
 OWNERS = ["team:prometheus-portfolio"]
 TAGS = {"layer": "backtest"}
 RETURN_COLUMNS = ["date", "book", "config_id", "combination_method", "configured", "return", "equity", "turnover", "costs", "gross_exposure", "cash"]
-
-
-def _simulated(prices: pd.DataFrame, targets: pd.DataFrame, cost_bps: float) -> pd.DataFrame:
-    sim = simulate(prices, targets.dropna(how="all"), cost_bps) if targets.notna().any().any() else simulate(prices, targets.iloc[:0], cost_bps)
-    return sim.rename(columns={"returns": "return"}).rename_axis("date").reset_index()
 
 
 def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -46,7 +40,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         parts = []
         for name, book in books.books().items():
             mine = positions[positions["book"] == name]
-            sim = _simulated(prices, sleeves.targets_wide(mine, prices.index, prices.columns), book.costs.total_bps)
+            sim = book_inputs.simulated_returns(prices, sleeves.targets_wide(mine, prices.index, prices.columns), book.costs.total_bps)
             parts.append(sleeves.holdings(mine[mine["date"] >= dates[0]], sim.set_index("date")["equity"], prices, name))
         out = pd.concat(parts, ignore_index=True)
         return metadata.output(context, out, numbers={"positions": len(out)})
@@ -69,7 +63,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         parts = []
         for (name, method), plan in book_inputs.all_plans(ctx, configs, universe).items():
             book = configs[name]
-            sim = _simulated(ctx.prices, plan.targets, book.costs.total_bps)
+            sim = book_inputs.simulated_returns(ctx.prices, plan.targets, book.costs.total_bps)
             parts.append(sim.assign(book=name, config_id=book.config_id(method), combination_method=method, configured=method == book.combination))
         out = pd.concat(parts, ignore_index=True)[RETURN_COLUMNS]
         out = out[out["date"] >= dates[0]].reset_index(drop=True)
@@ -102,21 +96,22 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             weights = book_inputs.wide_weights(mine, name, returns.index, returns.columns)
             alpha = to_wide(mine, "alpha") if len(mine) else None
             found = trade_context.entry_context(trades.round_trips(weights, prices), regimes, classes, sectors, buckets, alpha)
-            parts.append(found.assign(book=name, config_id=book.config_id(), pattern_key=f"{name}:{'+'.join(s.name for s in book.alpha_sources)}"))
+            parts.append(found.assign(book=name, config_id=book.config_id(), pattern_key=book.pattern_key))
         out = pd.concat(parts, ignore_index=True)
         out = out[out["exit_date"] >= dates[0]].sort_values(["exit_date", "book", "symbol"], kind="stable").reset_index(drop=True)
         return metadata.output(context, out, numbers={"closed_trades": len(out), "trade_win_rate": float((out["return"] > 0).mean()) if len(out) else 0.0})
 
     @dg.multi_asset(
         group_name=GROUP, can_subset=False, backfill_policy=SINGLE_RUN,
-        deps=["sleeve_returns", "closed_trades", "regime_states", "universes", "returns_daily", "assessment_scores", "strategy_signals"],
+        deps=["sleeve_returns", "edge_sleeve_returns", "closed_trades", "regime_states", "universes", "returns_daily", "assessment_scores", "strategy_signals"],
         ins={"instruments": dg.AssetIn()},
         outs={
             "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
                 "The metric vector m(config) of every sleeve config: total return, CAGR, Sharpe, Sortino, Calmar, max drawdown, "
                 "volatility, VaR 95%, win rate, profit factor, average win/loss, turnover, average holding period, trade win "
                 "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
-                "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0).")),
+                "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0). The "
+                "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins.")),
             "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
                 "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
                 "drawdown and rank IC of the book's alpha (IC counted on the day it became known).")),
@@ -126,7 +121,10 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     )
     def sleeve_evaluation(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame):
         configs = books.books()
-        returns = history.read(storage, "sleeve_returns", None, None)
+        returns = history.read(storage, "sleeve_returns", None, None).assign(edge_sizing=False)
+        if storage.store().exists("edge_sleeve_returns"):
+            sized = history.read(storage, "edge_sleeve_returns", None, None)
+            returns = pd.concat([returns, sized.assign(edge_sizing=True)[returns.columns]], ignore_index=True) if len(sized) else returns
         closed = history.read(storage, "closed_trades", None, None, date_column="exit_date")
         ctx = book_inputs.load_context(storage, configs, instruments, returns["date"].max() if len(returns) else None)
         tables = {"metrics": [], "rolling": []}
@@ -137,9 +135,11 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             alpha = book_signals.book_alpha(book, ctx.panels, method)
             ic = performance.alpha_ic(alpha, ctx.returns, book.horizon_days)
             decay = performance.alpha_decay(alpha, ctx.returns)
-            m = performance.sliced_metrics(series["return"], ctx.regimes, series["turnover"], closed[closed["book"] == name] if method == book.combination else None)
+            sized = bool(rows["edge_sizing"].iloc[0])
+            trades_of_config = closed[closed["book"] == name] if method == book.combination and not sized else None
+            m = performance.sliced_metrics(series["return"], ctx.regimes, series["turnover"], trades_of_config)
             ic_by_slice = performance.slice_means(ic, pd.DatetimeIndex(series.index), ctx.regimes).rename(columns={"value": "ic"})
-            m = m.merge(ic_by_slice, on=["scope", "slice"], how="left").assign(config_id=config_id, book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]))
+            m = m.merge(ic_by_slice, on=["scope", "slice"], how="left").assign(config_id=config_id, book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]), edge_sizing=sized)
             for h, v in decay.items():
                 m.loc[m["scope"] == "overall", f"ic_{h}d"] = float(v)
             tables["metrics"].append(m)
@@ -147,14 +147,18 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
                 tables["rolling"].append(performance.rolling_metrics(series["return"], ic=ic).assign(config_id=config_id, book=name))
         metrics_table = pd.concat(tables["metrics"], ignore_index=True)
         rolling = pd.concat(tables["rolling"], ignore_index=True)
-        comparison = performance.comparison_table(metrics_table)
+        comparison = performance.comparison_table(metrics_table[~metrics_table["edge_sizing"]])
         points = book_inputs.alpha_points(history.read(storage, "target_portfolios", None, None), ctx.returns, configs)
         configured = metrics_table[(metrics_table["scope"] == "overall") & metrics_table["configured"]].set_index("book")
+        overall_sized = metrics_table[(metrics_table["scope"] == "overall") & metrics_table["edge_sizing"]]
+        edge_comparison = performance.edge_sizing_comparison(metrics_table)
         yield dg.Output(metrics_table, output_name="sleeve_metrics", metadata={
             "configs": int(metrics_table["config_id"].nunique()),
             **{f"sharpe_{b}": float(v) for b, v in configured["sharpe_ratio"].items()},
             **{f"max_drawdown_{b}": float(v) for b, v in configured["max_drawdown"].items()},
             **{f"ic_{b}": float(v) for b, v in configured["ic"].items()},
+            **{f"sharpe_{c}": float(v) for c, v in overall_sized.set_index("config_id")["sharpe_ratio"].items()},
+            "edge_sizing_comparison": plots.markdown_table(edge_comparison) if len(edge_comparison) else dg.MetadataValue.text("no edge-sized books"),
             "alpha_vs_realised": plots.png_markdown(plots.alpha_scatter_figure(points), "Alpha vs realised return"),
         })
         yield dg.Output(rolling, output_name="sleeve_rolling_metrics", metadata={"rows": len(rolling)})

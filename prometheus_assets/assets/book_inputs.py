@@ -13,6 +13,7 @@ import pandas as pd
 
 from prometheus_assets.assets import history
 from prometheus_assets.core import book_signals, portfolio, sleeves
+from prometheus_assets.core.backtest import simulate
 from prometheus_assets.core.books import COMBINATION_METHODS, BookConfig
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.core.universe import universe_weights
@@ -60,15 +61,21 @@ def load_context(storage: StorageResource, books: dict[str, BookConfig], instrum
     )
 
 
-def plan(ctx: BookContext, book: BookConfig, universe: pd.DataFrame, method: str | None = None) -> portfolio.BookPlan:
-    """The portfolio manager's plan of ``book`` (combination ``method``, default the book's)."""
+def plan(ctx: BookContext, book: BookConfig, universe: pd.DataFrame, method: str | None = None, sizer: portfolio.Sizer | None = None) -> portfolio.BookPlan:
+    """The portfolio manager's plan of ``book`` (combination ``method``, default the book's; ``sizer``: edge sizing)."""
     alpha = book_signals.book_alpha(book, ctx.panels, method)
     kelly = None
     if book.allocation == "kelly":
         kelly = portfolio.kelly_fractions(alpha, ctx.returns, book.horizon_days, book.kelly_window, book.kelly_cap)
     weights = universe_weights(universe[universe["book"] == book.name], ctx.returns.index, ctx.returns.columns)
     multipliers = book_signals.size_multipliers(book, ctx.regimes, ctx.returns.index)
-    return portfolio.construct_book(book, alpha, weights, ctx.returns, ctx.sectors, multipliers, kelly)
+    return portfolio.construct_book(book, alpha, weights, ctx.returns, ctx.sectors, multipliers, kelly, sizer=sizer)
+
+
+def simulated_returns(prices: pd.DataFrame, targets: pd.DataFrame, cost_bps: float) -> pd.DataFrame:
+    """Daily book returns (``date``, ``return``, ``equity``, ``turnover``, ``costs``, ...) from rebalance targets."""
+    sim = simulate(prices, targets.dropna(how="all"), cost_bps) if targets.notna().any().any() else simulate(prices, targets.iloc[:0], cost_bps)
+    return sim.rename(columns={"returns": "return"}).rename_axis("date").reset_index()
 
 
 def all_plans(ctx: BookContext, books: dict[str, BookConfig], universe: pd.DataFrame) -> dict[tuple[str, str], portfolio.BookPlan]:

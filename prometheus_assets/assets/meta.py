@@ -42,7 +42,7 @@ def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None) -> tuple[
 def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet"}, code_version="1", backfill_policy=SINGLE_RUN,
-        deps=["sleeve_returns", "sleeve_metrics", "regime_states"],
+        deps=["sleeve_returns", "regime_states"],
         description=(
             "Walk-forward sleeve selection, re-run at every month end on the trailing 3 years of sleeve returns up to that "
             "day: each config's Sharpe, CAGR, volatility, max drawdown, turnover and Sharpe by regime; the Pareto-efficient "

@@ -175,3 +175,18 @@ def regime_shaded_equity_figure(equity: pd.DataFrame, regimes: pd.Series, title:
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title)
     return fig
+
+
+def quantile_bands(frame: pd.DataFrame, columns: list[str], title: str, freq: str = "QE") -> dg.MetadataValue:
+    """Per column, the 10–90% band and median of its values per period (``frame`` has a ``date`` column)."""
+    fig, axes = plt.subplots(len(columns), 1, figsize=(11, 2.2 * len(columns)), sharex=True, squeeze=False)
+    data = frame.assign(date=pd.to_datetime(frame["date"])).set_index("date") if len(frame) else None
+    for ax, col in zip(axes[:, 0], columns):
+        if data is not None:
+            grouped = data[col].resample(freq)
+            q = pd.DataFrame({"p10": grouped.quantile(0.1), "p50": grouped.median(), "p90": grouped.quantile(0.9)}).dropna()
+            ax.fill_between(q.index, q["p10"], q["p90"], alpha=0.3, lw=0)
+            ax.plot(q.index, q["p50"], lw=1.0)
+        ax.set_ylabel(col, fontsize=8)
+    axes[0, 0].set_title(title)
+    return png_markdown(fig, title)

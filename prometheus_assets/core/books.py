@@ -129,6 +129,12 @@ class CostModel(_Strict):
         return self.bps + self.slippage_bps
 
 
+class EdgeSizing(_Strict):
+    """A book's opt-in to edge sizing (core.edge): its base allocation per position."""
+
+    default_allocation_pct: float = Field(0.10, gt=0, le=1, description="base_alloc: max_alloc = base_alloc × pm_strength × exposure_skew")
+
+
 class BookConfig(_Strict):
     """One book (sleeve): everything that defines it, validated."""
 
@@ -150,6 +156,7 @@ class BookConfig(_Strict):
     costs: CostModel = Field(default_factory=CostModel)
     regime_rules: dict[str, float] = Field(default_factory=lambda: {"CRISIS": 0.0, "RISK_OFF": 0.5}, description="regime label -> size multiplier in [0, 1] (1 when absent)")
     capital: float = Field(0.25, ge=0, le=1, description="share of firm capital (orders netting)")
+    edge_sizing: EdgeSizing | None = Field(None, description="size positions by learned edge and crowding (backtested as <config_id>.edge beside the plain book)")
 
     @field_validator("regime_rules")
     @classmethod
@@ -184,6 +191,11 @@ class BookConfig(_Strict):
     def config_id(self, combination: str | None = None) -> str:
         """``<book>.<combination>``: names a variant of this book in sleeve returns and metrics."""
         return f"{self.name}.{combination or self.combination}"
+
+    @property
+    def pattern_key(self) -> str:
+        """The book's alpha sources as one pattern key (what the edge layer learns per): ``<book>:<src>+<src>``."""
+        return f"{self.name}:{'+'.join(s.name for s in self.alpha_sources)}"
 
     def complexity(self) -> int:
         """A simplicity score for the meta-orchestrator: alpha sources + method complexity (lower is simpler)."""

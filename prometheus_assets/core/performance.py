@@ -302,3 +302,23 @@ def comparison_table(metrics_table: pd.DataFrame) -> pd.DataFrame:
     overall = metrics_table[metrics_table["scope"] == "overall"]
     cols = [c for c in COMPARISON_COLUMNS if c in overall.columns]
     return overall[cols].sort_values(["book", "sharpe_ratio"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+EDGE_COMPARISON_METRICS: list[str] = ["sharpe_ratio", "cagr", "max_drawdown", "annual_volatility", "turnover"]
+
+
+def edge_sizing_comparison(metrics_table: pd.DataFrame) -> pd.DataFrame:
+    """Each edge-sized book beside its plain configured twin (overall rows), one row per book.
+
+    Columns: ``book``, ``<metric>_plain``, ``<metric>_edge`` and ``<metric>_change`` (edge − plain)
+    for :data:`EDGE_COMPARISON_METRICS`. Empty when no book is edge-sized.
+    """
+    overall = metrics_table[metrics_table["scope"] == "overall"]
+    if "edge_sizing" not in overall.columns or not overall["edge_sizing"].any():
+        return pd.DataFrame(columns=["book"])
+    plain = overall[overall["configured"] & ~overall["edge_sizing"]].set_index("book")[EDGE_COMPARISON_METRICS]
+    sized = overall[overall["edge_sizing"]].set_index("book")[EDGE_COMPARISON_METRICS]
+    both = plain.join(sized, lsuffix="_plain", rsuffix="_edge", how="inner")
+    for metric in EDGE_COMPARISON_METRICS:
+        both[f"{metric}_change"] = both[f"{metric}_edge"] - both[f"{metric}_plain"]
+    return both.reset_index()

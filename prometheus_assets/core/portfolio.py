@@ -22,7 +22,9 @@ steps, each a public function here:
    its docstring for the exact precedence). :func:`check_constraints` lists violations.
 5. **The daily loop.** :func:`construct_book` drifts yesterday's weights with today's returns,
    rebalances on :func:`rebalance_dates` and on regime-size changes, and returns a
-   :class:`BookPlan` that :func:`prometheus_assets.core.backtest.simulate` can replay.
+   :class:`BookPlan` that :func:`prometheus_assets.core.backtest.simulate` can replay. An
+   optional :class:`Sizer` (e.g. :class:`prometheus_assets.core.edge.sizing.EdgeSizer`) can
+   scale the raw weights and tighten the position cap name by name on every rebalance.
 
 Conventions
 -----------
@@ -47,6 +49,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -466,23 +469,51 @@ def raw_weights(method: str, alpha: pd.Series, window_returns: pd.DataFrame, kel
 # ---------------------------------------------------------------------------------------------
 
 
-def _water_fill(size: np.ndarray, sector: np.ndarray, name_cap: float, sector_caps: np.ndarray, total: float) -> np.ndarray:
+def _name_caps(name_cap: float | np.ndarray, n: int) -> float | np.ndarray:
+    """``name_cap`` of :func:`_water_fill` as one float (all names share it) or a per-name array.
+
+    An array whose entries are all equal collapses to a float, so per-name caps that happen to
+    be equal give bit-for-bit the result of the scalar cap (the scalar path multiplies the cap by
+    a count where the array path sums the caps, and the two can differ in the last bit).
+    """
+    caps = np.asarray(name_cap, dtype=float)
+    if caps.ndim == 0:
+        value = float(caps)
+        if math.isnan(value) or value < 0:
+            raise ValueError(f"a name cap must be >= 0, got {value}")
+        return value
+    if caps.shape != (n,):
+        raise ValueError(f"name caps must be a float or one per name ({n}), got shape {caps.shape}")
+    if np.isnan(caps).any() or (caps < 0).any():
+        raise ValueError("name caps must be >= 0 (inf: no cap of its own)")
+    if n == 0 or np.all(caps == caps[0]):
+        return float(caps[0]) if n else math.inf
+    return caps
+
+
+def _water_fill(size: np.ndarray, sector: np.ndarray, name_cap: float | np.ndarray, sector_caps: np.ndarray, total: float) -> np.ndarray:
     """Split ``total`` over names in proportion to ``size`` under a per-name and per-sector cap.
 
-    The result is ``v_i = min(θ_s · size_i, name_cap)`` with one common level θ for every sector
+    The result is ``v_i = min(θ_s · size_i, cap_i)`` with one common level θ for every sector
     below its cap, and a lower level θ_s for a sector that would exceed ``sector_caps[s]`` (set so
     that the sector sums exactly to its cap). θ is as large as needed to reach ``total``; if the
     caps do not allow ``total`` every name / sector ends at its cap and the sum stays below it.
+    ``name_cap`` is either one cap for every name (a float) or one cap per name (an array like
+    ``size``); an array of equal caps gives exactly the result of that float.
 
     Procedure ("water-filling"): spread the budget left over after the frozen names and sectors
-    over the free names in proportion to size; freeze every name above ``name_cap`` at the cap
+    over the free names in proportion to size; freeze every name above its cap at the cap
     and every sector above its cap at its cap; repeat until nothing is violated. The common level
-    only rises from one round to the next, so whatever is frozen stays binding in the final
-    solution and at most names + sectors rounds are needed. The names of a frozen sector are
-    then filled to exactly the sector cap the same way (with the name cap alone).
+    only rises from one round to the next (a name is frozen only when ``θ · size_i > cap_i``, so
+    freezing it leaves more budget per unit of remaining size), so whatever is frozen stays
+    binding in the final solution and at most names + sectors rounds are needed. The names of a
+    frozen sector are then filled to exactly the sector cap the same way (with the name caps
+    alone).
     """
     n = len(size)
     n_sectors = len(sector_caps)
+    cap = _name_caps(name_cap, n)
+    uniform = isinstance(cap, float)
     capped = np.zeros(n, dtype=bool)
     saturated = np.zeros(n_sectors, dtype=bool)
     level = 0.0
@@ -492,24 +523,30 @@ def _water_fill(size: np.ndarray, sector: np.ndarray, name_cap: float, sector_ca
         in_open = ~saturated[sector]
         free = in_open & ~capped
         mass = float(size[free].sum())
-        frozen = name_cap * np.count_nonzero(capped & in_open) + float(sector_caps[saturated].sum())
+        if uniform:
+            n_frozen = np.count_nonzero(capped & in_open)
+            frozen_names = cap * n_frozen if n_frozen else 0.0  # (an infinite cap freezes no name)
+        else:
+            frozen_names = float(cap[capped & in_open].sum())
+        frozen = frozen_names + float(sector_caps[saturated].sum())
         if mass <= 0:
             break
         level = max(total - frozen, 0.0) / mass
-        tentative = np.where(capped, name_cap, np.minimum(level * size, name_cap))
+        tentative = np.where(capped, cap, np.minimum(level * size, cap))
         sector_sum = np.bincount(sector[in_open], weights=tentative[in_open], minlength=n_sectors)
         new_saturated = ~saturated & (sector_sum > sector_caps)
-        new_capped = free & (level * size > name_cap)
+        new_capped = free & (level * size > cap)
         if not new_saturated.any() and not new_capped.any():
             break
         saturated |= new_saturated
         capped |= new_capped
         capped &= ~saturated[sector]
-    v = np.where(capped, name_cap, level * size)
+    v = np.where(capped, cap, level * size)
     for s in np.flatnonzero(saturated):
         members = sector == s
-        v[members] = _water_fill(size[members], np.zeros(int(members.sum()), dtype=np.intp), name_cap, np.array([np.inf]), float(sector_caps[s]))
-    return np.minimum(v, name_cap)
+        member_cap = cap if uniform else cap[members]
+        v[members] = _water_fill(size[members], np.zeros(int(members.sum()), dtype=np.intp), member_cap, np.array([np.inf]), float(sector_caps[s]))
+    return np.minimum(v, cap)
 
 
 def _breadth_ok(n_held: int, min_positions: int) -> bool:
@@ -524,9 +561,27 @@ def _constrain(
     constraints: Constraints,
     size_multiplier: float,
     n_sectors: int,
+    name_caps: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Array core of :func:`apply_constraints` (``sector`` = integer codes 0..n_sectors-1)."""
+    """Array core of :func:`apply_constraints` (``sector`` = integer codes 0..n_sectors-1).
+
+    ``name_caps`` (optional, one per name, ``inf`` = none of its own) tightens the position cap
+    name by name: name i may hold at most ``min(max_position, name_caps[i])``. The free names are
+    water-filled under these limits, and the turnover step's partial move must keep them too
+    (like ``max_position``, a name's limit is loosened only where the target itself exceeds it,
+    i.e. a locked name). Without ``name_caps`` (or with every cap >= ``max_position``) the result
+    is bit-for-bit that of ``max_position`` alone.
+    """
     c = constraints
+    limit: float | np.ndarray = c.max_position
+    if name_caps is not None:
+        caps = np.asarray(name_caps, dtype=float)
+        if caps.shape != raw.shape:
+            raise ValueError(f"name_caps must have one cap per name ({raw.shape[0]}), got shape {caps.shape}")
+        if np.isnan(caps).any() or (caps < 0).any():
+            raise ValueError("name_caps must be >= 0 (inf: no cap of its own)")
+        if caps.size:
+            limit = _name_caps(np.minimum(c.max_position, caps), caps.size)
     gross_target = c.gross_leverage * size_multiplier
     target = np.where(locked, current, 0.0)
     locked_abs = np.abs(target)
@@ -534,7 +589,8 @@ def _constrain(
     budget = max(gross_target - float(locked_abs.sum()), 0.0)
     if free.any() and budget > 0:
         sector_room = np.maximum(c.max_sector - np.bincount(sector, weights=locked_abs, minlength=n_sectors), 0.0)
-        fill = _water_fill(np.abs(raw[free]), sector[free], c.max_position, sector_room, budget)
+        free_limit = limit if isinstance(limit, float) else limit[free]
+        fill = _water_fill(np.abs(raw[free]), sector[free], free_limit, sector_room, budget)
         target[free] = np.sign(raw[free]) * fill
     if not _breadth_ok(np.count_nonzero(target), c.min_positions):
         target = np.where(locked, current, 0.0)  # insufficient breadth: hold nothing new
@@ -546,7 +602,7 @@ def _constrain(
     # Limits the partial move must keep: the hard limits, loosened only where the target itself
     # cannot meet them (positions that cannot trade today).
     abs_target = np.abs(target)
-    name_limit = np.maximum(c.max_position, abs_target) + FEASIBILITY_TOLERANCE
+    name_limit = np.maximum(limit, abs_target) + FEASIBILITY_TOLERANCE
     sector_limit = np.maximum(c.max_sector, np.bincount(sector, weights=abs_target, minlength=n_sectors)) + FEASIBILITY_TOLERANCE
     gross_limit = max(gross_target, float(abs_target.sum()))
     gross_limit += FEASIBILITY_TOLERANCE if gross_limit > 0 else 0.0
@@ -716,6 +772,56 @@ def rebalance_dates(sessions: pd.DatetimeIndex, frequency: str) -> pd.DatetimeIn
     return sessions[first]
 
 
+class Sizer(Protocol):
+    """A hook of :func:`construct_book` that resizes the selected names on every rebalance.
+
+    Called once per rebalance day, after the raw weights are known and before the hard limits::
+
+        multipliers, caps = sizer(day_index, date, selected, raw, current)
+
+    * ``day_index``: position of ``date`` in the sessions of ``returns``;
+    * ``selected``: the column indices (into ``returns``' columns, ascending) of the names
+      selected today (may be empty);
+    * ``raw``: their raw weights (allocation method × universe weight), aligned with ``selected``;
+    * ``current``: the book's current (drifted) weights of *every* column.
+
+    It returns two arrays aligned with ``selected``: ``multipliers`` (finite, >= 0; each raw
+    weight is multiplied by its multiplier, 0 drops the name) and ``caps`` (>= 0, ``inf`` = no
+    cap of its own; the name may then hold at most ``min(max_position, cap)``). The arrays
+    passed in are copies: the sizer cannot change the book by writing into them.
+
+    A sizer may also define ``record(day_index, date, selected, final)``; if it does,
+    :func:`construct_book` calls it right after the hard limits with the final target weights of
+    the same ``selected`` names (telemetry: what the sized weight became). ``record`` is optional
+    and therefore not part of this protocol (see :class:`RecordingSizer`).
+    """
+
+    def __call__(
+        self, day_index: int, date: pd.Timestamp, selected: np.ndarray, raw: np.ndarray, current: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class RecordingSizer(Sizer, Protocol):
+    """A :class:`Sizer` that is also told the final target weights of the names it sized."""
+
+    def record(self, day_index: int, date: pd.Timestamp, selected: np.ndarray, final: np.ndarray) -> None: ...
+
+
+def _sizer_output(out: object, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate what a :class:`Sizer` returned for ``n`` selected names."""
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ValueError("a sizer returns a tuple (multipliers, caps)")
+    multipliers = np.asarray(out[0], dtype=float)
+    caps = np.asarray(out[1], dtype=float)
+    if multipliers.shape != (n,) or caps.shape != (n,):
+        raise ValueError(f"a sizer returns one multiplier and one cap per selected name ({n}), got shapes {multipliers.shape} and {caps.shape}")
+    if not np.all(np.isfinite(multipliers)) or (multipliers < 0).any():
+        raise ValueError("sizer multipliers must be finite and >= 0")
+    if np.isnan(caps).any() or (caps < 0).any():
+        raise ValueError("sizer caps must be >= 0 (inf: no cap of its own)")
+    return multipliers, caps
+
+
 @dataclass(frozen=True, eq=False)
 class BookPlan:
     """What the portfolio manager of one book decided, day by day.
@@ -743,6 +849,7 @@ def construct_book(
     sectors: pd.Series,
     size_multiplier: pd.Series,
     kelly: pd.DataFrame | None = None,
+    sizer: Sizer | None = None,
 ) -> BookPlan:
     """Run a book's portfolio manager over every session of ``returns``.
 
@@ -757,7 +864,9 @@ def construct_book(
     * ``size_multiplier``: per date, the regime rules' size multiplier in [0, 1] (missing -> 1);
     * ``kelly``: Kelly fractions for ``allocation: kelly`` (computed with
       :func:`kelly_fractions` from the config's horizon, ``kelly_window`` and ``kelly_cap`` when
-      not given).
+      not given);
+    * ``sizer``: an optional :class:`Sizer` (edge sizing); without one the book is sized by its
+      allocation method and hard limits alone.
 
     Each session t:
 
@@ -773,10 +882,21 @@ def construct_book(
     4. **Sizing.** ``raw = raw_weights(config.allocation, ...) × universe_weight``, with the
        returns of the last ``covariance_window`` (risk parity) or ``volatility_window`` (inverse
        volatility) sessions up to and including today.
-    5. **Limits.** ``target = apply_constraints(raw, sectors, current, config.constraints,
-       size multiplier today)``; held names without a price today are locked at their current
-       weight (they cannot trade, exactly as :func:`~prometheus_assets.core.backtest.simulate`
-       keeps them).
+    5. **Sizer hook (only with ``sizer``).** ``multipliers, caps = sizer(i, date, selected,
+       raw of selected, current)``; then ``raw_selected *= multipliers`` and each selected name's
+       position cap becomes ``min(max_position, cap)``. Held names that are not selected keep
+       ``max_position``. The hook runs on every rebalance day, also when nothing is selected.
+    6. **Limits.** ``target = apply_constraints(raw, sectors, current, config.constraints,
+       size multiplier today)``, where with a sizer each selected name's ``max_position`` is the
+       tighter cap of step 5 (it binds in the water-filling and in the turnover step's partial
+       move exactly like ``max_position``); held names without a price today are locked at their
+       current weight (they cannot trade, exactly as
+       :func:`~prometheus_assets.core.backtest.simulate` keeps them).
+    7. **Record (only with a sizer that has ``record``).** ``sizer.record(i, date, selected,
+       target of selected)``: the final weights of the names it sized, for telemetry.
+
+    Without a sizer the result is bit-for-bit the plain book's; a sizer that returns
+    multipliers 1 and caps >= ``max_position`` gives the same plan too.
 
     With zero costs, replaying :attr:`BookPlan.targets` through ``simulate`` on prices
     compounded from ``returns`` reproduces :attr:`BookPlan.weights` (the tests check it).
@@ -808,6 +928,10 @@ def construct_book(
         kelly_frame = kelly if kelly is not None else kelly_fractions(alpha, returns, config.horizon_days, window=config.kelly_window, cap=config.kelly_cap)
         K = kelly_frame.reindex(index=sessions, columns=symbols).to_numpy(dtype=float)
     lookback = config.covariance_window if method == "risk_parity" else config.volatility_window
+
+    record = getattr(sizer, "record", None) if sizer is not None else None
+    if record is not None and not callable(record):
+        raise TypeError("sizer.record must be callable")
 
     weights_out = np.zeros((n_days, n_names))
     targets_out = np.zeros((int(rebalance.sum()), n_names))
@@ -842,6 +966,7 @@ def construct_book(
             involved[selected] = True
             names = np.flatnonzero(involved)
             raw = np.zeros(len(names))
+            at = np.searchsorted(names, selected)
             if selected.size:
                 a_sel = a_today[selected]
                 if method in ("proportional", "kelly"):
@@ -849,9 +974,17 @@ def construct_book(
                 else:
                     window = returns.iloc[max(0, i - lookback + 1) : i + 1, selected]
                     sized = raw_weights(method, pd.Series(a_sel, index=symbols[selected]), window, None, config.long_only).to_numpy()
-                raw[np.searchsorted(names, selected)] = sized * U[i, selected]
+                raw[at] = sized * U[i, selected]
+            name_caps = None
+            if sizer is not None:
+                multipliers, caps = _sizer_output(sizer(i, sessions[i], selected.copy(), raw[at].copy(), current.copy()), selected.size)
+                raw[at] = raw[at] * multipliers
+                name_caps = np.full(len(names), np.inf)
+                name_caps[at] = caps
             locked = ~tradeable[names] & (current[names] != 0)
-            w[names] = _constrain(raw, current[names], sector_code[names], locked, c, float(mult[i]), n_sectors)
+            w[names] = _constrain(raw, current[names], sector_code[names], locked, c, float(mult[i]), n_sectors, name_caps)
+            if record is not None:
+                record(i, sessions[i], selected.copy(), w[selected].copy())
             targets_out[k_reb] = w
             k_reb += 1
             shown = np.flatnonzero((current != 0) | (w != 0))

@@ -36,6 +36,10 @@ DAILY = {
     "allocator_risk_v1": "date",
     "allocator_risk_v1_applied": "date",
     "portfolio_returns_scaled": "date",
+    # edge (whole tables replayed from the start of history; their rows are point in time)
+    "edge_history": "ts",
+    "pm_sizing": "date",
+    "edge_sleeve_returns": "date",
 }
 STATE_VIEWS = {"numeric_embeddings", "regime_states", "regime_transitions", "stability_vectors", "soft_target_classes", "profile_snapshots"}
 

@@ -29,7 +29,7 @@ def duckdb_cli(db: Path, sql: str) -> str:
 def test_synthetic_build_then_duckdb_cli(tmp_path):
     proc = build({"PROMETHEUS_SOURCE": "synthetic", "PROMETHEUS_SYNTHETIC_ASSETS": "25", "PROMETHEUS_START": "2018-01-02", "PROMETHEUS_END": "2018-03-29"}, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Built 37 assets over 2018-01-02 … 2018-03-29" in proc.stdout
+    assert "Built 41 assets over 2018-01-02 … 2018-03-29" in proc.stdout
     assert "Dagster bookkeeping" in proc.stdout and "prices_daily" in proc.stdout
     db = tmp_path / "data" / "prometheus.duckdb"
     n, lo, hi = duckdb_cli(db, "select count(distinct symbol), min(date), max(date) from prices_daily").split(",")

@@ -590,3 +590,159 @@ def test_construct_book_long_short_ranks_by_absolute_alpha():
     assert set(picked.index) == set(candidates.abs().nlargest(8).index)
     assert (np.sign(picked) == np.sign(alpha.iloc[0][picked.index])).all()
     assert (picked < 0).any() and picked.abs().sum() == pytest.approx(2.0, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- per-name caps and the sizer hook
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.one_of(st.just(0.0), st.floats(0.001, 10.0)), min_size=0, max_size=12),
+    data=st.data(),
+)
+def test_water_fill_per_name_caps(sizes, data):
+    n = len(sizes)
+    size = np.array(sizes, dtype=float)
+    sector = np.array(data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)), dtype=np.intp)
+    sector_caps = np.array(data.draw(st.lists(st.one_of(st.floats(0.01, 2.0), st.just(np.inf)), min_size=3, max_size=3)))
+    total = data.draw(st.floats(0.0, 3.0))
+    cap = data.draw(st.floats(0.0, 1.0))
+    # an array of equal caps gives exactly the scalar result
+    scalar = P._water_fill(size, sector, cap, sector_caps, total)
+    np.testing.assert_array_equal(P._water_fill(size, sector, np.full(n, cap), sector_caps, total), scalar)
+    # different caps: each name and sector within its cap, and the budget reached where the caps allow
+    caps = np.array(data.draw(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(np.inf)), min_size=n, max_size=n)), dtype=float)
+    v = P._water_fill(size, sector, caps, sector_caps, total)
+    assert (v >= 0).all() and (v <= caps).all() and (v[size == 0] == 0).all()
+    assert (np.bincount(sector, weights=v, minlength=3) <= sector_caps + 1e-12).all()
+    reachable = sum(min(sector_caps[s], float(caps[(sector == s) & (size > 0)].sum())) for s in range(3))
+    assert v.sum() == pytest.approx(min(total, reachable), rel=1e-12, abs=1e-12)
+
+
+def test_water_fill_per_name_caps_hand_example():
+    size = np.array([1.0, 2.0, 1.0, 0.5])
+    # B's own cap 0.3 binds; the other 0.7 is spread 1 : 1 : 0.5
+    v = P._water_fill(size, np.zeros(4, dtype=np.intp), np.array([np.inf, 0.3, np.inf, np.inf]), np.array([np.inf]), 1.0)
+    np.testing.assert_allclose(v, [0.28, 0.3, 0.28, 0.14], rtol=0, atol=1e-15)
+    with pytest.raises(ValueError):
+        P._water_fill(size, np.zeros(4, dtype=np.intp), np.array([0.1, 0.1]), np.array([np.inf]), 1.0)
+    with pytest.raises(ValueError):
+        P._water_fill(size, np.zeros(4, dtype=np.intp), np.array([0.1, -0.1, 0.1, 0.1]), np.array([np.inf]), 1.0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(constrained_books(), st.data())
+def test_constrain_with_name_caps_keeps_every_limit(book, data):
+    long_only, raw, sectors, current, c, multiplier = book
+    names = raw.index.union(current.index)
+    raw_arr = raw.reindex(names).fillna(0.0).to_numpy(dtype=float)
+    cur_arr = current.reindex(names).fillna(0.0).to_numpy(dtype=float)
+    codes, labels = P._sector_codes(names, sectors)
+    unlocked = np.zeros(len(names), dtype=bool)
+    plain = P._constrain(raw_arr, cur_arr, codes, unlocked, c, multiplier, len(labels))
+    # caps at or above max_position change nothing, bit for bit
+    loose = np.array(data.draw(st.lists(st.one_of(st.just(np.inf), st.floats(c.max_position, 2.0)), min_size=len(names), max_size=len(names))))
+    np.testing.assert_array_equal(P._constrain(raw_arr, cur_arr, codes, unlocked, c, multiplier, len(labels), loose), plain)
+    # tighter caps hold for every name, also while the turnover limit migrates the book
+    caps = np.array(data.draw(st.lists(st.one_of(st.just(np.inf), st.floats(0.0, 0.5)), min_size=len(names), max_size=len(names))))
+    w = P._constrain(raw_arr, cur_arr, codes, unlocked, c, multiplier, len(labels), caps)
+    assert (np.abs(w) <= np.minimum(c.max_position, caps) + 1e-12).all()
+    assert P.check_constraints(pd.Series(w, index=names), sectors, c, multiplier) == []
+    target = P._constrain(raw_arr, cur_arr, codes, unlocked, c.model_copy(update={"max_turnover": 1e9}), multiplier, len(labels), caps)
+    assert (np.sign(target[target != 0]) == np.sign(raw_arr[target != 0])).all()
+
+
+class _RecordingSizer:
+    """A sizer that returns fixed multipliers / caps (by symbol position) and keeps every call."""
+
+    def __init__(self, multiplier=None, cap=None, default_cap=np.inf):
+        self.multiplier, self.cap, self.default_cap = multiplier or {}, cap or {}, default_cap
+        self.calls, self.records = [], []
+
+    def __call__(self, day_index, date, selected, raw, current):
+        self.calls.append((day_index, date, selected, raw, current))
+        m = np.array([self.multiplier.get(int(j), 1.0) for j in selected])
+        c = np.array([self.cap.get(int(j), self.default_cap) for j in selected])
+        return m, c
+
+    def record(self, day_index, date, selected, final):
+        self.records.append((day_index, date, selected, final))
+
+
+def _assert_same_plan(a: P.BookPlan, b: P.BookPlan):
+    pd.testing.assert_frame_equal(a.positions, b.positions, check_exact=True)
+    pd.testing.assert_frame_equal(a.targets, b.targets, check_exact=True)
+    pd.testing.assert_frame_equal(a.weights, b.weights, check_exact=True)
+
+
+@pytest.mark.parametrize("default_cap", [0.15, np.inf, 1.0])
+def test_construct_book_neutral_sizer_gives_the_plain_book(default_cap):
+    alpha, universe, returns, sectors, multiplier = _book_inputs()
+    config = _config()  # max_position 0.15
+    plain = P.construct_book(config, alpha, universe, returns, sectors, multiplier)
+    sizer = _RecordingSizer(default_cap=default_cap)
+    sized = P.construct_book(config, alpha, universe, returns, sectors, multiplier, sizer=sizer)
+    _assert_same_plan(plain, sized)
+    # called once per rebalance with the day, the selection, its raw weights and the current book
+    assert [returns.index[c[0]] for c in sizer.calls] == list(plain.targets.index)
+    assert all(c[1] == returns.index[c[0]] for c in sizer.calls)
+    for (i, _, selected, raw, current), (j, _, rec_selected, final) in zip(sizer.calls, sizer.records):
+        assert i == j and np.array_equal(selected, rec_selected) and (np.diff(selected) > 0).all()
+        assert raw.shape == selected.shape and (raw > 0).all() and current.shape == (returns.shape[1],)
+        np.testing.assert_array_equal(final, plain.targets.loc[returns.index[i]].to_numpy()[selected])
+        day = plain.positions[plain.positions["date"] == returns.index[i]].set_index("symbol")["current_weight"]
+        np.testing.assert_array_equal(current[current != 0], day.reindex(returns.columns[current != 0]).to_numpy())
+
+
+def test_construct_book_sizer_caps_cut_weights():
+    alpha, universe, returns, sectors, multiplier = _book_inputs(holes=0.0)
+    config = _config()
+    sizer = _RecordingSizer(default_cap=0.05)
+    plan = P.construct_book(config, alpha, universe, returns, sectors, multiplier, sizer=sizer)
+    assert len(sizer.records) == len(plan.targets) and plan.weights.abs().sum(axis=1).max() > 0.2
+    for _, _, selected, final in sizer.records:
+        assert (np.abs(final) <= 0.05 + 1e-12).all()
+    for date, row in plan.targets.iterrows():
+        assert P.check_constraints(row, sectors, config.constraints, float(multiplier[date])) == []
+    # once the book has migrated (unlimited turnover), no name is above its cap at all
+    free = _config(constraints={"max_turnover": 100.0})
+    migrated = P.construct_book(free, alpha, universe, returns, sectors, multiplier, sizer=_RecordingSizer(default_cap=0.05))
+    assert migrated.targets.abs().max().max() <= 0.05 + 1e-12
+
+
+def test_construct_book_sizer_multipliers_hand_example():
+    dates = pd.bdate_range("2024-01-02", periods=1)
+    names = ["A", "B", "C", "D"]
+    returns = pd.DataFrame(0.0, index=dates, columns=names)
+    alpha = pd.DataFrame(1.0, index=dates, columns=names)
+    universe = pd.DataFrame(1.0, index=dates, columns=names)
+    config = _config(constraints={"max_position": 1.0, "max_sector": 10.0, "min_positions": 1, "max_turnover": 10.0})
+    args = (config, alpha, universe, returns, pd.Series(dtype=object), pd.Series(1.0, index=dates))
+    equal = P.construct_book(*args).targets.iloc[0]
+    np.testing.assert_allclose(equal, 0.25, rtol=0, atol=1e-15)
+    # multipliers 1 : 2 : 1 : 0.5 -> weights in that proportion (Σ 4.5)
+    sized = P.construct_book(*args, sizer=_RecordingSizer({1: 2.0, 3: 0.5})).targets.iloc[0]
+    np.testing.assert_allclose(sized, np.array([1.0, 2.0, 1.0, 0.5]) / 4.5, rtol=0, atol=1e-15)
+    # ... and B capped at 0.3: the other 0.7 spread 1 : 1 : 0.5
+    capped = P.construct_book(*args, sizer=_RecordingSizer({1: 2.0, 3: 0.5}, {1: 0.3})).targets.iloc[0]
+    np.testing.assert_allclose(capped, [0.28, 0.3, 0.28, 0.14], rtol=0, atol=1e-15)
+    # a multiplier of 0 drops the name
+    dropped = P.construct_book(*args, sizer=_RecordingSizer({0: 0.0})).targets.iloc[0]
+    np.testing.assert_allclose(dropped, [0.0, 1 / 3, 1 / 3, 1 / 3], rtol=0, atol=1e-15)
+
+
+def test_construct_book_rejects_bad_sizer_output():
+    dates = pd.bdate_range("2024-01-02", periods=2)
+    names = ["A", "B", "C", "D"]
+    frames = (pd.DataFrame(1.0, index=dates, columns=names), pd.DataFrame(1.0, index=dates, columns=names), pd.DataFrame(0.0, index=dates, columns=names))
+    config = _config(constraints={"min_positions": 1})
+    bad = [
+        lambda i, d, s, r, c: (np.ones(len(s) + 1), np.ones(len(s))),
+        lambda i, d, s, r, c: (-np.ones(len(s)), np.ones(len(s))),
+        lambda i, d, s, r, c: (np.full(len(s), np.nan), np.ones(len(s))),
+        lambda i, d, s, r, c: (np.ones(len(s)), np.full(len(s), -0.1)),
+        lambda i, d, s, r, c: np.ones(len(s)),
+    ]
+    for sizer in bad:
+        with pytest.raises(ValueError, match="sizer"):
+            P.construct_book(config, *frames, pd.Series(dtype=object), pd.Series(1.0, index=dates), sizer=sizer)
