@@ -46,11 +46,11 @@ eod_job = dg.define_asset_job(
     description=(
         "The whole Prometheus graph (every asset and asset check) for a trading-day partition: one run per "
         "day from eod_sensor / eod_schedule, or one run for a whole range when backfilled from this job's "
-        "Partitions tab (every daily asset has a single-run backfill policy). Runs in one process by default "
-        "(set execution: multiprocess in the launchpad to run independent steps in parallel)."
+        "Partitions tab (every daily asset has a single-run backfill policy). Runs in one process: an EOD day's "
+        "steps are short, and a process per step would cost more than it saves (see the README)."
     ),
     tags={QUEUE_TAG: QUEUE_VALUE},
-    config={"execution": {"config": {"in_process": {}}}},
+    executor_def=dg.in_process_executor,
 )
 
 
