@@ -181,3 +181,41 @@ class DagsterDeployment:
                 events = data["logsForRun"].get("events", [])
                 lines.append(f"run {run['runId']} FAILED:\n" + "\n".join(e.get("message", "") for e in events if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent"))[-3000:])
         return "\n".join(lines) + "\n" + self.log_tail("daemon") + "\n" + self.log_tail("webserver")
+
+    # ------------------------------------------------------------------ queries used by the tests
+    def repository(self) -> dict:
+        data = self.graphql("{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
+        (repo,) = data["repositoriesOrError"]["nodes"]
+        return {"repositoryName": repo["name"], "repositoryLocationName": repo["location"]["name"]}
+
+    def asset_nodes(self) -> list[dict]:
+        query = """{ assetNodes { assetKey { path } groupName description isPartitioned opVersion kinds
+                     owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+                     tags { key value }
+                     assetChecksOrError { ... on AssetChecks { checks { name description } } } } }"""
+        return self.graphql(query)["assetNodes"]
+
+    def sensor_state(self, name: str = "eod_sensor") -> dict:
+        query = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename
+                     ... on Sensor { sensorState { status typeSpecificData { ... on SensorData { lastCursor lastTickTimestamp } }
+                     ticks(limit: 200) { id status timestamp cursor runKeys skipReason error { message } } } } } }"""
+        data = self.graphql(query, {"s": {**self.repository(), "sensorName": name}})["sensorOrError"]
+        assert data["__typename"] == "Sensor", data
+        return data["sensorState"]
+
+    def launch_job_backfill(self, job: str, partition_keys: list[str]) -> str:
+        """A backfill of ``job``'s partition set over ``partition_keys`` (Jobs → job → Partitions → Backfill)."""
+        query = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename
+                     ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } ... on InvalidSubsetError { message } } }"""
+        params = {"selector": {"partitionSetName": f"{job}_partition_set", "repositorySelector": self.repository()}, "partitionNames": partition_keys}
+        result = self.graphql(query, {"p": params})["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return result["backfillId"]
+
+    def backfill_status(self, backfill_id: str) -> str:
+        query = "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } ... on PythonError { message } } }"
+        return self.graphql(query, {"id": backfill_id})["partitionBackfillOrError"]["status"]
+
+    def run_times(self, run_id: str) -> dict:
+        query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime creationTime } } }"
+        return self.graphql(query, {"id": run_id})["runOrError"]
