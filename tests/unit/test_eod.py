@@ -108,3 +108,17 @@ def test_a_schedule_tick_belongs_to_its_new_york_session(moment, expected):
 def test_exchange_date_crosses_midnight_in_new_york_not_utc():
     assert exchange_date(pd.Timestamp("2024-01-03 03:00", tz="UTC")) == pd.Timestamp("2024-01-02")
     assert exchange_date(pd.Timestamp("2024-01-03 06:00", tz="UTC")) == pd.Timestamp("2024-01-03")
+
+
+def test_operation_settings_from_the_environment():
+    from prometheus_assets.errors import SourceConfigError
+    from prometheus_assets.settings import Settings
+
+    default = Settings.from_env({})
+    assert (default.replay_from, default.eod_interval) == (None, 30)
+    chosen = Settings.from_env({"PROMETHEUS_REPLAY_FROM": "2022-12-01", "PROMETHEUS_EOD_INTERVAL": "5"})
+    assert (chosen.replay_from, chosen.eod_interval) == ("2022-12-01", 5)
+    with pytest.raises(SourceConfigError, match="PROMETHEUS_EOD_INTERVAL=0 must be a positive number of seconds"):
+        Settings.from_env({"PROMETHEUS_EOD_INTERVAL": "0"})
+    with pytest.raises(SourceConfigError, match="PROMETHEUS_REPLAY_FROM='soon' is not a date"):
+        Settings.from_env({"PROMETHEUS_REPLAY_FROM": "soon"})
