@@ -219,3 +219,14 @@ class DagsterDeployment:
     def run_times(self, run_id: str) -> dict:
         query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime creationTime } } }"
         return self.graphql(query, {"id": run_id})["runOrError"]
+
+    def check_executions(self) -> dict[str, dict[str, dict | None]]:
+        """Per asset, per check: the execution for the latest materialization (status, runId) or None."""
+        query = """{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name
+                     executionForLatestMaterialization { status runId } } } } } }"""
+        out = {}
+        for node in self.graphql(query)["assetNodes"]:
+            checks = node["assetChecksOrError"].get("checks", [])
+            if checks:
+                out[node["assetKey"]["path"][-1]] = {c["name"]: c["executionForLatestMaterialization"] for c in checks}
+        return out

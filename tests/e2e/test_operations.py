@@ -80,6 +80,12 @@ def test_backfill_eod_sensor_and_daemon_restart(deployment):
     assert eod["tags"]["dagster/partition"] == NEW_DAYS[0] and eod["jobName"] == "eod_job" and eod["tags"][QUEUE_TAG] == QUEUE_VALUE
     assert deployment.run_times(eod["runId"])["startTime"] >= deployment.run_times(backfill_run["runId"])["endTime"]
 
+    # The checks ran inside the EOD run and their results are what the UI shows for the asset.
+    executions = deployment.check_executions()
+    assert {name: e["status"] for name, e in executions["prices_daily"].items()} == {name: "SUCCEEDED" for name in executions["prices_daily"]}
+    assert {e["runId"] for e in executions["prices_daily"].values()} == {eod["runId"]}
+    assert all(e and e["status"] in ("SUCCEEDED", "FAILED") for e in executions["returns_daily"].values())
+
     # 3. What the runs wrote: Parquet files, DuckDB views, the new day in the daily tables.
     with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as instance:
         graph_groups = {n["groupName"] for n in deployment.asset_nodes()}
