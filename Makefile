@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test ui bench summary sql install clean
+.PHONY: run test ui bench summary sql install chromium clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "python3.11 not found: install Python 3.11 first"; exit 1; }
@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# The browser test drives Debian's chromium package (never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver) \
+	  || { echo "could not install Debian's chromium package (needs root): apt-get install chromium chromium-driver"; exit 1; }
+
+install: $(STAMP) chromium
 
 run: $(STAMP)
 	$(BIN)/prometheus build
 
-test: $(STAMP)
+test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: $(STAMP)

@@ -32,6 +32,14 @@ event_log_storage:
   class: FastSqliteEventLogStorage
   config:
     base_dir: {runs_dir}
+# Whole-graph runs (eod_job: the EOD days of eod_sensor / eod_schedule, and its backfills) run one at
+# a time, oldest first: day t+1 reads what day t wrote. Other runs are not limited.
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: prometheus/queue
+        value: graph
+        limit: 1
 """
 #: Events are stored in batches of this size (one transaction each) by FastSqliteEventLogStorage.
 EVENT_BATCH_SIZE = "1000"

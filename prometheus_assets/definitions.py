@@ -22,6 +22,7 @@ from prometheus_assets.assets.profiles import profile_assets
 from prometheus_assets.assets.regime import regime_assets
 from prometheus_assets.assets.stability import stability_assets
 from prometheus_assets.assets.universe import universe_assets
+from prometheus_assets.operations import build_eod_sensor, eod_job, eod_schedule
 from prometheus_assets.partitions import trading_day_partitions
 from prometheus_assets.resources import MarketDataResource, ParquetIOManager, StorageResource
 from prometheus_assets.resources.books import BooksResource
@@ -55,7 +56,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *allocator_assets(daily),
             *edge_assets(),
         ],
-        jobs=[freeze_allocator_baseline],
+        jobs=[freeze_allocator_baseline, eod_job],
+        sensors=[build_eod_sensor(settings)],
+        schedules=[eod_schedule],
         resources={
             "io_manager": ParquetIOManager(home=settings.home),
             "storage": StorageResource(home=settings.home),

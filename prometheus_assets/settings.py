@@ -11,6 +11,9 @@ PROMETHEUS_START               first day of history to build (the source's first
 PROMETHEUS_END                 last day of history to build (the source's last day)
 PROMETHEUS_SLEEVES             a directory of your own sleeve (book) YAML files (the bundled
                                ``prometheus_assets/configs/sleeves/``)
+PROMETHEUS_REPLAY_FROM         replay mode of ``eod_sensor``: reveal the source's history one
+                               session per tick from this day (unset: live mode)
+PROMETHEUS_EOD_INTERVAL        seconds between two ``eod_sensor`` ticks (30)
 DAGSTER_HOME                   Dagster instance directory (``<PROMETHEUS_HOME>/dagster_home``
                                for a local root, else ``./.dagster_home``)
 =============================  ==========================================================
@@ -35,6 +38,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SourceConfigError(f"{name}={raw!r} is not an integer") from exc
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SourceConfigError(f"{name}={value} must be a positive number of seconds")
+    return value
 
 
 def _date(env: Mapping[str, str], name: str) -> str | None:
@@ -63,6 +73,8 @@ class Settings:
     start: str | None = None
     end: str | None = None
     sleeves: str | None = None
+    replay_from: str | None = None
+    eod_interval: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +94,8 @@ class Settings:
             start=_date(e, "PROMETHEUS_START"),
             end=_date(e, "PROMETHEUS_END"),
             sleeves=os.path.abspath(e["PROMETHEUS_SLEEVES"].strip()) if e.get("PROMETHEUS_SLEEVES", "").strip() else None,
+            replay_from=_date(e, "PROMETHEUS_REPLAY_FROM"),
+            eod_interval=_positive(e, "PROMETHEUS_EOD_INTERVAL", 30),
         )
 
     def dagster_home(self, env: Mapping[str, str] | None = None) -> str:
