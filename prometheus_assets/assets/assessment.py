@@ -115,7 +115,7 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", deps=["prices_daily"],
+        code_version="1", deps=["prices_daily", "returns_daily"],
         description=(
             "StrategySignal per (date, symbol, strategy): alpha_score in [-1, 1], confidence in [0, 1], horizon_days, "
             "volatility_adjusted, metadata (indicator values and thresholds, JSON) for Bollinger-band mean reversion, "

@@ -135,7 +135,8 @@ def test_sleeve_metrics_cover_regimes_periods_and_decay(full_build):
     metrics = read(full_build, "sleeve_metrics")
     assert {"overall", "regime", "period", "year"} <= set(metrics["scope"])
     overall = metrics[metrics["scope"] == "overall"]
-    assert overall["config_id"].nunique() == 16
+    assert overall[~overall["edge_sizing"]]["config_id"].nunique() == 16  # 4 books x 4 combination methods
+    assert overall[overall["edge_sizing"]]["config_id"].nunique() == 2  # the two edge-sized books
     for col in ("sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown", "value_at_risk", "turnover", "ic", "ic_1d", "ic_60d"):
         assert col in metrics.columns, col
     rolling = read(full_build, "sleeve_rolling_metrics")
