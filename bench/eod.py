@@ -1,0 +1,76 @@
+"""Benchmark: one end-of-day run of the whole graph with 1 year vs the full history behind it.
+
+For each history length it builds the history up to the day before the last session into a fresh
+storage root and persistent instance (like ``make run``), then times the EOD run of the last
+session alone (one partition of the whole graph, what ``eod_job`` runs for a new day), with the
+body / IO / bookkeeping split. It prints both figures and their ratio against the targets of the
+hardening issue (≤ 15 s per EOD day, full/1-year ratio ≤ 1.2).
+
+    .venv/bin/python bench/eod.py [--source bundled|synthetic|DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+
+import pandas as pd
+
+EOD_TARGET_S = 15.0
+RATIO_TARGET = 1.2
+
+
+def _eod(source: str, start: str | None, tmp: str) -> tuple[float, list[str], str]:
+    from prometheus_assets.cli import build
+    from prometheus_assets.core import calendar
+    from prometheus_assets.cli import history_range
+    from prometheus_assets.definitions import build_definitions
+    from prometheus_assets.settings import Settings
+
+    env = {"PROMETHEUS_HOME": os.path.join(tmp, "data"), "PROMETHEUS_SOURCE": source}
+    if start:
+        env["PROMETHEUS_START"] = start
+    os.environ.pop("DAGSTER_HOME", None)
+    settings = Settings.from_env(env)
+    defs = build_definitions(settings)
+    first, last = history_range(defs, settings)
+    sessions = calendar.trading_sessions(first, last)
+    previous = f"{sessions[-2]:%Y-%m-%d}"
+    history, _, _, _ = build(settings, first, previous, echo=False)
+    if not history.success:
+        raise RuntimeError(f"history build {first} … {previous} failed")
+    result, split, _, _ = build(settings, last, last, echo=False)
+    if not result.success or split is None:
+        raise RuntimeError(f"EOD run of {last} failed")
+    return split.wall, split.lines(), f"{first} … {last}"
+
+
+def main() -> int:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source", default=os.environ.get("PROMETHEUS_SOURCE", "bundled"))
+    args = parser.parse_args()
+    figures = {}
+    for label in ("1 year", "full history"):
+        with tempfile.TemporaryDirectory(prefix="prometheus-eod-") as tmp:
+            start = None
+            if label == "1 year":
+                from prometheus_assets.resources import MarketDataResource
+
+                _, end = MarketDataResource(source=args.source).get().span()
+                start = f"{pd.Timestamp(end) - pd.DateOffset(years=1):%Y-%m-%d}"
+            wall, lines, span = _eod(args.source, start, tmp)
+            figures[label] = wall
+            print(f"== EOD run of the last session, history {span} ({label})")
+            print("\n".join(lines), flush=True)
+    ratio = figures["full history"] / figures["1 year"]
+    print(f"EOD day: {figures['1 year']:.1f} s with 1 year, {figures['full history']:.1f} s with the full history "
+          f"(target ≤ {EOD_TARGET_S:.0f} s); ratio {ratio:.2f} (target ≤ {RATIO_TARGET})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
