@@ -11,7 +11,6 @@ import pandas as pd
 
 from prometheus_assets.assets import book_inputs, history, metadata, plots
 from prometheus_assets.core import book_signals, performance, sleeves, trade_context, trades
-from prometheus_assets.core.books import COMBINATION_METHODS
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import StorageResource
@@ -87,8 +86,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         panels = history.market_panels(storage, None, dates[-1])
         prices, returns = panels["prices"].reindex_like(panels["returns"]), panels["returns"]
         positions = history.read(storage, "target_portfolios", None, dates[-1])
-        states = history.read(storage, "soft_target_classes", None, dates[-1], date_column="as_of_date")
-        classes = states.pivot(index="as_of_date", columns="entity_id", values="soft_target_class") if len(states) else None
+        classes = book_inputs.soft_target_class_panel(storage, None, dates[-1])
         regimes, sectors, buckets = book_inputs.regime_labels(storage, dates[-1]), book_inputs.sectors(instruments), trade_context.volatility_buckets(returns)
         parts = []
         for name, book in books.books().items():

@@ -45,6 +45,12 @@ def regime_labels(storage: StorageResource, end: pd.Timestamp) -> pd.Series:
     return states.set_index("as_of_date")["regime_label"]
 
 
+def soft_target_class_panel(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame | None:
+    """Wide as_of_date × symbol stability classes over ``start`` … ``end`` (None when there are none)."""
+    states = history.read(storage, "soft_target_classes", start, end, date_column="as_of_date")
+    return states.pivot(index="as_of_date", columns="entity_id", values="soft_target_class") if len(states) else None
+
+
 def load_context(storage: StorageResource, books: dict[str, BookConfig], instruments: pd.DataFrame, end: pd.Timestamp) -> BookContext:
     """Everything the books need, from the first day of history to ``end``."""
     panels = history.market_panels(storage, None, end)

@@ -41,8 +41,7 @@ def edge_config_id(book: BookConfig) -> str:
 
 
 def _scope_panels(storage: StorageResource, ctx: book_inputs.BookContext, instruments: pd.DataFrame) -> scope_context.ScopePanels:
-    classes = history.read(storage, "soft_target_classes", None, None, date_column="as_of_date")
-    wide_classes = classes.pivot(index="as_of_date", columns="entity_id", values="soft_target_class") if len(classes) else None
+    wide_classes = book_inputs.soft_target_class_panel(storage, None, None)
     allocator = history.read(storage, "allocator_regime_v1", None, None) if storage.store().exists("allocator_regime_v1") else pd.DataFrame(columns=["date", "regime"])
     allocator_regimes = allocator.set_index("date")["regime"] if len(allocator) else pd.Series(dtype=object)
     return scope_context.scope_panels(ctx.returns, ctx.prices, ctx.volumes, instruments, ctx.regimes, allocator_regimes, wide_classes)

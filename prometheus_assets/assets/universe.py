@@ -7,7 +7,7 @@ into a book's candidate list (filters, ranking, tiers) before the portfolio mana
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history, metadata
+from prometheus_assets.assets import book_inputs, history, metadata
 from prometheus_assets.core import book_signals
 from prometheus_assets.core.universe import build_universe
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -36,8 +36,7 @@ def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         prices = panels["prices"]
         scores = history.read(storage, "assessment_scores", dates[0], dates[-1], date_column="as_of_date")
         signals = history.read(storage, "strategy_signals", dates[0], dates[-1])
-        states = history.read(storage, "soft_target_classes", dates[0], dates[-1], date_column="as_of_date")
-        classes = states.pivot(index="as_of_date", columns="entity_id", values="soft_target_class") if len(states) else None
+        classes = book_inputs.soft_target_class_panel(storage, dates[0], dates[-1])
         parts = []
         for name, book in books.books().items():
             score, _, _ = book_signals.source_score(book.rank_source, scores, signals, prices.index, prices.columns)

@@ -18,6 +18,7 @@ HELPER_READS = {
     "load_context": {"prices_daily", "returns_daily", "assessment_scores", "strategy_signals", "regime_states"},
     "regime_labels": {"regime_states"},
     "read_universe": {"universes"},
+    "soft_target_class_panel": {"soft_target_classes"},
 }
 
 
