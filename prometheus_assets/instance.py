@@ -108,13 +108,15 @@ from sqlalchemy.pool import QueuePool
 from dagster import Enum, EnumValue, Field, IntSource, StringSource
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
-from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorage,
 )
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import serialize_value
 
 if TYPE_CHECKING:
     from dagster._core.events.log import EventLogEntry
@@ -259,6 +261,39 @@ class FastSqliteEventLogStorage(SqliteEventLogStorage):
             and event.dagster_event_type not in ASSET_CHECK_EVENTS
             and event.dagster_event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
         )
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """The stock rows (one per planned partition), with the event serialised once instead of once per row.
+
+        The stock method calls ``serialize_value(event)`` inside its per-partition list, and the
+        event carries the run's whole partition subset, so a check planned over n partitions cost
+        O(n) serialisations of an O(n)-sized event: 20 s per check over 2,000 days, ~130 s of a
+        full-history build's start-up with 7 checks (cProfile). The rows written are identical.
+        """
+        planned = event.dagster_event.event_specific_data if event.dagster_event else None
+        if planned is None:
+            return super()._store_asset_check_evaluation_planned(event, event_id)
+        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        serialized = serialize_value(event)
+        timestamp = self._event_insert_timestamp(event)
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    [
+                        dict(
+                            asset_key=planned.asset_key.to_string(),
+                            check_name=planned.check_name,
+                            partition=partition_key,
+                            run_id=event.run_id,
+                            execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+                            evaluation_event=serialized,
+                            evaluation_event_timestamp=timestamp,
+                            evaluation_event_storage_id=event_id,
+                        )
+                        for partition_key in partition_keys
+                    ]
+                )
+            )
 
     def store_event(self, event: EventLogEntry) -> None:
         if self._is_plain_asset_event(event):

@@ -37,7 +37,20 @@ def summary(instance: dg.DagsterInstance, result) -> dict:
         },
         "checks": {name: ev.passed for name, ev in check_results(result).items()},
         "event_counts": counts,
+        "check_execution_rows": check_execution_rows(instance),
     }
+
+
+def check_execution_rows(instance: dg.DagsterInstance) -> list[tuple]:
+    """The asset-check execution rows (one per planned partition), without ids and timestamps."""
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable as T
+
+    from dagster._serdes import deserialize_value
+
+    with instance.event_log_storage.index_connection() as conn:
+        rows = conn.execute(db.select(T.c.asset_key, T.c.check_name, T.c.partition, T.c.execution_status, T.c.evaluation_event)).fetchall()
+    return sorted((r[0], r[1], r[2], r[3], type(deserialize_value(r[4])).__name__ if r[4] else None) for r in rows)
 
 
 @pytest.mark.parametrize("batch", ["0", "1000"])
@@ -63,3 +76,27 @@ def test_same_records_as_stock_sqlite(tmp_path, monkeypatch, batch):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": str(tmp_path / "fast")}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["61", "1"]
+
+
+def test_planned_check_rows_over_a_partition_range_equal_the_stock_rows(tmp_path):
+    """A check planned over a range writes one row per partition, as the stock storage does (serialised once)."""
+    import time
+
+    from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent, DagsterEventType
+    from dagster._core.events.log import EventLogEntry
+
+    daily = dg.DailyPartitionsDefinition(start_date="2020-01-01", end_date="2020-03-01")
+    subset = daily.get_partition_subset_in_time_window(dg.TimeWindow(daily.start, daily.end)).to_serializable_subset()
+    planned = AssetCheckEvaluationPlanned(asset_key=dg.AssetKey("prices_daily"), check_name="no_gaps", partitions_subset=subset)
+    event = EventLogEntry(
+        error_info=None, level=10, user_message="", run_id="r1", timestamp=time.time(),
+        dagster_event=DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "job", event_specific_data=planned),
+    )
+    rows = {}
+    for name, overrides in (("stock", None), ("fast", fast_overrides(tmp_path / "fast"))):
+        (tmp_path / name).mkdir(exist_ok=True)
+        with dg.instance_for_test(temp_dir=str(tmp_path / name), overrides=overrides) as instance:
+            instance.event_log_storage.store_event(event)
+            rows[name] = check_execution_rows(instance)
+    assert rows["fast"] == rows["stock"]
+    assert [r[2] for r in rows["fast"]] == sorted(subset.get_partition_keys()) and len(rows["fast"]) == 60
