@@ -58,7 +58,7 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
 
 def tree_hashes(root: Path, pattern: str = "**/*.parquet") -> dict[str, str]:
     """SHA-256 of every file matching ``pattern`` under ``root``, by relative path."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.glob(pattern))}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.glob(pattern)) if p.is_file()}
 
 
 @pytest.fixture

@@ -57,6 +57,14 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
     return dataset
 
 
+def _stored_manifest(store: ModelStore, plan: assessment.FitPlan) -> dict | None:
+    """The stored manifest of ``plan``'s model if it was fitted on exactly the same training data (else None: refit)."""
+    if not store.exists("assessment_model", plan.model_id):
+        return None
+    manifest = store.manifest("assessment_model", plan.model_id)
+    return manifest if manifest.get("training_fingerprint") == plan.fingerprint else None
+
+
 def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     datasets = [_dataset_asset(daily, h) for h in HORIZONS]
 
@@ -68,7 +76,8 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "training only on rows whose target window (plus a 5-session embargo) ends before the fit date; a "
             "HistGradientBoostingRegressor against a Ridge baseline per horizon. One row per fitted model (config id, "
             "training span, artifact sha256); artifacts under models/assessment_model/, loaded only after their hash "
-            "is checked."
+            "is checked. A stored model whose training-data fingerprint (sha256 of its configuration and training rows) "
+            "matches is reused instead of refitted, so the daily run fits nothing between two fit dates."
         ),
     )
     def assessment_models(storage: StorageResource) -> dg.Output:
@@ -76,20 +85,27 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         returns = to_wide(history.read(storage, "returns_daily", None, None), "return")
         sessions = pd.DatetimeIndex(returns.index)
         rows = []
+        fitted_now = 0
         for horizon in HORIZONS:
             data = assessment.attach_targets(history.read(storage, f"assessment_dataset_{horizon}d", None, None, date_column="as_of_date"), returns, horizon)
             fits = assessment.fit_dates_yearly(pd.DatetimeIndex(data["as_of_date"].unique()).sort_values())
             for kind in ("hgb", "ridge"):
-                fitted = assessment.fit_walk_forward(data, horizon, fits, sessions, kind=kind, n_jobs=MODEL_JOBS)
-                for model in fitted:
-                    manifest = store.save("assessment_model", model.model_id, model, {
-                        "horizon": horizon, "kind": kind, "config_id": model.config_id,
-                        "fit_date": model.fit_date, "train_start": model.train_start, "train_end": model.train_end, "n_train": model.n_train})
-                    rows.append({"model_id": model.model_id, "scope": model.scope, "horizon": horizon, "kind": kind,
-                                 "config_id": model.config_id, "fit_date": model.fit_date, "train_start": model.train_start,
-                                 "train_end": model.train_end, "n_train": model.n_train, "sha256": manifest["sha256"]})
+                walk = assessment.plan_walk_forward(data, horizon, fits, sessions, kind=kind)
+                stored = {p.model_id: _stored_manifest(store, p) for p in walk.plans}
+                fitted = {m.model_id: m for m in assessment.fit_planned(walk, [p for p in walk.plans if stored[p.model_id] is None], n_jobs=MODEL_JOBS)}
+                fitted_now += len(fitted)
+                for plan in walk.plans:
+                    manifest = stored[plan.model_id]
+                    if manifest is None:
+                        manifest = store.save("assessment_model", plan.model_id, fitted[plan.model_id], {
+                            "horizon": horizon, "kind": kind, "config_id": walk.config_id, "fit_date": plan.fit_date,
+                            "train_start": plan.train_start, "train_end": plan.train_end, "n_train": plan.n_train,
+                            "training_fingerprint": plan.fingerprint})
+                    rows.append({"model_id": plan.model_id, "scope": assessment.SCOPE, "horizon": horizon, "kind": kind,
+                                 "config_id": walk.config_id, "fit_date": plan.fit_date, "train_start": plan.train_start,
+                                 "train_end": plan.train_end, "n_train": plan.n_train, "sha256": manifest["sha256"]})
         table = pd.DataFrame(rows, columns=MODEL_COLUMNS)  # no rows while warming up, but a schema
-        return dg.Output(table, metadata={"models": len(table)})
+        return dg.Output(table, metadata={"models": len(table), "fitted_this_run": fitted_now, "reused": len(table) - fitted_now})
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
@@ -106,7 +122,8 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         parts = []
         for horizon in HORIZONS:
             data = history.read(storage, f"assessment_dataset_{horizon}d", dates[0], dates[-1], date_column="as_of_date")
-            ids = assessment_models.loc[assessment_models["horizon"] == horizon, "model_id"] if len(assessment_models) else []
+            # only the models in force somewhere in the range (the daily run loads one per kind)
+            ids = assessment.models_in_force(assessment_models[assessment_models["horizon"] == horizon], dates[0], dates[-1])["model_id"] if len(assessment_models) else []
             models = [store.load("assessment_model", model_id) for model_id in ids]
             for kind in ("hgb", "ridge"):
                 parts.append(assessment.score(data, [m for m in models if m.kind == kind]))

@@ -7,6 +7,8 @@ Pure domain code (pandas / numpy / scikit-learn; no Dagster, no I/O). Four steps
    targets realised over the ``horizon`` sessions *after* it (NaN while not yet known).
 2. :func:`fit_walk_forward` — an expanding-window model per fit date, trained only on rows whose
    target window closed at least ``embargo`` sessions before the fit date (purge + embargo).
+   :func:`plan_walk_forward` lists those fits with a fingerprint of their training data, so a
+   stored model with the same fingerprint can be reused instead of refitted.
 3. :func:`score` — every row scored by the model in force on its date, z-scored and labelled
    cross-sectionally.
 4. :func:`evaluate` — out-of-sample rank-IC tables (overall, by regime, by period).
@@ -396,6 +398,128 @@ def training_mask(dataset: pd.DataFrame, horizon: int, fit_date: pd.Timestamp, s
     return np.asarray(limit) & (dataset["horizon"].to_numpy() == int(horizon))
 
 
+@dataclass(frozen=True, eq=False)
+class FitPlan:
+    """One planned walk-forward fit: which rows train the model of ``fit_date``, before fitting.
+
+    ``fingerprint`` is a sha256 over everything the fitted estimator depends on: the model
+    configuration and seed, the usable feature columns, and the bytes of the training rows
+    (features, target, and which rows are selected). A stored model with the same fingerprint
+    is the model a refit would produce, so it can be reused instead of refitted (the daily run
+    then fits nothing between two fit dates).
+    """
+
+    model_id: str
+    fit_date: pd.Timestamp
+    mask: np.ndarray
+    usable: np.ndarray
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    n_train: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, eq=False)
+class WalkForward:
+    """The fits of one (horizon, kind) walk-forward: its configuration, data arrays and plans."""
+
+    horizon: int
+    kind: str
+    config_id: str
+    features: tuple[str, ...]
+    random_state: int
+    X: np.ndarray
+    y: np.ndarray
+    plans: tuple[FitPlan, ...]
+
+
+def _training_fingerprints(header: bytes, X: np.ndarray, y: np.ndarray, masks: list[np.ndarray], usables: list[np.ndarray]) -> list[str]:
+    """sha256 per mask of (header, the rows up to its last selected row, which rows are selected, usable columns).
+
+    The rows are hashed in the order the fit sees them. Hand-written because no library hashes a
+    growing prefix incrementally: each row is hashed once, and each plan's digest is a copy of
+    the running hash at the end of its prefix (in a date-sorted dataset expanding windows are
+    nested prefixes), so fingerprinting every fit costs one pass over the data, not one per fit.
+    """
+    X = np.ascontiguousarray(X)
+    y = np.ascontiguousarray(y)
+    ends = [int(np.flatnonzero(m)[-1]) + 1 if m.any() else 0 for m in masks]
+    running = hashlib.sha256(header)
+    done = 0
+    out: list[str] = [""] * len(masks)
+    for k in np.argsort(ends, kind="stable"):
+        end = ends[k]
+        if end > done:
+            running.update(X[done:end].tobytes())
+            running.update(y[done:end].tobytes())
+            done = end
+        digest = running.copy()
+        digest.update(np.asarray(usables[k], dtype=bool).tobytes())
+        digest.update(np.packbits(masks[k][:end]).tobytes())
+        digest.update(str(end).encode())
+        out[k] = digest.hexdigest()
+    return out
+
+
+def plan_walk_forward(
+    dataset: pd.DataFrame,
+    horizon: int,
+    fit_dates: Iterable[pd.Timestamp],
+    sessions: pd.DatetimeIndex,
+    kind: str = "hgb",
+    embargo: int = 5,
+    min_train_rows: int = 500,
+    random_state: int = 0,
+    target: str = "target_excess",
+    purge: bool = True,
+    features: Sequence[str] | None = None,
+) -> WalkForward:
+    """The fits :func:`fit_walk_forward` would make, with their training rows and fingerprints."""
+    feats = tuple(features) if features is not None else tuple(feature_columns(dataset))
+    cfg = config_id(kind, horizon, feats, embargo, target, purge)
+    sessions = _ns(pd.DatetimeIndex(sessions))
+    has_target = dataset[target].notna().to_numpy()
+    X_all = dataset[list(feats)].to_numpy(dtype="float64")
+    y_all = dataset[target].to_numpy(dtype="float64")
+    dates = _ns(dataset["as_of_date"])
+    chosen = []
+    for d in sorted({pd.Timestamp(x) for x in fit_dates}):
+        mask = training_mask(dataset, horizon, d, sessions, embargo, purge) & has_target
+        if int(mask.sum()) >= min_train_rows:
+            # A feature with no value in the training rows (e.g. liquidity for a source without
+            # volumes) carries no information and breaks HistGradientBoosting's binning: leave it
+            # out of this model (its feature_columns record what it uses).
+            chosen.append((d, mask, np.isfinite(X_all[mask]).any(axis=0)))
+    header = json.dumps({"config_id": cfg, "kind": kind, "random_state": int(random_state), "features": list(feats)}).encode()
+    prints = _training_fingerprints(header, X_all, y_all, [m for _, m, _ in chosen], [u for _, _, u in chosen])
+    plans = []
+    for (d, mask, usable), fingerprint in zip(chosen, prints):
+        used = dates[mask]
+        plans.append(FitPlan(
+            model_id=f"Assessment_{SCOPE}_{int(horizon)}d-{kind}-{d:%Y%m%d}", fit_date=d, mask=mask, usable=usable,
+            train_start=pd.Timestamp(used.min()), train_end=pd.Timestamp(used.max()), n_train=int(mask.sum()), fingerprint=fingerprint,
+        ))
+    return WalkForward(horizon=int(horizon), kind=kind, config_id=cfg, features=feats, random_state=int(random_state), X=X_all, y=y_all, plans=tuple(plans))
+
+
+def fit_planned(walk: WalkForward, plans: Sequence[FitPlan] | None = None, n_jobs: int = 1) -> list[AssessmentModel]:
+    """Fit ``plans`` (default: all of ``walk``'s) and return their models in plan order."""
+    plans = list(walk.plans if plans is None else plans)
+    # The fits are independent: run them in parallel processes (each estimator is seeded, so the
+    # result does not depend on n_jobs).
+    estimators = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_one)(walk.kind, walk.random_state, walk.X[p.mask][:, p.usable], walk.y[p.mask]) for p in plans
+    )
+    return [
+        AssessmentModel(
+            model_id=p.model_id, scope=SCOPE, horizon=walk.horizon, kind=walk.kind, fit_date=p.fit_date,
+            train_start=p.train_start, train_end=p.train_end, n_train=p.n_train, estimator=est,
+            feature_columns=tuple(f for f, ok in zip(walk.features, p.usable) if ok), config_id=walk.config_id,
+        )
+        for p, est in zip(plans, estimators)
+    ]
+
+
 def fit_walk_forward(
     dataset: pd.DataFrame,
     horizon: int,
@@ -416,51 +540,32 @@ def fit_walk_forward(
     ending more than ``embargo`` sessions before D) with a non-null ``target``; fit dates with
     fewer than ``min_train_rows`` such rows are skipped. ``sessions`` is the trading calendar
     covering the data. ``features`` defaults to :func:`feature_columns`. ``purge=False`` disables
-    the purge and embargo (leaky; only to demonstrate the leak).
+    the purge and embargo (leaky; only to demonstrate the leak). Equal to
+    ``fit_planned(plan_walk_forward(...))``.
     """
-    feats = tuple(features) if features is not None else tuple(feature_columns(dataset))
-    cfg = config_id(kind, horizon, feats, embargo, target, purge)
-    sessions = _ns(pd.DatetimeIndex(sessions))
-    has_target = dataset[target].notna().to_numpy()
-    X_all = dataset[list(feats)].to_numpy(dtype="float64")
-    y_all = dataset[target].to_numpy(dtype="float64")
-    dates = _ns(dataset["as_of_date"])
-    plans = []
-    for d in sorted({pd.Timestamp(x) for x in fit_dates}):
-        mask = training_mask(dataset, horizon, d, sessions, embargo, purge) & has_target
-        if int(mask.sum()) >= min_train_rows:
-            # A feature with no value in the training rows (e.g. liquidity for a source without
-            # volumes) carries no information and breaks HistGradientBoosting's binning: leave it
-            # out of this model (its feature_columns record what it uses).
-            plans.append((d, mask, np.isfinite(X_all[mask]).any(axis=0)))
-    # The fits are independent: run them in parallel processes (each estimator is seeded, so the
-    # result does not depend on n_jobs).
-    estimators = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one)(kind, random_state, X_all[mask][:, usable], y_all[mask]) for _, mask, usable in plans
-    )
-    models: list[AssessmentModel] = []
-    for (d, mask, usable), est in zip(plans, estimators):
-        n = int(mask.sum())
-        used = dates[mask]
-        models.append(
-            AssessmentModel(
-                model_id=f"Assessment_{SCOPE}_{int(horizon)}d-{kind}-{d:%Y%m%d}",
-                scope=SCOPE,
-                horizon=int(horizon),
-                kind=kind,
-                fit_date=d,
-                train_start=pd.Timestamp(used.min()),
-                train_end=pd.Timestamp(used.max()),
-                n_train=n,
-                estimator=est,
-                feature_columns=tuple(f for f, ok in zip(feats, usable) if ok),
-                config_id=cfg,
-            )
-        )
-    return models
+    walk = plan_walk_forward(dataset, horizon, fit_dates, sessions, kind, embargo, min_train_rows, random_state, target, purge, features)
+    return fit_planned(walk, n_jobs=n_jobs)
 
 
 # --------------------------------------------------------------------------- scoring
+def models_in_force(models: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Rows of a model table (``kind``, ``fit_date``, ...) whose model is in force on some date of ``start``…``end``.
+
+    Per kind: the latest model fitted on or before ``start`` and every model fitted after it up to
+    ``end`` — exactly the models :func:`score` would pick for rows dated in the range.
+    """
+    if not len(models):
+        return models
+    fit = pd.to_datetime(models["fit_date"])
+    keep = np.zeros(len(models), dtype=bool)
+    for kind in models["kind"].unique():
+        mine = (models["kind"] == kind).to_numpy()
+        before = fit[mine & (fit <= pd.Timestamp(start)).to_numpy()]
+        first = before.max() if len(before) else pd.Timestamp.min
+        keep |= mine & (fit >= first).to_numpy() & (fit <= pd.Timestamp(end)).to_numpy()
+    return models[keep]
+
+
 def _percentile(values: pd.Series, dates: pd.Series) -> pd.Series:
     """(average rank − ½) / n per date: in (0, 1), symmetric, ties share a value."""
     g = values.groupby(dates.to_numpy())

@@ -130,3 +130,41 @@ def test_assessment_models_are_purged_walk_forward_and_verified(full_build):
     scores = ParquetStore(str(full_build)).read("assessment_scores", date_column="as_of_date")
     fit_of = models.set_index("model_id")["fit_date"]
     assert (scores["model_id"].map(fit_of) <= scores["as_of_date"]).all()
+
+
+def _materialization_metadata(result, key: str) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_daily_run_reuses_stored_models_and_refits_only_a_changed_one(full_build, tmp_path):
+    """The models of a second run are reused when their training data is unchanged (no refit), bit for bit."""
+    import json
+    import shutil
+
+    from tests.conftest import tree_hashes
+
+    home = tmp_path / "data"
+    shutil.copytree(full_build, home)
+    before = tree_hashes(home, "**/*")
+    result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_models"])
+    meta = _materialization_metadata(result, "assessment_models")
+    assert meta["fitted_this_run"] == 0 and meta["reused"] == meta["models"] > 0
+    after = tree_hashes(home, "**/*")
+    assert {k: v for k, v in after.items() if k.startswith(("models/", "parquet/assessment_models"))} == {
+        k: v for k, v in before.items() if k.startswith(("models/", "parquet/assessment_models"))}
+    # a model whose recorded training data differs (e.g. upstream rows were corrected) is refitted — to the same model
+    models = ParquetStore(str(home)).read("assessment_models")
+    victim = models["model_id"].iloc[0]
+    old_model = ModelStore(str(home)).load("assessment_model", victim)
+    manifest_path = home / "models" / "assessment_model" / f"{victim}.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["training_fingerprint"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest, sort_keys=True))
+    result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_models"])
+    assert _materialization_metadata(result, "assessment_models")["fitted_this_run"] == 1
+    new_model = ModelStore(str(home)).load("assessment_model", victim)
+    data = ParquetStore(str(home)).read(f"assessment_dataset_{old_model.horizon}d", date_column="as_of_date")
+    np.testing.assert_array_equal(new_model.predict(data), old_model.predict(data))
+    again = ParquetStore(str(home)).read("assessment_models")
+    pd.testing.assert_frame_equal(again.drop(columns="sha256"), models.drop(columns="sha256"), check_exact=True)

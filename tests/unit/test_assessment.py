@@ -394,3 +394,67 @@ def test_a_rows_prediction_does_not_depend_on_the_batch():
             assert np.array_equal(model.predict(frame.iloc[-n:]), whole[-n:]), (kind, n)
         if kind == "ridge":
             np.testing.assert_allclose(whole, est.predict(X), rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- model reuse (fingerprints)
+def _fingerprint_data(n_days: int = 400, seed: int = 5) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    rng = np.random.default_rng(seed)
+    sessions = pd.bdate_range("2019-01-01", periods=n_days)
+    rows = [(d, f"S{s}", rng.normal(), rng.normal(), rng.normal()) for d in sessions for s in range(6)]
+    data = pd.DataFrame(rows, columns=["as_of_date", "symbol", "px_ret_5", "px_ret_21", "target_excess"]).assign(horizon=5)
+    return data, pd.DatetimeIndex(sessions)
+
+
+def _prints(data: pd.DataFrame, sessions: pd.DatetimeIndex, fits) -> dict[str, str]:
+    walk = A.plan_walk_forward(data, 5, fits, sessions, kind="ridge", features=["px_ret_5", "px_ret_21"], min_train_rows=100)
+    return {p.model_id: p.fingerprint for p in walk.plans}
+
+
+def test_fingerprint_of_a_past_fit_ignores_later_rows_and_sees_any_change_in_its_training_rows():
+    data, sessions = _fingerprint_data()
+    fits = [sessions[150], sessions[300]]
+    full = _prints(data, sessions, fits)
+    assert len(full) == 2 and len(set(full.values())) == 2
+    # history that ends earlier (the daily run of an earlier day) gives the same fingerprint to the earlier fit
+    shorter = data[data["as_of_date"] <= sessions[200]]
+    early = min(full)
+    assert _prints(shorter, sessions[:201], [sessions[150]])[early] == full[early]
+    # the same rows in another order are another fit (float sums depend on the order)
+    assert _prints(data.sample(frac=1.0, random_state=1).reset_index(drop=True), sessions, fits) != full
+    # one training row of the first fit changed: both fits change (the second trains on it too)
+    changed = data.copy()
+    changed.loc[10, "px_ret_5"] += 1e-12
+    assert all(_prints(changed, sessions, fits)[k] != v for k, v in full.items())
+    # a row after both training windows changed: nothing changes
+    late = data.copy()
+    late.loc[late.index[-1], "target_excess"] += 1.0
+    assert _prints(late, sessions, fits) == full
+    # a different seed is a different model
+    walk = A.plan_walk_forward(data, 5, fits, sessions, kind="ridge", features=["px_ret_5", "px_ret_21"], min_train_rows=100, random_state=1)
+    assert {p.fingerprint for p in walk.plans}.isdisjoint(full.values())
+
+
+def test_planned_fits_equal_fit_walk_forward():
+    data, sessions = _fingerprint_data(300)
+    fits = [sessions[120], sessions[250]]
+    direct = A.fit_walk_forward(data, 5, fits, sessions, kind="hgb", features=["px_ret_5", "px_ret_21"], min_train_rows=100)
+    walk = A.plan_walk_forward(data, 5, fits, sessions, kind="hgb", features=["px_ret_5", "px_ret_21"], min_train_rows=100)
+    planned = A.fit_planned(walk, walk.plans[1:]) + A.fit_planned(walk, walk.plans[:1])
+    planned = sorted(planned, key=lambda m: m.fit_date)
+    for a, b in zip(direct, planned, strict=True):
+        assert (a.model_id, a.train_start, a.train_end, a.n_train, a.feature_columns) == (b.model_id, b.train_start, b.train_end, b.n_train, b.feature_columns)
+        np.testing.assert_array_equal(a.predict(data), b.predict(data))
+
+
+def test_models_in_force_are_exactly_the_models_score_uses():
+    fits = pd.to_datetime(["2020-01-02", "2021-01-04", "2022-01-03"])
+    models = [_model(d, tag) for d in fits for tag in ("a",)]
+    table = pd.DataFrame({"model_id": [m.model_id for m in models], "kind": "echo", "fit_date": fits})
+    days = pd.bdate_range("2019-12-20", "2022-06-30")
+    data = pd.DataFrame({"as_of_date": days.repeat(3), "symbol": np.tile(["A", "B", "C"], len(days)), "horizon": H, "px_x": np.arange(3 * len(days), dtype=float)})
+    for start, end in [("2021-06-01", "2021-06-01"), ("2020-12-30", "2021-01-05"), ("2019-12-20", "2019-12-31"), ("2022-01-03", "2022-06-30"), ("2019-12-20", "2022-06-30")]:
+        in_range = data[(data["as_of_date"] >= start) & (data["as_of_date"] <= end)]
+        used = set(A.score(in_range, models)["model_id"])
+        chosen = A.models_in_force(table, pd.Timestamp(start), pd.Timestamp(end))
+        assert set(chosen["model_id"]) == used, (start, end)
+        pd.testing.assert_frame_equal(A.score(in_range, [m for m in models if m.model_id in set(chosen["model_id"])]), A.score(in_range, models))

@@ -1,0 +1,67 @@
+"""Benchmark: the whole graph on the synthetic source at scale (default 3,000 assets × 20 years).
+
+Runs ``prometheus build`` (canonical → state spaces → assessment → books → backtests →
+allocator → edge, one single-run backfill) as a child process under ``/usr/bin/time -v`` into a
+fresh temporary storage root and instance, then prints the wall time, the split (asset bodies /
+Parquet+DuckDB IO / Dagster bookkeeping, read from the run's event log) and the peak resident
+memory, against the hardening issue's targets (bodies ≤ 5 min, peak ≤ 8 GiB). Figures are
+printed, never asserted. The full size takes a long time on the 2-core machine; ``--assets`` and
+``--years`` give a smaller run with the same code path.
+
+    .venv/bin/python bench/scale.py [--assets 3000] [--years 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+BODY_TARGET_S = 300.0
+MEMORY_TARGET_GIB = 8.0
+LAST_DAY = "2022-12-30"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--assets", type=int, default=3000)
+    parser.add_argument("--years", type=int, default=20)
+    args = parser.parse_args()
+    time_bin = shutil.which("time") or "/usr/bin/time"
+    if not os.path.exists(time_bin):
+        print("bench/scale.py needs GNU time (/usr/bin/time, Debian package 'time') for the peak memory", file=sys.stderr)
+        return 1
+    start = f"{int(LAST_DAY[:4]) - args.years + 1}-01-02"
+    prometheus = os.path.join(os.path.dirname(sys.executable), "prometheus")
+    with tempfile.TemporaryDirectory(prefix="prometheus-scale-") as tmp:
+        env = {**os.environ, "PROMETHEUS_HOME": os.path.join(tmp, "data"), "PROMETHEUS_SOURCE": "synthetic",
+               "PROMETHEUS_SYNTHETIC_ASSETS": str(args.assets), "PROMETHEUS_START": start, "PROMETHEUS_END": LAST_DAY}
+        env.pop("DAGSTER_HOME", None)
+        t0 = time.perf_counter()
+        proc = subprocess.run([time_bin, "-v", prometheus, "build"], env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+    print(f"== synthetic {args.assets} assets × {args.years} years ({start} … {LAST_DAY}), whole graph, one run")
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-6000:], sep="\n", file=sys.stderr)
+        print(f"build FAILED after {wall:.0f} s (exit {proc.returncode})")
+        return 1
+    body = re.search(r"asset bodies\s+([\d.]+) s", proc.stdout)
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    print("\n".join(line for line in proc.stdout.splitlines() if line.strip().startswith(("wall time", "asset bodies", "Parquet/DuckDB", "Dagster", "(asset"))))
+    print(f"command wall time (incl. start-up): {wall:.0f} s")
+    if body:
+        b = float(body.group(1))
+        print(f"asset bodies {b:.0f} s (target ≤ {BODY_TARGET_S:.0f} s): ratio {b / BODY_TARGET_S:.2f}")
+    if peak:
+        gib = int(peak.group(1)) / 2**20
+        print(f"peak resident memory {gib:.2f} GiB (target ≤ {MEMORY_TARGET_GIB:.0f} GiB): ratio {gib / MEMORY_TARGET_GIB:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
