@@ -89,7 +89,8 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         # The newest range also reads rows dated after it, so that future-dated rows are quarantined
         # (a files source's span ends on its newest bar not after today, whatever typo lies beyond).
         open_ended = dates[-1] >= min(as_of, source.span()[1])
-        raw = source.load_bars(dates[0], None if open_ended else dates[-1])
+        # Bars on the closed days just before the range (a holiday, a weekend) belong to its first partition.
+        raw = source.load_bars(calendar.first_owned_day(dates[0]), None if open_ended else dates[-1])
         sessions = calendar.trading_sessions(min(dates[0], raw["date"].min() if raw["date"].notna().any() else dates[0]), max(dates[-1], as_of))
         known = frozenset(instruments["symbol"]) if source.has_registry() else None
         result = validate_bars(raw, sessions, known_symbols=known, as_of=as_of)
