@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -19,8 +21,12 @@ from prometheus_assets.settings import Settings
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None, selection=None, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
-    """Materialize the graph (or ``selection``) for the partition range ``start``…``end`` in one run."""
+def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None, selection=None, run_config: dict | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """Materialize the graph (or ``selection``) for the partition range ``start``…``end`` in one run.
+
+    ``raise_on_error=False`` returns the failed run's result instead of raising (to inspect what the
+    instance recorded about the failure).
+    """
     defs = build_definitions(settings)
     job = defs.resolve_implicit_global_asset_job_def()
     if selection is not None:
@@ -29,7 +35,7 @@ def run_range(settings: Settings, start: str, end: str, instance: dg.DagsterInst
         run_config={**QUIET, **(run_config or {})},
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
-        raise_on_error=True,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -69,13 +75,19 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def sqlite_instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
+    """A real on-disk (SQLite) Dagster instance in the (new) directory ``dagster_home``."""
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        yield instance
+
+
 @pytest.fixture
 def persistent_instance(tmp_path: Path):
     """A real on-disk (SQLite) Dagster instance in a temporary DAGSTER_HOME."""
-    dh = tmp_path / "dagster_home"
-    dh.mkdir()
-    (dh / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    with dg.instance_for_test(temp_dir=str(dh)) as instance:
+    with sqlite_instance(tmp_path / "dagster_home") as instance:
         yield instance
 
 

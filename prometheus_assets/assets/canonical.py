@@ -16,7 +16,7 @@ from prometheus_assets.core.schema import INSTRUMENT_COLUMNS
 from prometheus_assets.core.validation import assign_partition_dates, validate_bars
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import MarketDataResource, StorageResource
-from prometheus_assets.resources.sources import finish_registry
+from prometheus_assets.resources.sources import finish_registry, today_session
 
 GROUP = "canonical"
 OWNERS = ["team:prometheus-data"]
@@ -24,11 +24,6 @@ TAGS = {"layer": "canonical"}
 #: Sessions of ``prices_daily`` history each ``returns_daily`` partition reads before its own day:
 #: one for the return itself, four so a 5-session stale run ending today is seen in full.
 RETURNS_LOOKBACK = quality.STALE_RUN_SESSIONS - 1
-
-
-def today_session() -> pd.Timestamp:
-    """Today's date in New York: no bar may be dated after it."""
-    return pd.Timestamp.now(tz="America/New_York").tz_localize(None).normalize()
 
 
 def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -91,9 +86,11 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         dates = keys_to_dates(context.partition_keys)
         source = market_data.get()
         as_of = today_session()
-        # The newest range also reads rows dated after it, so that future-dated rows are quarantined.
+        # The newest range also reads rows dated after it, so that future-dated rows are quarantined
+        # (a files source's span ends on its newest bar not after today, whatever typo lies beyond).
         open_ended = dates[-1] >= min(as_of, source.span()[1])
-        raw = source.load_bars(dates[0], None if open_ended else dates[-1])
+        # Bars on the closed days just before the range (a holiday, a weekend) belong to its first partition.
+        raw = source.load_bars(calendar.first_owned_day(dates[0]), None if open_ended else dates[-1])
         sessions = calendar.trading_sessions(min(dates[0], raw["date"].min() if raw["date"].notna().any() else dates[0]), max(dates[-1], as_of))
         known = frozenset(instruments["symbol"]) if source.has_registry() else None
         result = validate_bars(raw, sessions, known_symbols=known, as_of=as_of)
@@ -132,4 +129,4 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
     return [instruments, trading_calendar, reference_prices, prices_daily, returns_daily]
 
 
-__all__ = ["canonical_assets", "INSTRUMENT_COLUMNS"]
+__all__ = ["canonical_assets", "INSTRUMENT_COLUMNS", "today_session"]

@@ -65,6 +65,20 @@ def previous_session(date: pd.Timestamp | str, exchange: str = EXCHANGE) -> pd.T
     return pd.Timestamp(sessions[pos - 1])
 
 
+def first_owned_day(session: pd.Timestamp | str, exchange: str = EXCHANGE) -> pd.Timestamp:
+    """The first calendar day whose bars belong to ``session``'s partition: the day after the previous session.
+
+    A bar dated on a weekend or holiday belongs to the next session's partition (that is where
+    validation quarantines it), so a run whose first partition is ``session`` must read bars from
+    this day on, not from ``session`` itself: reading from the session silently skipped the rows of
+    the closed days just before it. With no earlier session in the calendar, ``session`` itself.
+    """
+    try:
+        return previous_session(session, exchange) + pd.Timedelta(days=1)
+    except ValueError:
+        return pd.Timestamp(session).normalize()
+
+
 def calendar_table(sessions: pd.DatetimeIndex, half_days: pd.DatetimeIndex) -> pd.DataFrame:
     """One row per session with the flags later layers schedule on.
 

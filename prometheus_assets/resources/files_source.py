@@ -151,7 +151,7 @@ class FilesBarReader:
         if not os.path.isdir(path):
             raise SourceConfigError(f"files source root {path} is not a directory")
         self.root: str = path
-        self._span_cache: dict[tuple[str, int, int], tuple[pd.Timestamp, pd.Timestamp] | None] = {}
+        self._days_cache: dict[tuple[str, int, int], pd.DatetimeIndex] = {}
         if not self.bar_files():
             raise SourceConfigError(
                 f"files source root {path} contains no bar files (*.csv, *.csv.gz or *.parquet)"
@@ -196,37 +196,45 @@ class FilesBarReader:
         """Earliest bar date over all bar files (file names that are dates are trusted)."""
         return self._span()[0]
 
-    def last_day(self) -> pd.Timestamp:
-        """Latest bar date over all bar files (file names that are dates are trusted)."""
-        return self._span()[1]
+    def last_day(self, not_after: pd.Timestamp | None = None) -> pd.Timestamp:
+        """Latest bar date over all bar files (file names that are dates are trusted).
 
-    def _span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        With ``not_after`` (e.g. today), bars dated after it do not count: a future-dated row
+        (a typo such as ``2204-01-02``) must not make the directory look as if it held data up to
+        that day. Raises :class:`SourceConfigError` when no bar is dated on or before it.
+        """
+        return self._span(_bound(not_after, "not_after"))[1]
+
+    def _span(self, not_after: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
         lo: pd.Timestamp | None = None
         hi: pd.Timestamp | None = None
         for rel in self.bar_files():
             day = _stem_date(rel)
-            if day is not None:
-                span: tuple[pd.Timestamp, pd.Timestamp] | None = (day, day)
-            else:
-                span = self._file_span(rel)
-            if span is None:
+            days = pd.DatetimeIndex([day]) if day is not None else self._file_days(rel)
+            if len(days) == 0:
                 continue
-            lo = span[0] if lo is None else min(lo, span[0])
-            hi = span[1] if hi is None else max(hi, span[1])
-        if lo is None or hi is None:
+            lo = days[0] if lo is None else min(lo, days[0])
+            upto = days if not_after is None else days[days <= not_after]
+            if len(upto):
+                hi = upto[-1] if hi is None else max(hi, upto[-1])
+        if lo is None:
             raise SourceConfigError(f"files source root {self.root} holds no bar with a parseable date")
+        if hi is None:
+            raise SourceConfigError(
+                f"files source root {self.root} holds no bar dated on or before {not_after.date()}"  # type: ignore[union-attr]
+            )
         return lo, hi
 
-    def _file_span(self, rel: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    def _file_days(self, rel: str) -> pd.DatetimeIndex:
+        """Sorted distinct parseable dates of a file whose name is not a date (cached by mtime and size)."""
         path = self._abs(rel)
         st = os.stat(path)
         key = (rel, st.st_mtime_ns, st.st_size)
-        if key not in self._span_cache:
+        if key not in self._days_cache:
             raw = _read_table(path, BAR_COLUMNS, REQUIRED_BAR_COLUMNS, load=["date"])
             dates, _ = _parse_dates(raw.columns["date"])
-            valid = dates.dropna()
-            self._span_cache[key] = None if valid.empty else (valid.min(), valid.max())
-        return self._span_cache[key]
+            self._days_cache[key] = pd.DatetimeIndex(dates.dropna().unique()).sort_values()
+        return self._days_cache[key]
 
     # -- bars -------------------------------------------------------------------------------
 

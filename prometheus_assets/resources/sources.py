@@ -40,6 +40,11 @@ def _clip(frame: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | N
     return frame[mask]
 
 
+def today_session() -> pd.Timestamp:
+    """Today's date in New York: no bar may be dated after it."""
+    return pd.Timestamp.now(tz="America/New_York").tz_localize(None).normalize()
+
+
 def finish_registry(registry: pd.DataFrame, bars: pd.DataFrame | None) -> pd.DataFrame:
     """Canonical registry columns plus first/last trading dates observed in ``bars``."""
     reg = registry.copy()
@@ -260,7 +265,11 @@ class FilesSource(MarketDataSource):
         self.reader = FilesBarReader(self.root)
 
     def native_span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        return self.reader.first_day(), self.reader.last_day()
+        # A future-dated row (a typo, a vendor's next-day stamp) does not extend the span: the span
+        # ends on the newest bar not after today, so the newest partition with real data is the one
+        # that reads past its day and quarantines the row as future_date, the sensor does not
+        # request sessions the directory has no data for, and `make run` does not build them.
+        return self.reader.first_day(), self.reader.last_day(not_after=today_session())
 
     def load_bars(self, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
         lo, hi = self._bounded(start, end)

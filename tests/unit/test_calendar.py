@@ -59,3 +59,17 @@ def test_calendar_flags_match_groupby(start, length):
     first_of_month = set(frame.groupby(frame["date"].dt.to_period("M"))["date"].min())
     assert set(table.loc[table["is_month_start"], "date"]) == first_of_month
     assert table["session_index"].tolist() == list(range(len(sessions)))
+
+
+@pytest.mark.parametrize(
+    "session, first_day",
+    [
+        ("2024-01-02", "2023-12-30"),  # after a weekend and New Year's Day: both belong to 2 January
+        ("2024-01-03", "2024-01-03"),  # the previous day is a session: only the day itself
+        ("2024-01-08", "2024-01-06"),  # Monday: Saturday and Sunday
+        ("2024-03-28", "2024-03-28"),  # Maundy Thursday; Good Friday belongs to the Monday after
+        ("2024-04-01", "2024-03-29"),
+    ],
+)
+def test_first_owned_day_covers_the_closed_days_before_a_session(session, first_day):
+    assert calendar.first_owned_day(session) == pd.Timestamp(first_day)

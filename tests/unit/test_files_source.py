@@ -578,6 +578,22 @@ def test_constructor_rejects_unusable_roots(tmp_path):
         FilesBarReader("s3://bucket/bars")
 
 
+def test_last_day_not_after_ignores_future_bars_and_future_day_files(tmp_path):
+    # A typo (2204 for 2024) in a multi-day file, and a file named for a future day.
+    _write(tmp_path / "bars.csv", "date,symbol,close\n2024-01-02,A,1\n2204-01-02,A,2\n2024-01-03,B,3\n")
+    _write(tmp_path / "2199-03-04.csv", "date,symbol,close\n2199-03-04,A,1\n")
+    reader = FilesBarReader(str(tmp_path))
+    assert reader.last_day() == pd.Timestamp("2204-01-02")
+    assert reader.last_day(not_after="2030-01-01") == pd.Timestamp("2024-01-03")
+    assert reader.last_day(not_after="2024-01-02") == pd.Timestamp("2024-01-02")
+    assert reader.first_day() == pd.Timestamp("2024-01-02")
+    with pytest.raises(SourceConfigError, match="no bar dated on or before 2024-01-01"):
+        reader.last_day(not_after="2024-01-01")
+    # Editing the file invalidates the cached dates.
+    _write(tmp_path / "bars.csv", "date,symbol,close\n2024-01-02,A,1\n2024-01-05,B,3.25\n")
+    assert reader.last_day(not_after="2030-01-01") == pd.Timestamp("2024-01-05")
+
+
 def test_span_without_any_parseable_date(tmp_path):
     reader = _one_csv(tmp_path, "date,symbol,close\nxyz,A,1\n")
     with pytest.raises(SourceConfigError, match="parseable date"):

@@ -65,6 +65,18 @@ def test_files_source_from_bundled_data_round_trips(tmp_path):
     assert src.has_registry() and list(src.instruments()["symbol"]) == ["AAPL"]
 
 
+def test_files_source_span_ends_on_the_newest_bar_not_after_today(tmp_path):
+    wide = bundled_wide("2021-03-01", "2021-03-31")
+    write_day_files(tmp_path / "bars", wide)
+    # A future-dated row (a typo) must not stretch the span to the end of the calendar: the
+    # sensor would request, and `make run` build, sessions the directory has no data for.
+    pd.DataFrame({"date": ["2204-03-31"], "symbol": ["AAPL"], "close": [1.0]}).to_csv(tmp_path / "bars" / "typo.csv", index=False)
+    src = FilesSource(str(tmp_path / "bars"))
+    assert src.span() == (pd.Timestamp("2021-03-01"), pd.Timestamp("2021-03-31"))
+    # The row is still delivered by an open-ended load, so that validation quarantines it.
+    assert pd.Timestamp("2204-03-31") in set(src.load_bars(pd.Timestamp("2021-03-31"), None)["date"])
+
+
 def test_build_source_dispatch_and_errors(tmp_path):
     assert isinstance(build_source("bundled"), BundledSource)
     assert isinstance(build_source("synthetic", 5, 1, "2020-01-02", "2020-02-28"), SyntheticSource)
