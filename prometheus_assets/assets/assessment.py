@@ -13,7 +13,7 @@ is used before it is known (purge + embargo at every fit date).
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history, metadata, plots
+from prometheus_assets.assets import history, plots
 from prometheus_assets.core import assessment, strategies
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates

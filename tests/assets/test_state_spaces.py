@@ -7,7 +7,6 @@ import pytest
 
 from prometheus_assets.resources.models import ModelStore
 from prometheus_assets.resources.storage import ParquetStore
-from prometheus_assets.settings import Settings
 from tests.conftest import run_range, synthetic
 
 DAILY = {
