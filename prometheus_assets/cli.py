@@ -43,6 +43,13 @@ concurrency:
 """
 #: Events are stored in batches of this size (one transaction each) by FastSqliteEventLogStorage.
 EVENT_BATCH_SIZE = "1000"
+#: Dagster's own switch (``EventLogStorage.supports_partition_subset_in_asset_materialization_planned_events``):
+#: a ranged run records one ASSET_MATERIALIZATION_PLANNED event per asset carrying the partition
+#: range, instead of one per (asset, partition). It saves ~175k events (~2-3 minutes) of a
+#: full-history build's start-up. Dagster's documented trade-off: if such a run fails, its
+#: partitions show as missing, not failed, in the partition bars (the run itself shows the failure).
+#: Set it to "false" before starting ``prometheus`` to get the per-partition events back.
+PLANNED_EVENTS_AS_RANGES = "true"
 
 
 def prepare_dagster_home(settings: Settings) -> str:
@@ -50,7 +57,8 @@ def prepare_dagster_home(settings: Settings) -> str:
 
     A new home gets a ``dagster.yaml`` with the fast SQLite event log; an existing one is left
     as the user wrote it. ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
-    storage one batch per step instead of one event per (asset, partition)).
+    storage one batch per step instead of one event per (asset, partition)) and
+    ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`` to true (see :data:`PLANNED_EVENTS_AS_RANGES`).
     """
     home = settings.dagster_home()
     os.makedirs(home, exist_ok=True)
@@ -60,6 +68,7 @@ def prepare_dagster_home(settings: Settings) -> str:
             handle.write(DAGSTER_YAML.format(runs_dir=os.path.join(home, "history", "runs")))
     os.environ["DAGSTER_HOME"] = home
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES)
     return home
 
 

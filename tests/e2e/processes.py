@@ -104,6 +104,7 @@ class DagsterDeployment:
         out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         self.env.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+        self.env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")  # as prometheus sets it (cli.PLANNED_EVENTS_AS_RANGES)
 
     @property
     def url(self) -> str:

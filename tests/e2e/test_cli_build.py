@@ -41,6 +41,11 @@ def test_synthetic_build_then_duckdb_cli(tmp_path):
         assert len(runs) == 1 and runs[0].is_success
         partitions = instance.get_materialized_partitions(dg.AssetKey("prices_daily"))
         assert len(partitions) == 61
+        # one planned event per asset carrying the range (not one per partition), one materialization per partition
+        planned = instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=100_000).records
+        assert len(planned) == 41 and all(r.event_log_entry.dagster_event.event_specific_data.partition is None for r in planned)
+        ranged = [r for r in planned if r.event_log_entry.dagster_event.asset_key == dg.AssetKey("prices_daily")][0]
+        assert len(ranged.event_log_entry.dagster_event.event_specific_data.partitions_subset.get_partition_keys()) == 61
 
 
 def test_files_directory_made_from_bundled_data(tmp_path):
