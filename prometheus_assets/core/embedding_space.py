@@ -39,6 +39,19 @@ class EmbeddingSpace:
     warmup_rows: dict[str, int]
 
 
+def fits_in_force(fits: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """The fit dates whose model can be in force on a date of ``start``…``end``.
+
+    The latest fit on or before ``start`` and every fit after it up to ``end``. (A fit with too
+    few training rows is skipped by ``fit_walk_forward``; training rows only grow with the fit
+    date, so if the latest fit before ``start`` is skipped, every earlier one is too.)
+    """
+    fits = pd.DatetimeIndex(fits).sort_values()
+    before = fits[fits <= pd.Timestamp(start)]
+    first = before[-1] if len(before) else pd.Timestamp.min
+    return fits[(fits >= first) & (fits <= pd.Timestamp(end))]
+
+
 def numeric_embedding_space(
     returns: pd.DataFrame,
     emit_from: pd.Timestamp,
@@ -51,7 +64,8 @@ def numeric_embedding_space(
 
     ``returns`` must start at the beginning of the history: encoders are fitted walk-forward on
     every earlier window (expanding), so the same history gives the same models whatever range
-    is emitted. Only encoders in force on an emitted date are returned.
+    is emitted. Only encoders in force on an emitted date are fitted and returned;
+    ``warmup_rows`` counts the emitted range's rows dated before the first encoder.
     """
     returns = returns.loc[:emit_to]
     parts: list[pd.DataFrame] = []
@@ -69,10 +83,13 @@ def numeric_embedding_space(
                 warmup[f"{entity_type}/{spec}"] = 0
                 continue
             fits = refit_dates(pd.DatetimeIndex(feats["date"].unique()).sort_values(), refit_frequency)
-            models = fit_walk_forward(feats, cols, fits, n_components=n_components, prefix=f"{entity_type}-{spec}-")
-            z = embed_walk_forward(feats, cols, models)
+            # Each fit is independent (trained on every row before its date), so only the fits in
+            # force on an emitted date are made: the daily run fits one encoder, not one per year
+            # of history, and embeds one day, not the whole history. Same models, same rows.
+            models = fit_walk_forward(feats, cols, fits_in_force(fits, emit_from, emit_to), n_components=n_components, prefix=f"{entity_type}-{spec}-")
+            emitted = feats[(feats["date"] >= emit_from) & (feats["date"] <= emit_to)]
+            z = embed_walk_forward(emitted, cols, models)
             warmup[f"{entity_type}/{spec}"] = int(z.attrs.get("warmup_rows", 0))
-            z = z[(z["date"] >= emit_from) & (z["date"] <= emit_to)]
             for model in models:
                 if model.model_id in set(z["model_id"]):
                     used[model.model_id] = model

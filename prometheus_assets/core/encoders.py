@@ -367,6 +367,10 @@ def _check_finite(X: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
+#: Rows projected at a time by :meth:`NumericEncoder.transform` (memory bound, no effect on values).
+_TRANSFORM_CHUNK = 32_768
+
+
 class NumericEncoder(BaseEstimator, TransformerMixin):
     """Standardise features, then project them on principal components: a fixed-size embedding.
 
@@ -405,7 +409,15 @@ class NumericEncoder(BaseEstimator, TransformerMixin):
         if arr.shape[1] != self.n_features_in_:
             raise ValueError(f"NumericEncoder.transform: expected {self.n_features_in_} features, got {arr.shape[1]}")
         out = np.zeros((arr.shape[0], self.n_components))
-        out[:, : self.n_fitted_components_] = self.pca_.transform(self.scaler_.transform(arr))
+        centered = self.scaler_.transform(arr) - self.pca_.mean_
+        components = self.pca_.components_
+        # PCA.transform is ``centered @ components.T``, but BLAS blocks rows by batch size, so the
+        # last bit of a row's embedding depended on how many rows were embedded with it (the daily
+        # run embeds one day, a backfill years). Each row is projected on its own here
+        # (elementwise products summed along the row), in chunks to bound memory.
+        for lo in range(0, arr.shape[0], _TRANSFORM_CHUNK):
+            block = centered[lo : lo + _TRANSFORM_CHUNK]
+            out[lo : lo + len(block), : self.n_fitted_components_] = (block[:, None, :] * components[None, :, :]).sum(axis=2)
         return out
 
 

@@ -278,3 +278,38 @@ def test_features_models_and_embeddings_are_truncation_invariant(bundled_returns
         head = whole.loc[whole["date"] <= CUT].reset_index(drop=True)
         assert len(head) == len(part) > 0
         pd.testing.assert_frame_equal(head, part.reset_index(drop=True), check_exact=True)
+
+
+def test_embedding_space_of_a_range_equals_that_range_of_the_full_space(bundled_returns):
+    """Fitting only the encoders in force on a range (the daily run) gives the full computation's rows and models."""
+    from prometheus_assets.core.embedding_space import fits_in_force, numeric_embedding_space
+
+    returns = bundled_returns.loc[:"2014-12-31"]
+    dates = returns.index
+    full = numeric_embedding_space(returns, dates[0], dates[-1])
+    ids = {e.model_id: e for e in full.encoders}
+    for start, end in [(dates[-1], dates[-1]), ("2013-12-20", "2014-01-10"), ("2012-01-03", "2012-01-03"), (dates[0], "2011-03-01")]:
+        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        part = numeric_embedding_space(returns, start, end)
+        expected = full.embeddings[(full.embeddings["as_of_date"] >= start) & (full.embeddings["as_of_date"] <= end)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part.embeddings, expected, check_exact=True)
+        assert {e.model_id for e in part.encoders} == set(expected["model_id"])
+        for e in part.encoders:  # the same fit (training span and size) as in the full computation
+            assert (e.fit_date, e.train_start, e.train_end, e.n_train) == (ids[e.model_id].fit_date, ids[e.model_id].train_start, ids[e.model_id].train_end, ids[e.model_id].n_train)
+    fits = pd.DatetimeIndex(["2011-01-03", "2012-01-03", "2013-01-02"])
+    assert list(fits_in_force(fits, pd.Timestamp("2012-06-01"), pd.Timestamp("2013-01-02"))) == list(fits[1:])
+    assert list(fits_in_force(fits, pd.Timestamp("2010-06-01"), pd.Timestamp("2011-02-01"))) == list(fits[:1])
+    assert list(fits_in_force(fits, pd.Timestamp("2013-06-01"), pd.Timestamp("2013-07-01"))) == list(fits[2:])
+
+
+def test_a_rows_embedding_does_not_depend_on_the_batch():
+    """transform(X)[i] == transform(X[i:i+1]) bit for bit (the daily run embeds one day, a backfill years)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 8))
+    enc = NumericEncoder(n_components=16).fit(X)
+    whole = enc.transform(X)
+    for i in (0, 1, 777, 4999):
+        np.testing.assert_array_equal(enc.transform(X[i : i + 1])[0], whole[i])
+    np.testing.assert_array_equal(enc.transform(X[100:300]), whole[100:300])
+    # the same projection as scikit-learn's PCA up to rounding
+    np.testing.assert_allclose(whole[:, : enc.n_fitted_components_], enc.pca_.transform(enc.scaler_.transform(X)), rtol=0, atol=1e-12)
