@@ -160,7 +160,7 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         storage.store().write_text("reports/assessment_ic.md", report)
         by_regime = result.get("by_regime", pd.DataFrame())
         return dg.Output(long, metadata={
-            "ic_mean_hgb_20d": float(result["overall"].query("horizon == 20 and kind == 'hgb'")["ic_mean"].iloc[0]) if len(result.get("overall", [])) else float("nan"),
+            "ic_mean_hgb_20d": assessment.headline_ic(result.get("overall"), horizon=20, kind="hgb"),
             "ic_table": dg.MetadataValue.md(report),
             "ic_by_regime": plots.bar_chart(by_regime.set_index(["horizon", "kind", "regime_label"])["ic_mean"], "Out-of-sample rank IC by regime") if len(by_regime) else dg.MetadataValue.text("no out-of-sample scores yet"),
         })

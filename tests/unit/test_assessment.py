@@ -394,3 +394,12 @@ def test_a_rows_prediction_does_not_depend_on_the_batch():
             assert np.array_equal(model.predict(frame.iloc[-n:]), whole[-n:]), (kind, n)
         if kind == "ridge":
             np.testing.assert_allclose(whole, est.predict(X), rtol=1e-12, atol=1e-15)
+
+
+def test_headline_ic_on_short_histories():
+    # what `evaluate` gives before any model has scored (no columns) and with some horizons only
+    assert np.isnan(A.headline_ic(pd.DataFrame([])))
+    assert np.isnan(A.headline_ic(None))
+    some = pd.DataFrame({"horizon": [5, 5], "kind": ["hgb", "ridge"], "ic_mean": [0.1, 0.2]})
+    assert np.isnan(A.headline_ic(some, horizon=20, kind="hgb"))
+    assert A.headline_ic(some, horizon=5, kind="ridge") == 0.2
