@@ -81,7 +81,7 @@ def history_range(defs, settings: Settings, start: str | None = None, end: str |
 
 def summary_lines(settings: Settings) -> list[str]:
     """A short description of what is stored under the storage root."""
-    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore, sql_identifier
 
     store = ParquetStore(settings.home)
     catalog = DuckDBCatalog(store)
@@ -93,13 +93,14 @@ def summary_lines(settings: Settings) -> list[str]:
             for name in tables:
                 con.execute(catalog.view_sql(name))
         for name in tables:
-            cols = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
+            view = sql_identifier(name)
+            cols = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
             key = next((c for c in ("date", "as_of_date") if c in cols), None)
             if key:
-                rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT {key}), min({key}), max({key}) FROM {name}").fetchone()
+                rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT {key}), min({key}), max({key}) FROM {view}").fetchone()
                 lines.append(f"{name:<22}{rows:>12,}  {days:>8,}  {lo} → {hi}" if rows else f"{name:<22}{0:>12}  {0:>8}  (no rows)")
             else:
-                rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                rows = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
                 lines.append(f"{name:<22}{rows:>12,}  {'-':>8}")
     finally:
         con.close()
@@ -184,21 +185,28 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The UI listens on the loopback interface unless ``prometheus ui --host`` says otherwise: the
+#: Dagster webserver has no authentication, and anyone who reaches it can launch runs.
+DEFAULT_UI_HOST = "127.0.0.1"
+
+
+def ui_argv(host: str, port: int) -> list[str]:
+    """The ``dagster dev`` command line ``prometheus ui`` runs."""
+    return ["dagster", "dev", "-m", "prometheus_assets.definitions", "-h", host, "-p", str(port)]
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     prepare_dagster_home(settings)
-    argv = ["dagster", "dev", "-m", "prometheus_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    argv = ui_argv(args.host, args.port)
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})", flush=True)
     exe = os.path.join(os.path.dirname(sys.executable), "dagster")
     os.execv(exe, argv)
     return 0  # unreachable
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Dagster flags single-run backfill policies and partition-mapping options as beta; they are
-    # the documented way to backfill here, so the warnings are noise for users.
-    warnings.filterwarnings("ignore", module="dagster")
-    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+def build_parser() -> argparse.ArgumentParser:
+    """The ``prometheus`` argument parser."""
     parser = argparse.ArgumentParser(prog="prometheus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="materialize the whole graph over the history (single run)")
@@ -211,10 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("query")
     q.set_defaults(fn=cmd_sql)
     u = sub.add_parser("ui", help="Dagster webserver + daemon")
-    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--host", default=DEFAULT_UI_HOST, help=f"interface to listen on (default {DEFAULT_UI_HOST}: this machine only)")
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(fn=cmd_ui)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Dagster flags single-run backfill policies and partition-mapping options as beta; they are
+    # the documented way to backfill here, so the warnings are noise for users.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    args = build_parser().parse_args(argv)
     from prometheus_assets.errors import PrometheusDataError, StorageError
 
     try:

@@ -106,8 +106,9 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         parts = []
         for horizon in HORIZONS:
             data = history.read(storage, f"assessment_dataset_{horizon}d", dates[0], dates[-1], date_column="as_of_date")
-            ids = assessment_models.loc[assessment_models["horizon"] == horizon, "model_id"] if len(assessment_models) else []
-            models = [store.load("assessment_model", model_id) for model_id in ids]
+            fitted = assessment_models[assessment_models["horizon"] == horizon] if len(assessment_models) else assessment_models
+            # checked against the manifest and against the sha256 recorded in assessment_models
+            models = [store.load("assessment_model", row.model_id, sha256=row.sha256) for row in fitted.itertuples()]
             for kind in ("hgb", "ridge"):
                 parts.append(assessment.score(data, [m for m in models if m.kind == kind]))
         scores = pd.concat(parts, ignore_index=True)

@@ -16,6 +16,9 @@ that the next writer of that file removes.
 Determinism: rows are ordered by date (stable, keeping each date's rows in the order the asset
 produced them) and no wall-clock metadata is written, so re-materializing identical data gives
 byte-identical files.
+
+Names become paths and SQL only after validation: table/view names by :func:`check_identifier`
+(and quoted by :func:`sql_identifier`), other relative paths by :func:`resolve_under`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from prometheus_assets.errors import StorageError
+from prometheus_assets.errors import PathEscapeError, StorageError
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 WHOLE_FILE = "data.parquet"
@@ -49,6 +52,38 @@ def check_identifier(name: str) -> str:
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise StorageError(f"invalid table name {name!r}: use lower-case letters, digits and '_' (max 63)")
     return name
+
+
+def sql_identifier(name: str) -> str:
+    """``name`` validated by :func:`check_identifier` and double-quoted, ready to splice into SQL.
+
+    Every view/table name interpolated into a DuckDB statement goes through this: validation rules
+    out quotes, spaces and ``;``, and quoting makes reserved words (``order``, ``select``) safe.
+    """
+    return f'"{check_identifier(name)}"'
+
+
+def resolve_under(root: str, relative: str, local: bool = True) -> str:
+    """The path of ``relative`` under ``root``, refusing any way out of ``root`` (``PathEscapeError``).
+
+    ``relative`` must be a plain relative POSIX path: not absolute, no ``..``/``.``/empty parts, no
+    backslash or NUL. On a local filesystem the result is also resolved through symlinks and must
+    stay under the (resolved) root, so a symlink planted under the root cannot point reads or
+    writes elsewhere. Object-store roots have no symlinks: the lexical checks suffice there.
+    """
+    parts = relative.split("/") if isinstance(relative, str) else []
+    if (
+        not isinstance(relative, str) or not relative or relative.startswith("/") or "\\" in relative or "\x00" in relative
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise PathEscapeError(f"path {relative!r} must be a plain relative path under {root} (no '..', no absolute path)")
+    path = f"{root.rstrip('/')}/{relative}"
+    if local:
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(path)
+        if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+            raise PathEscapeError(f"path {relative!r} under {root} resolves to {real}, outside the root (a symlink?): refused")
+    return path
 
 
 def _is_date_column(name: str) -> bool:
@@ -181,18 +216,18 @@ class ParquetStore:
                 os.unlink(tmp)
 
     def _relative_path(self, relative: str) -> str:
-        parts = relative.split("/")
-        if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise StorageError(f"path {relative!r} must be a plain relative path under the storage root")
-        return f"{self.root}/{relative}"
+        return resolve_under(self.root, relative, local=self.is_local)
 
     def write_bytes(self, relative: str, data: bytes) -> str:
         """Atomically write a file at ``relative`` under the root; returns its URL.
 
-        ``relative`` must stay under the root: absolute paths and ``..`` are refused.
+        ``relative`` must stay under the root (:func:`resolve_under`: absolute paths, ``..`` and
+        symlink escapes raise ``PathEscapeError``). Writers of one file take turns (a lock), so one
+        never removes another's temporary file as a dead writer's leftover.
         """
         path = self._relative_path(relative)
-        self._put_atomic(path, data)
+        with self._locked(path):
+            self._put_atomic(path, data)
         return self.url(path)
 
     def write_text(self, relative: str, text: str) -> str:
@@ -337,7 +372,7 @@ class DuckDBCatalog:
     def view_sql(self, name: str) -> str:
         """The ``CREATE VIEW`` statement for table ``name``."""
         glob = self.store.glob_url(check_identifier(name)).replace("'", "''")
-        return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
+        return f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
 
     def refresh(self, names: Sequence[str] | None = None, attempts: int = 40) -> list[str]:
         """(Re)create the views of ``names`` (default: every stored table). Returns the views made.
