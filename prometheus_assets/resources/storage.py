@@ -14,8 +14,9 @@ into a hidden temporary file that is atomically renamed over the old one. Reader
 that the next writer of that file removes.
 
 Determinism: rows are ordered by date (stable, keeping each date's rows in the order the asset
-produced them) and no wall-clock metadata is written, so re-materializing identical data gives
-byte-identical files.
+produced them), list columns are always stored with the child field name Parquet reads back
+(``element``), and no wall-clock metadata is written, so re-materializing identical data gives
+byte-identical files, whether the year file is new or rewritten.
 
 Names become paths and SQL only after validation: table/view names by :func:`check_identifier`
 (and quoted by :func:`sql_identifier`), other relative paths by :func:`resolve_under`.
@@ -90,8 +91,27 @@ def _is_date_column(name: str) -> bool:
     return name == "date" or name.endswith("_date")
 
 
+def _canonical_type(dtype: pa.DataType) -> pa.DataType:
+    """``dtype`` with every list's child field named ``element`` (what a Parquet read returns).
+
+    pandas gives ``list<item: ...>``, a Parquet file read back gives ``list<element: ...>``; the
+    name is stored in the file's Arrow schema, so without this a year file rewritten from (old rows
+    + new rows) would differ in bytes from the same rows written fresh.
+    """
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        value = dtype.value_field
+        return pa.list_(pa.field("element", _canonical_type(value.type), value.nullable))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, _canonical_type(f.type), f.nullable) for f in dtype])
+    return dtype
+
+
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """Arrow table for ``frame``: ``date`` / ``*_date`` columns as ``date32``, no pandas metadata."""
+    """Arrow table for ``frame``: ``date`` / ``*_date`` columns as ``date32``, no pandas metadata.
+
+    Strings are plain ``string`` and list columns ``list<element: ...>``, so the schema of what we
+    write equals the schema of what we read back (see :func:`_canonical_type`).
+    """
     if len(frame.columns) == 0:
         raise StorageError("refusing to store a frame with no columns: give an empty result its schema")
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -102,7 +122,7 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
         elif pa.types.is_large_string(field.type) or pa.types.is_string_view(field.type):
             fields.append(pa.field(field.name, pa.string()))
         else:
-            fields.append(field)
+            fields.append(pa.field(field.name, _canonical_type(field.type), field.nullable))
     table = table.cast(pa.schema(fields))
     return table.replace_schema_metadata(None)
 
