@@ -17,6 +17,9 @@ A pickle is code, so we never unpickle a file we did not write:
 
 Writes are atomic (hidden temp file + rename) and a save takes the artifact's lock, so concurrent
 runs saving the same model never pair one run's blob with another's manifest.
+
+Artifacts are byte-identical for equal models (:func:`model_bytes`), so re-fitting a seeded
+model gives the same file and the same sha256.
 """
 
 from __future__ import annotations
@@ -27,11 +30,30 @@ import json
 from typing import Any
 
 import joblib
+from joblib.numpy_pickle import NumpyPickler
 
 from prometheus_assets.errors import StorageError
 from prometheus_assets.resources.storage import ParquetStore, check_identifier
 
 _MODEL_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def model_bytes(model: Any) -> bytes:
+    """``model`` pickled by joblib without the pickle memo: the bytes depend on its values only.
+
+    A normal pickle writes an object seen twice once and then a back-reference, so its bytes depend
+    on which equal objects happen to be the *same* object in memory. That varies with the process's
+    history: a seeded HistGradientBoostingRegressor refitted later in the same process (fits run in
+    joblib workers) pickled ``scoring='loss'`` as a fresh string instead of a back-reference to the
+    ``'loss'`` key, changing its sha256 while predicting identically. Without the memo every value is
+    written out in full, so equal models give equal bytes. (Shared sub-objects load as copies;
+    fitted estimators do not rely on identity, and have no reference cycles, which this mode refuses.)
+    """
+    buffer = io.BytesIO()
+    pickler = NumpyPickler(buffer)
+    pickler.fast = True  # no memo
+    pickler.dump(model)
+    return buffer.getvalue()
 
 
 class ModelIntegrityError(StorageError):
@@ -65,9 +87,7 @@ class ModelStore:
     def save(self, kind: str, model_id: str, model: Any, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Persist ``model`` and its manifest; returns the manifest."""
         blob_path, manifest_path = self._paths(kind, model_id)
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        data = buffer.getvalue()
+        data = model_bytes(model)
         manifest = {"kind": kind, "model_id": model_id, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **(metadata or {})}
         with self._store._locked(blob_path):
             self._store._put_atomic(blob_path, data)  # blob first: a manifest never points at a missing blob
