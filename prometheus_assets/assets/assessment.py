@@ -38,8 +38,10 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
         description=(
             f"Assessment dataset, horizon {horizon} sessions, scope US_EQ: per (symbol, as_of_date) the inputs known at t "
             "(profile embedding of the latest month-end snapshot, regime one-hot + embedding, stability components and "
-            "soft-target class, recent price features, sector) and the winsorized forward return over the next "
-            f"{horizon} sessions, raw and in excess of the equal-weight universe (null until known)."
+            "soft-target class, recent price features, sector). The targets (winsorized forward return over the next "
+            f"{horizon} sessions, raw and in excess of the equal-weight universe) are not stored: they are known only "
+            "after t, so a stored copy would depend on when the partition was built; fitting and evaluation attach "
+            "them from returns_daily as known at their own run (core.assessment.attach_targets)."
         ),
     )
     def dataset(context: dg.AssetExecutionContext, storage: StorageResource, instruments: pd.DataFrame) -> dg.Output:
@@ -52,7 +54,9 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
             history.read(storage, "soft_target_classes", dates[0], dates[-1], date_column="as_of_date"),
             instruments, dates[0], dates[-1],
         )
-        return dg.Output(frame, metadata={"rows_with_target": int(frame["target_excess"].notna().sum()), "features": len(assessment.feature_columns(frame))})
+        # Only what is known at each row's date is stored (see the description).
+        stored = frame.drop(columns=list(assessment.TARGETS))
+        return dg.Output(stored, metadata={"rows": len(stored), "features": len(assessment.feature_columns(stored))})
 
     return dataset
 
