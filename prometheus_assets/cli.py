@@ -5,6 +5,9 @@
     prometheus catalog                       (re)create every DuckDB view from the Parquet files
     prometheus sql "select ..."              run a query against the catalog
     prometheus ui [--host H] [--port P]      Dagster webserver + daemon for this code location
+    prometheus lookahead --cut D [--full DIR] [--workdir DIR]
+                                             look-ahead proof: the graph built on history truncated
+                                             at D equals the full build on every row dated <= D
 
 Configuration comes from the environment (see ``prometheus_assets.settings``).
 """
@@ -185,6 +188,27 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lookahead(args: argparse.Namespace) -> int:
+    import dataclasses
+    import tempfile
+
+    import dagster as dg
+
+    from prometheus_assets import lookahead
+
+    settings = Settings.from_env()
+    workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="prometheus-lookahead-"))
+    os.makedirs(workdir, exist_ok=True)
+    print(f"Look-ahead proof on source '{settings.source}', history truncated at {args.cut}.")
+    print(f"  full build      {args.full or os.path.join(workdir, 'full')}{' (reused)' if args.full else ''}")
+    print(f"  truncated build {os.path.join(workdir, 'truncated')}", flush=True)
+    prepare_dagster_home(dataclasses.replace(settings, home=workdir))  # the fast SQLite instance, in the work dir
+    with dg.DagsterInstance.get() as instance:
+        comparisons = lookahead.run(settings, args.cut, workdir, full_home=os.path.abspath(args.full) if args.full else None, instance=instance)
+    print("\n".join(lookahead.report(comparisons)))
+    return 0 if all(c.ok for c in comparisons) else 1
+
+
 #: The UI listens on the loopback interface unless ``prometheus ui --host`` says otherwise: the
 #: Dagster webserver has no authentication, and anyone who reaches it can launch runs.
 DEFAULT_UI_HOST = "127.0.0.1"
@@ -218,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("sql", help="query the DuckDB catalog")
     q.add_argument("query")
     q.set_defaults(fn=cmd_sql)
+    la = sub.add_parser("lookahead", help="prove no look-ahead: truncated-history build vs full build")
+    la.add_argument("--cut", required=True, help="last day of the truncated history (YYYY-MM-DD)")
+    la.add_argument("--full", help="an existing full build of the same source (e.g. ./data after make run) instead of building one")
+    la.add_argument("--workdir", help="where the builds go (default: a new temporary directory)")
+    la.set_defaults(fn=cmd_lookahead)
     u = sub.add_parser("ui", help="Dagster webserver + daemon")
     u.add_argument("--host", default=DEFAULT_UI_HOST, help=f"interface to listen on (default {DEFAULT_UI_HOST}: this machine only)")
     u.add_argument("--port", type=int, default=3000)

@@ -66,7 +66,7 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
     @dg.asset(
         group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"}, code_version="1",
-        backfill_policy=SINGLE_RUN, deps=[*(d.key for d in datasets), "returns_daily"],
+        backfill_policy=SINGLE_RUN, deps=[*(d.key for d in datasets), "returns_daily"], metadata={"point_in_time_column": "fit_date"},
         description=(
             "Assessment_US_EQ_<H> models, walk-forward: an expanding window refit on the first session of each year, "
             "training only on rows whose target window (plus a 5-session embargo) ends before the fit date; a "
