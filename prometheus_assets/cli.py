@@ -48,19 +48,39 @@ concurrency:
 EVENT_BATCH_SIZE = "1000"
 
 
+#: Marks a DAGSTER_HOME whose storages :func:`prepare_dagster_home` has created.
+INITIALIZED = ".prometheus-initialized"
+
+
 def prepare_dagster_home(settings: Settings) -> str:
-    """Make sure ``DAGSTER_HOME`` exists (default inside the storage root) and export it.
+    """Make sure ``DAGSTER_HOME`` exists (default inside the storage root), initialized, and export it.
 
     A new home gets a ``dagster.yaml`` with the fast SQLite event log; an existing one is left
     as the user wrote it. ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
     storage one batch per step instead of one event per (asset, partition)).
+
+    The first use also creates the instance's storages, under a lock: two processes opening a
+    brand-new SQLite instance at once both create its databases and stamp their schema version,
+    and one fails (``UNIQUE constraint failed: alembic_version.version_num``), e.g. two
+    ``prometheus build --start/--end`` started together on a fresh machine.
     """
+    import fcntl
+
     home = settings.dagster_home()
     os.makedirs(home, exist_ok=True)
-    cfg = os.path.join(home, "dagster.yaml")
-    if not os.path.exists(cfg):
-        with open(cfg, "w") as handle:
-            handle.write(DAGSTER_YAML.format(runs_dir=os.path.join(home, "history", "runs")))
+    with open(os.path.join(home, ".prometheus-init.lock"), "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        cfg = os.path.join(home, "dagster.yaml")
+        if not os.path.exists(cfg):
+            with open(cfg + ".tmp", "w") as handle:
+                handle.write(DAGSTER_YAML.format(runs_dir=os.path.join(home, "history", "runs")))
+            os.replace(cfg + ".tmp", cfg)
+        if not os.path.exists(os.path.join(home, INITIALIZED)):
+            import dagster as dg
+
+            with dg.DagsterInstance.from_config(home):
+                pass  # creating the instance creates (and stamps) its storages
+            open(os.path.join(home, INITIALIZED), "w").close()
     os.environ["DAGSTER_HOME"] = home
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     return home
