@@ -127,7 +127,10 @@ def report(comparisons: list[Comparison]) -> list[str]:
     """Lines describing each table's verdict."""
     lines = [f"{'table':<28}{'column':<14}{'rows <= cut':>12}  verdict"]
     for c in comparisons:
-        lines.append(f"{c.table:<28}{c.column:<14}{c.rows:>12,}  {'identical' if c.ok else 'DIFFERENT: ' + c.difference}")
+        verdict = ("identical" if c.rows else "no rows up to the cut in either build (nothing compared)") if c.ok else "DIFFERENT: " + c.difference
+        lines.append(f"{c.table:<28}{c.column:<14}{c.rows:>12,}  {verdict}")
     bad = [c.table for c in comparisons if not c.ok]
-    lines.append(f"{len(comparisons) - len(bad)} of {len(comparisons)} point-in-time tables identical" + (f"; different: {', '.join(bad)}" if bad else ""))
+    empty = [c.table for c in comparisons if c.ok and not c.rows]
+    lines.append(f"{len(comparisons) - len(bad)} of {len(comparisons)} point-in-time tables identical"
+                 + (f"; different: {', '.join(bad)}" if bad else "") + (f"; empty up to the cut: {', '.join(empty)}" if empty else ""))
     return lines
