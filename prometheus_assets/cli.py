@@ -5,6 +5,9 @@
     prometheus catalog                       (re)create every DuckDB view from the Parquet files
     prometheus sql "select ..."              run a query against the catalog
     prometheus ui [--host H] [--port P]      Dagster webserver + daemon for this code location
+    prometheus lookahead --cut D [--full DIR] [--workdir DIR]
+                                             look-ahead proof: the graph built on history truncated
+                                             at D equals the full build on every row dated <= D
 
 Configuration comes from the environment (see ``prometheus_assets.settings``).
 """
@@ -52,20 +55,40 @@ EVENT_BATCH_SIZE = "1000"
 PLANNED_EVENTS_AS_RANGES = "true"
 
 
+#: Marks a DAGSTER_HOME whose storages :func:`prepare_dagster_home` has created.
+INITIALIZED = ".prometheus-initialized"
+
+
 def prepare_dagster_home(settings: Settings) -> str:
-    """Make sure ``DAGSTER_HOME`` exists (default inside the storage root) and export it.
+    """Make sure ``DAGSTER_HOME`` exists (default inside the storage root), initialized, and export it.
 
     A new home gets a ``dagster.yaml`` with the fast SQLite event log; an existing one is left
     as the user wrote it. ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
     storage one batch per step instead of one event per (asset, partition)) and
     ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`` to true (see :data:`PLANNED_EVENTS_AS_RANGES`).
+
+    The first use also creates the instance's storages, under a lock: two processes opening a
+    brand-new SQLite instance at once both create its databases and stamp their schema version,
+    and one fails (``UNIQUE constraint failed: alembic_version.version_num``), e.g. two
+    ``prometheus build --start/--end`` started together on a fresh machine.
     """
+    import fcntl
+
     home = settings.dagster_home()
     os.makedirs(home, exist_ok=True)
-    cfg = os.path.join(home, "dagster.yaml")
-    if not os.path.exists(cfg):
-        with open(cfg, "w") as handle:
-            handle.write(DAGSTER_YAML.format(runs_dir=os.path.join(home, "history", "runs")))
+    with open(os.path.join(home, ".prometheus-init.lock"), "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        cfg = os.path.join(home, "dagster.yaml")
+        if not os.path.exists(cfg):
+            with open(cfg + ".tmp", "w") as handle:
+                handle.write(DAGSTER_YAML.format(runs_dir=os.path.join(home, "history", "runs")))
+            os.replace(cfg + ".tmp", cfg)
+        if not os.path.exists(os.path.join(home, INITIALIZED)):
+            import dagster as dg
+
+            with dg.DagsterInstance.from_config(home):
+                pass  # creating the instance creates (and stamps) its storages
+            open(os.path.join(home, INITIALIZED), "w").close()
     os.environ["DAGSTER_HOME"] = home
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES)
@@ -90,7 +113,7 @@ def history_range(defs, settings: Settings, start: str | None = None, end: str |
 
 def summary_lines(settings: Settings) -> list[str]:
     """A short description of what is stored under the storage root."""
-    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore, sql_identifier
 
     store = ParquetStore(settings.home)
     catalog = DuckDBCatalog(store)
@@ -102,13 +125,14 @@ def summary_lines(settings: Settings) -> list[str]:
             for name in tables:
                 con.execute(catalog.view_sql(name))
         for name in tables:
-            cols = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
+            view = sql_identifier(name)
+            cols = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
             key = next((c for c in ("date", "as_of_date") if c in cols), None)
             if key:
-                rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT {key}), min({key}), max({key}) FROM {name}").fetchone()
+                rows, days, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT {key}), min({key}), max({key}) FROM {view}").fetchone()
                 lines.append(f"{name:<22}{rows:>12,}  {days:>8,}  {lo} → {hi}" if rows else f"{name:<22}{0:>12}  {0:>8}  (no rows)")
             else:
-                rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                rows = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
                 lines.append(f"{name:<22}{rows:>12,}  {'-':>8}")
     finally:
         con.close()
@@ -193,21 +217,49 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lookahead(args: argparse.Namespace) -> int:
+    import dataclasses
+    import tempfile
+
+    import dagster as dg
+
+    from prometheus_assets import lookahead
+
+    settings = Settings.from_env()
+    workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="prometheus-lookahead-"))
+    os.makedirs(workdir, exist_ok=True)
+    print(f"Look-ahead proof on source '{settings.source}', history truncated at {args.cut}.")
+    print(f"  full build      {args.full or os.path.join(workdir, 'full')}{' (reused)' if args.full else ''}")
+    print(f"  truncated build {os.path.join(workdir, 'truncated')}", flush=True)
+    prepare_dagster_home(dataclasses.replace(settings, home=workdir))  # the fast SQLite instance, in the work dir
+    with dg.DagsterInstance.get() as instance:
+        comparisons = lookahead.run(settings, args.cut, workdir, full_home=os.path.abspath(args.full) if args.full else None, instance=instance)
+    print("\n".join(lookahead.report(comparisons)))
+    return 0 if all(c.ok for c in comparisons) else 1
+
+
+#: The UI listens on the loopback interface unless ``prometheus ui --host`` says otherwise: the
+#: Dagster webserver has no authentication, and anyone who reaches it can launch runs.
+DEFAULT_UI_HOST = "127.0.0.1"
+
+
+def ui_argv(host: str, port: int) -> list[str]:
+    """The ``dagster dev`` command line ``prometheus ui`` runs."""
+    return ["dagster", "dev", "-m", "prometheus_assets.definitions", "-h", host, "-p", str(port)]
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     prepare_dagster_home(settings)
-    argv = ["dagster", "dev", "-m", "prometheus_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    argv = ui_argv(args.host, args.port)
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})", flush=True)
     exe = os.path.join(os.path.dirname(sys.executable), "dagster")
     os.execv(exe, argv)
     return 0  # unreachable
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Dagster flags single-run backfill policies and partition-mapping options as beta; they are
-    # the documented way to backfill here, so the warnings are noise for users.
-    warnings.filterwarnings("ignore", module="dagster")
-    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+def build_parser() -> argparse.ArgumentParser:
+    """The ``prometheus`` argument parser."""
     parser = argparse.ArgumentParser(prog="prometheus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="materialize the whole graph over the history (single run)")
@@ -219,11 +271,24 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("sql", help="query the DuckDB catalog")
     q.add_argument("query")
     q.set_defaults(fn=cmd_sql)
+    la = sub.add_parser("lookahead", help="prove no look-ahead: truncated-history build vs full build")
+    la.add_argument("--cut", required=True, help="last day of the truncated history (YYYY-MM-DD)")
+    la.add_argument("--full", help="an existing full build of the same source (e.g. ./data after make run) instead of building one")
+    la.add_argument("--workdir", help="where the builds go (default: a new temporary directory)")
+    la.set_defaults(fn=cmd_lookahead)
     u = sub.add_parser("ui", help="Dagster webserver + daemon")
-    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--host", default=DEFAULT_UI_HOST, help=f"interface to listen on (default {DEFAULT_UI_HOST}: this machine only)")
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(fn=cmd_ui)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Dagster flags single-run backfill policies and partition-mapping options as beta; they are
+    # the documented way to backfill here, so the warnings are noise for users.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    args = build_parser().parse_args(argv)
     from prometheus_assets.errors import PrometheusDataError, StorageError
 
     try:

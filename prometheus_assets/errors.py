@@ -54,6 +54,10 @@ class StorageError(Exception):
     """The storage root refused an operation (bad path, identifier, or a write that cannot be made atomic)."""
 
 
+class PathEscapeError(StorageError):
+    """A path built from a name would leave its root: absolute, ``..``, or through a symlink pointing outside."""
+
+
 class BookConfigError(Exception):
     """A sleeve (book) YAML file is missing, unreadable or fails validation; names the file."""
 

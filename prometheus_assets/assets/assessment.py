@@ -4,10 +4,10 @@ Seed concepts: Prometheus v2 §2.5 Assessment Engine (``expected_return_H(I, t)`
 alpha-score strategy layer (StrategySignal, normalisation, IC evaluation).
 
 Targets arrive late: the target of day t is known at t + H. A dataset partition stores the
-target as known when it was built (null when not yet known: those rows are what live scoring
-uses). ``assessment_models`` and ``assessment_evaluation`` therefore re-join realised forward
-returns from ``returns_daily`` at their own run time, so no late target is ever missed and none
-is used before it is known (purge + embargo at every fit date).
+features only (a stored target would depend on when the partition was built, so re-materializing
+it would change its bytes). ``assessment_models`` and ``assessment_evaluation`` join realised
+forward returns from ``returns_daily`` at their own run time, so no late target is ever missed and
+none is used before it is known (purge + embargo at every fit date).
 """
 
 import dagster as dg
@@ -38,8 +38,10 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
         description=(
             f"Assessment dataset, horizon {horizon} sessions, scope US_EQ: per (symbol, as_of_date) the inputs known at t "
             "(profile embedding of the latest month-end snapshot, regime one-hot + embedding, stability components and "
-            "soft-target class, recent price features, sector) and the winsorized forward return over the next "
-            f"{horizon} sessions, raw and in excess of the equal-weight universe (null until known)."
+            "soft-target class, recent price features, sector). The targets (winsorized forward return over the next "
+            f"{horizon} sessions, raw and in excess of the equal-weight universe) are not stored: they are known only "
+            "after t, so a stored copy would depend on when the partition was built; fitting and evaluation attach "
+            "them from returns_daily as known at their own run (core.assessment.attach_targets)."
         ),
     )
     def dataset(context: dg.AssetExecutionContext, storage: StorageResource, instruments: pd.DataFrame) -> dg.Output:
@@ -52,7 +54,9 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
             history.read(storage, "soft_target_classes", dates[0], dates[-1], date_column="as_of_date"),
             instruments, dates[0], dates[-1],
         )
-        return dg.Output(frame, metadata={"rows_with_target": int(frame["target_excess"].notna().sum()), "features": len(assessment.feature_columns(frame))})
+        # Only what is known at each row's date is stored (see the description).
+        stored = frame.drop(columns=list(assessment.TARGETS))
+        return dg.Output(stored, metadata={"rows": len(stored), "features": len(assessment.feature_columns(stored))})
 
     return dataset
 
@@ -70,7 +74,7 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
     @dg.asset(
         group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"}, code_version="1",
-        backfill_policy=SINGLE_RUN, deps=[*(d.key for d in datasets), "returns_daily"],
+        backfill_policy=SINGLE_RUN, deps=[*(d.key for d in datasets), "returns_daily"], metadata={"point_in_time_column": "fit_date"},
         description=(
             "Assessment_US_EQ_<H> models, walk-forward: an expanding window refit on the first session of each year, "
             "training only on rows whose target window (plus a 5-session embargo) ends before the fit date; a "
@@ -122,9 +126,10 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         parts = []
         for horizon in HORIZONS:
             data = history.read(storage, f"assessment_dataset_{horizon}d", dates[0], dates[-1], date_column="as_of_date")
-            # only the models in force somewhere in the range (the daily run loads one per kind)
-            ids = assessment.models_in_force(assessment_models[assessment_models["horizon"] == horizon], dates[0], dates[-1])["model_id"] if len(assessment_models) else []
-            models = [store.load("assessment_model", model_id) for model_id in ids]
+            # only the models in force somewhere in the range (the daily run loads one per kind),
+            # checked against the manifest and against the sha256 recorded in assessment_models
+            fitted = assessment.models_in_force(assessment_models[assessment_models["horizon"] == horizon], dates[0], dates[-1]) if len(assessment_models) else assessment_models
+            models = [store.load("assessment_model", row.model_id, sha256=row.sha256) for row in fitted.itertuples()]
             for kind in ("hgb", "ridge"):
                 parts.append(assessment.score(data, [m for m in models if m.kind == kind]))
         scores = pd.concat(parts, ignore_index=True)
@@ -177,7 +182,7 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         storage.store().write_text("reports/assessment_ic.md", report)
         by_regime = result.get("by_regime", pd.DataFrame())
         return dg.Output(long, metadata={
-            "ic_mean_hgb_20d": float(result["overall"].query("horizon == 20 and kind == 'hgb'")["ic_mean"].iloc[0]) if len(result.get("overall", [])) else float("nan"),
+            "ic_mean_hgb_20d": assessment.headline_ic(result.get("overall"), horizon=20, kind="hgb"),
             "ic_table": dg.MetadataValue.md(report),
             "ic_by_regime": plots.bar_chart(by_regime.set_index(["horizon", "kind", "regime_label"])["ic_mean"], "Out-of-sample rank IC by regime") if len(by_regime) else dg.MetadataValue.text("no out-of-sample scores yet"),
         })

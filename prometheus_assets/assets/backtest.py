@@ -110,7 +110,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
                 "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
                 "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0). The "
                 "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins.")),
-            "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
+            "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", metadata={"point_in_time_column": "date"}, description=(
                 "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
                 "drawdown and rank IC of the book's alpha (IC counted on the day it became known).")),
             "combination_comparison": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(

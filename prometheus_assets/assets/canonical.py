@@ -62,7 +62,7 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
 
     @dg.asset(
         group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=SINGLE_RUN, metadata={"point_in_time_column": "date"},
         description=(
             "Reference series that are not book instruments: the S&P 500 index and the five MSCI USA "
             "factor ETFs (bundled source), the synthetic market index (synthetic source). Long format: "

@@ -183,7 +183,8 @@ def quantile_bands(frame: pd.DataFrame, columns: list[str], title: str, freq: st
     data = frame.assign(date=pd.to_datetime(frame["date"])).set_index("date") if len(frame) else None
     for ax, col in zip(axes[:, 0], columns):
         if data is not None:
-            grouped = data[col].resample(freq)
+            # numeric even when every value is missing (an all-None column is object dtype)
+            grouped = pd.to_numeric(data[col], errors="coerce").astype("float64").resample(freq)
             q = pd.DataFrame({"p10": grouped.quantile(0.1), "p50": grouped.median(), "p90": grouped.quantile(0.9)}).dropna()
             ax.fill_between(q.index, q["p10"], q["p90"], alpha=0.3, lw=0)
             ax.plot(q.index, q["p50"], lw=1.0)

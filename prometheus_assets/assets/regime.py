@@ -56,7 +56,7 @@ def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         group_name=GROUP, owners=OWNERS, tags={"layer": "regime"}, kinds={"parquet"}, code_version="1",
-        backfill_policy=SINGLE_RUN, deps=[regime_states],
+        backfill_policy=SINGLE_RUN, deps=[regime_states], metadata={"point_in_time_column": "date"},
         description=(
             "Regime transitions (region, date, from_label, to_label, confidence): one row per change of the "
             "published label in regime_states. Unpartitioned: rebuilt from the (small) regime history."

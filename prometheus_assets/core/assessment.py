@@ -732,6 +732,18 @@ def evaluate(scores: pd.DataFrame, dataset: pd.DataFrame, regimes: pd.DataFrame,
     }
 
 
+def headline_ic(overall: pd.DataFrame | None, horizon: int = 20, kind: str = "hgb") -> float:
+    """``ic_mean`` of (``horizon``, ``kind``) in an ``overall`` table of :func:`evaluate`; NaN when there is none.
+
+    A short history may have out-of-sample scores for no horizon (an ``overall`` with no columns)
+    or for some horizons only.
+    """
+    if overall is None or not {"horizon", "kind", "ic_mean"} <= set(overall.columns):
+        return float("nan")
+    hit = overall.loc[(overall["horizon"] == horizon) & (overall["kind"] == kind), "ic_mean"]
+    return float(hit.iloc[0]) if len(hit) else float("nan")
+
+
 def ic_report_markdown(evaluation: dict[str, pd.DataFrame], strategy_ic: pd.DataFrame | None = None) -> str:
     """The out-of-sample IC tables as Markdown (the README's table is this text, unedited)."""
     fmt = {"ic_mean": "{:+.3f}", "ic_ir": "{:+.2f}", "t_stat": "{:+.1f}", "t_stat_nonoverlap": "{:+.1f}", "hit_rate": "{:.2f}", "quintile_spread": "{:+.4f}", "top_turnover": "{:.2f}", "n_dates": "{:d}"}

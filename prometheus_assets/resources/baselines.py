@@ -56,6 +56,7 @@ def freeze_baseline(store: ParquetStore, baseline_id: str, tables: list[str]) ->
 def load_baseline(store: ParquetStore, baseline_id: str, filename: str) -> pd.DataFrame:
     """``filename`` of a frozen baseline, after checking its sha256 against the manifest."""
     _check_id(baseline_id)
+    store._relative_path(f"baselines/{baseline_id}/{filename}")  # PathEscapeError before anything is read
     raw = store.read_bytes(f"baselines/{baseline_id}/manifest.json")
     if raw is None:
         raise BaselineError(f"no frozen baseline {baseline_id!r} under {store.url(store.root)}/baselines (freeze one first)")

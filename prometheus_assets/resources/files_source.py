@@ -12,7 +12,9 @@ Layout
   case-insensitively). At most one of them may exist.
 
 Other files (``README.txt``, ...) are ignored. Bars may be split across files in any way: one
-file per day, per symbol, per year, or a single file.
+file per day, per symbol, per year, or a single file. Symlinked directories are not descended
+into, and a file is read only if its real path is under ``root``: a symlink pointing outside it
+raises ``PathEscapeError`` naming the file.
 
 Bar files
 ---------
@@ -339,7 +341,10 @@ class FilesBarReader:
     # -- helpers ----------------------------------------------------------------------------
 
     def _abs(self, rel: str) -> str:
-        return os.path.join(self.root, *rel.split("/"))
+        """The path of bar/registry file ``rel``, refused (``PathEscapeError``) if it resolves outside ``root``."""
+        from prometheus_assets.resources.storage import resolve_under
+
+        return resolve_under(self.root, rel, local=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,9 +5,21 @@ Layout::
     <home>/models/<kind>/<model_id>.joblib        the pickled estimator (joblib)
     <home>/models/<kind>/<model_id>.json          manifest: sha256 of the .joblib, fit metadata
 
-Loading re-hashes the artifact and refuses it (``ModelIntegrityError``) unless the hash matches the
-manifest written when we saved it, and only paths under our own root are ever read: a pickle is
-code, so we never unpickle a file we did not write. Writes are atomic (temp file + rename).
+A pickle is code, so we never unpickle a file we did not write:
+
+* paths are built only from a validated kind (:func:`check_identifier`) and model id, and resolved
+  under our own storage root (:func:`resolve_under`: ``..``, absolute paths and symlinks pointing
+  outside the root raise ``PathEscapeError``);
+* loading re-hashes the artifact and refuses it (``ModelIntegrityError``) unless the sha256 matches
+  the manifest written when we saved it, and, when the caller has it, the sha256 recorded
+  independently of the manifest (e.g. the ``assessment_models`` table): a blob and manifest
+  swapped together are still refused.
+
+Writes are atomic (hidden temp file + rename) and a save takes the artifact's lock, so concurrent
+runs saving the same model never pair one run's blob with another's manifest.
+
+Artifacts are byte-identical for equal models (:func:`model_bytes`), so re-fitting a seeded
+model gives the same file and the same sha256.
 """
 
 from __future__ import annotations
@@ -15,17 +27,33 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import uuid
 from typing import Any
 
-import fsspec
 import joblib
+from joblib.numpy_pickle import NumpyPickler
 
-from prometheus_assets.resources.storage import check_identifier
 from prometheus_assets.errors import StorageError
+from prometheus_assets.resources.storage import ParquetStore, check_identifier
 
 _MODEL_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def model_bytes(model: Any) -> bytes:
+    """``model`` pickled by joblib without the pickle memo: the bytes depend on its values only.
+
+    A normal pickle writes an object seen twice once and then a back-reference, so its bytes depend
+    on which equal objects happen to be the *same* object in memory. That varies with the process's
+    history: a seeded HistGradientBoostingRegressor refitted later in the same process (fits run in
+    joblib workers) pickled ``scoring='loss'`` as a fresh string instead of a back-reference to the
+    ``'loss'`` key, changing its sha256 while predicting identically. Without the memo every value is
+    written out in full, so equal models give equal bytes. (Shared sub-objects load as copies;
+    fitted estimators do not rely on identity, and have no reference cycles, which this mode refuses.)
+    """
+    buffer = io.BytesIO()
+    pickler = NumpyPickler(buffer)
+    pickler.fast = True  # no memo
+    pickler.dump(model)
+    return buffer.getvalue()
 
 
 class ModelIntegrityError(StorageError):
@@ -42,28 +70,15 @@ class ModelStore:
     """Save and load fitted models with integrity manifests."""
 
     def __init__(self, home: str) -> None:
-        self.home = str(home).rstrip("/")
-        self.fs, root = fsspec.core.url_to_fs(self.home)
-        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        self.is_local = protocol in ("file", "local")
-        self.root = os.path.abspath(root) if self.is_local else root.rstrip("/")
+        self._store = ParquetStore(home)
+        self.home = self._store.home
+        self.fs = self._store.fs
+        self.is_local = self._store.is_local
+        self.root = self._store.root
 
     def _paths(self, kind: str, model_id: str) -> tuple[str, str]:
-        base = f"{self.root}/models/{check_identifier(kind)}/{_check_model_id(model_id)}"
-        return f"{base}.joblib", f"{base}.json"
-
-    def _put(self, path: str, data: bytes) -> None:
-        directory = path.rsplit("/", 1)[0]
-        self.fs.mkdirs(directory, exist_ok=True)
-        if self.is_local:
-            tmp = f"{directory}/.{path.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        else:
-            self.fs.pipe_file(path, data)
+        base = f"models/{check_identifier(kind)}/{_check_model_id(model_id)}"
+        return self._store._relative_path(f"{base}.joblib"), self._store._relative_path(f"{base}.json")
 
     def exists(self, kind: str, model_id: str) -> bool:
         blob, manifest = self._paths(kind, model_id)
@@ -72,12 +87,11 @@ class ModelStore:
     def save(self, kind: str, model_id: str, model: Any, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Persist ``model`` and its manifest; returns the manifest."""
         blob_path, manifest_path = self._paths(kind, model_id)
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        data = buffer.getvalue()
+        data = model_bytes(model)
         manifest = {"kind": kind, "model_id": model_id, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **(metadata or {})}
-        self._put(blob_path, data)  # blob first: a manifest never points at a missing blob
-        self._put(manifest_path, json.dumps(manifest, sort_keys=True, default=str).encode())
+        with self._store._locked(blob_path):
+            self._store._put_atomic(blob_path, data)  # blob first: a manifest never points at a missing blob
+            self._store._put_atomic(manifest_path, json.dumps(manifest, sort_keys=True, default=str).encode())
         return manifest
 
     def manifest(self, kind: str, model_id: str) -> dict[str, Any]:
@@ -85,8 +99,12 @@ class ModelStore:
         with self.fs.open(manifest_path, "rb") as handle:
             return json.loads(handle.read())
 
-    def load(self, kind: str, model_id: str) -> Any:
-        """Load a model saved by :meth:`save`, after checking its hash against the manifest."""
+    def load(self, kind: str, model_id: str, sha256: str | None = None) -> Any:
+        """Load a model saved by :meth:`save`, after checking its hash against the manifest.
+
+        ``sha256``: the hash recorded elsewhere when the model was fitted (e.g. ``assessment_models``);
+        the artifact must match it too.
+        """
         blob_path, _ = self._paths(kind, model_id)
         if not self.exists(kind, model_id):
             raise StorageError(f"no stored model {kind}/{model_id} under {self.home}")
@@ -94,6 +112,7 @@ class ModelStore:
         with self.fs.open(blob_path, "rb") as handle:
             data = handle.read()
         actual = hashlib.sha256(data).hexdigest()
-        if actual != expected:
-            raise ModelIntegrityError(f"model {kind}/{model_id} fails its integrity check (sha256 {actual[:12]}… ≠ manifest {expected[:12]}…); refusing to load it")
+        for source, wanted in (("manifest", expected), ("recorded hash", sha256)):
+            if wanted is not None and actual != wanted:
+                raise ModelIntegrityError(f"model {kind}/{model_id} fails its integrity check (sha256 {actual[:12]}… ≠ {source} {wanted[:12]}…); refusing to load it")
         return joblib.load(io.BytesIO(data))

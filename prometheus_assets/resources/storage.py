@@ -14,8 +14,16 @@ into a hidden temporary file that is atomically renamed over the old one. Reader
 that the next writer of that file removes.
 
 Determinism: rows are ordered by date (stable, keeping each date's rows in the order the asset
-produced them) and no wall-clock metadata is written, so re-materializing identical data gives
-byte-identical files.
+produced them), list columns are always stored with the child field name Parquet reads back
+(``element``), and no wall-clock metadata is written, so re-materializing identical data gives
+byte-identical files, whether the year file is new or rewritten.
+
+The DuckDB catalog is replaced atomically too (see :class:`DuckDBCatalog`): no process ever opens
+``prometheus.duckdb`` for writing, so readers (``duckdb -readonly``, ``prometheus sql``) never
+conflict with a running build, and concurrent builds never fail on DuckDB's file lock.
+
+Names become paths and SQL only after validation: table/view names by :func:`check_identifier`
+(and quoted by :func:`sql_identifier`), other relative paths by :func:`resolve_under`.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
+import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from prometheus_assets.errors import StorageError
+from prometheus_assets.errors import PathEscapeError, StorageError
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 WHOLE_FILE = "data.parquet"
@@ -51,12 +59,63 @@ def check_identifier(name: str) -> str:
     return name
 
 
+def sql_identifier(name: str) -> str:
+    """``name`` validated by :func:`check_identifier` and double-quoted, ready to splice into SQL.
+
+    Every view/table name interpolated into a DuckDB statement goes through this: validation rules
+    out quotes, spaces and ``;``, and quoting makes reserved words (``order``, ``select``) safe.
+    """
+    return f'"{check_identifier(name)}"'
+
+
+def resolve_under(root: str, relative: str, local: bool = True) -> str:
+    """The path of ``relative`` under ``root``, refusing any way out of ``root`` (``PathEscapeError``).
+
+    ``relative`` must be a plain relative POSIX path: not absolute, no ``..``/``.``/empty parts, no
+    backslash or NUL. On a local filesystem the result is also resolved through symlinks and must
+    stay under the (resolved) root, so a symlink planted under the root cannot point reads or
+    writes elsewhere. Object-store roots have no symlinks: the lexical checks suffice there.
+    """
+    parts = relative.split("/") if isinstance(relative, str) else []
+    if (
+        not isinstance(relative, str) or not relative or relative.startswith("/") or "\\" in relative or "\x00" in relative
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise PathEscapeError(f"path {relative!r} must be a plain relative path under {root} (no '..', no absolute path)")
+    path = f"{root.rstrip('/')}/{relative}"
+    if local:
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(path)
+        if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+            raise PathEscapeError(f"path {relative!r} under {root} resolves to {real}, outside the root (a symlink?): refused")
+    return path
+
+
 def _is_date_column(name: str) -> bool:
     return name == "date" or name.endswith("_date")
 
 
+def _canonical_type(dtype: pa.DataType) -> pa.DataType:
+    """``dtype`` with every list's child field named ``element`` (what a Parquet read returns).
+
+    pandas gives ``list<item: ...>``, a Parquet file read back gives ``list<element: ...>``; the
+    name is stored in the file's Arrow schema, so without this a year file rewritten from (old rows
+    + new rows) would differ in bytes from the same rows written fresh.
+    """
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        value = dtype.value_field
+        return pa.list_(pa.field("element", _canonical_type(value.type), value.nullable))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, _canonical_type(f.type), f.nullable) for f in dtype])
+    return dtype
+
+
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """Arrow table for ``frame``: ``date`` / ``*_date`` columns as ``date32``, no pandas metadata."""
+    """Arrow table for ``frame``: ``date`` / ``*_date`` columns as ``date32``, no pandas metadata.
+
+    Strings are plain ``string`` and list columns ``list<element: ...>``, so the schema of what we
+    write equals the schema of what we read back (see :func:`_canonical_type`).
+    """
     if len(frame.columns) == 0:
         raise StorageError("refusing to store a frame with no columns: give an empty result its schema")
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -67,7 +126,7 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
         elif pa.types.is_large_string(field.type) or pa.types.is_string_view(field.type):
             fields.append(pa.field(field.name, pa.string()))
         else:
-            fields.append(field)
+            fields.append(pa.field(field.name, _canonical_type(field.type), field.nullable))
     table = table.cast(pa.schema(fields))
     return table.replace_schema_metadata(None)
 
@@ -181,18 +240,18 @@ class ParquetStore:
                 os.unlink(tmp)
 
     def _relative_path(self, relative: str) -> str:
-        parts = relative.split("/")
-        if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise StorageError(f"path {relative!r} must be a plain relative path under the storage root")
-        return f"{self.root}/{relative}"
+        return resolve_under(self.root, relative, local=self.is_local)
 
     def write_bytes(self, relative: str, data: bytes) -> str:
         """Atomically write a file at ``relative`` under the root; returns its URL.
 
-        ``relative`` must stay under the root: absolute paths and ``..`` are refused.
+        ``relative`` must stay under the root (:func:`resolve_under`: absolute paths, ``..`` and
+        symlink escapes raise ``PathEscapeError``). Writers of one file take turns (a lock), so one
+        never removes another's temporary file as a dead writer's leftover.
         """
         path = self._relative_path(relative)
-        self._put_atomic(path, data)
+        with self._locked(path):
+            self._put_atomic(path, data)
         return self.url(path)
 
     def write_text(self, relative: str, text: str) -> str:
@@ -313,8 +372,18 @@ class ParquetStore:
 class DuckDBCatalog:
     """A DuckDB database holding one view per table over the table's Parquet files.
 
-    The view reads the file glob at query time, so it stays current as files are replaced; it is
-    (re)created after each materialization so new tables and schema changes appear at once.
+    A view reads its file glob at query time (and DuckDB re-binds it when the files' columns
+    change), so a view only has to be created once per table, not after every write.
+
+    Nothing ever opens the catalog file for writing in place: DuckDB allows one read-write process
+    *or* any number of read-only ones per file, so an in-place update would fail while a user has
+    ``duckdb -readonly data/prometheus.duckdb`` open (and make that user's open fail during it).
+    Instead :meth:`refresh` checks the views read-only and, only if one is missing or stale, copies
+    the catalog to a hidden temporary file, adds the views there, checkpoints it and renames it over
+    ``prometheus.duckdb`` (under a lock, so concurrent runs take turns and none loses another's
+    view). Readers see the old catalog or the new one, never a partial one; a connection that is
+    already open keeps the catalog it opened (the data it reads is current: views read the files).
+    The catalog is derived data: ``prometheus catalog`` rebuilds it from the Parquet files.
     """
 
     def __init__(self, store: ParquetStore, path: str | None = None) -> None:
@@ -324,7 +393,11 @@ class DuckDBCatalog:
         self.path = path
 
     def connect(self, read_only: bool = False):  # -> duckdb.DuckDBPyConnection
-        """Open the catalog; non-local storage filesystems are registered so views resolve."""
+        """Open the catalog; non-local storage filesystems are registered so views resolve.
+
+        Open a file catalog ``read_only=True``: a read-write connection would lock other readers
+        out and be lost at the next :meth:`refresh` (which replaces the file).
+        """
         import duckdb
 
         if self.path != ":memory:":
@@ -334,33 +407,89 @@ class DuckDBCatalog:
             con.register_filesystem(self.store.fs)
         return con
 
+    def _glob_literal(self, name: str) -> str:
+        return "'" + self.store.glob_url(check_identifier(name)).replace("'", "''") + "'"
+
     def view_sql(self, name: str) -> str:
-        """The ``CREATE VIEW`` statement for table ``name``."""
-        glob = self.store.glob_url(check_identifier(name)).replace("'", "''")
-        return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
+        """The ``CREATE VIEW`` statement for table ``name`` (validated and quoted)."""
+        return f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS SELECT * FROM read_parquet({self._glob_literal(name)}, union_by_name = true)"
 
-    def refresh(self, names: Sequence[str] | None = None, attempts: int = 40) -> list[str]:
-        """(Re)create the views of ``names`` (default: every stored table). Returns the views made.
+    def _current(self, path: str) -> dict[str, str] | None:
+        """``{view name: its SQL}`` of the catalog at ``path``, or None if it cannot be opened."""
+        import duckdb
 
-        DuckDB allows one writer per database file: if another process holds it, retry for a few
-        seconds before giving up with ``StorageError`` (the Parquet files are already safe).
+        if not os.path.exists(path):
+            return {}
+        try:
+            con = duckdb.connect(path, read_only=True)
+        except duckdb.Error:
+            return None
+        try:
+            return {name: sql for name, sql in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()}
+        finally:
+            con.close()
+
+    def _stale(self, views: dict[str, str] | None, names: Sequence[str]) -> list[str]:
+        """Names whose view is missing from ``views`` or reads other files (e.g. the root moved)."""
+        if views is None:
+            return list(names)
+        return [n for n in names if self._glob_literal(n) not in views.get(n, "")]
+
+    def refresh(self, names: Sequence[str] | None = None) -> list[str]:
+        """Make sure the views of ``names`` exist (default: rebuild the catalog from every stored table).
+
+        Returns the views of ``names`` that have data. See the class docstring for how the file is
+        replaced. A ``:memory:`` catalog (object-store roots) holds nothing between connections:
+        create views on a connection with :meth:`view_sql`.
         """
         wanted = [n for n in (names if names is not None else self.store.tables()) if self.store.exists(n)]
-        if not wanted:
-            return []
-        delay = 0.05
-        for attempt in range(attempts):
-            try:
-                con = self.connect()
-                try:
-                    for name in wanted:
-                        con.execute(self.view_sql(name))
-                finally:
-                    con.close()
-                return wanted
-            except Exception as exc:  # duckdb.IOException on a held lock
-                if "lock" not in str(exc).lower() or attempt == attempts - 1:
-                    raise StorageError(f"could not update DuckDB catalog {self.path}: {exc}") from exc
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.5)
+        if not wanted or self.path == ":memory:":
+            return wanted
+        rebuild = names is None
+        if not rebuild and not self._stale(self._current(self.path), wanted):
+            return wanted  # the common case: read-only, never blocks nor is blocked by a reader
+        with self.store._locked(self.path):
+            views = None if rebuild else self._current(self.path)
+            missing = self._stale(views, wanted)
+            if missing:
+                self._replace(missing if views is not None else sorted(set(self.store.tables()) | set(wanted)), keep=views is not None)
         return wanted
+
+    def _replace(self, names: Sequence[str], keep: bool) -> None:
+        """Write a new catalog (a copy of the current one if ``keep``) with views for ``names``; rename it in place."""
+        import duckdb
+
+        directory, base = os.path.split(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        for stale in Path(directory).glob(f".{base}.tmp-*"):  # left by a killed refresh (we hold the lock)
+            stale.unlink(missing_ok=True)
+        tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+        try:
+            if keep and os.path.exists(self.path):
+                shutil.copyfile(self.path, tmp)
+            try:
+                con = duckdb.connect(tmp)
+            except duckdb.Error:  # an unreadable copy: start from an empty catalog with every table
+                Path(tmp).unlink(missing_ok=True)
+                names = sorted(set(self.store.tables()) | set(names))
+                con = duckdb.connect(tmp)
+            try:
+                for name in names:
+                    con.execute(self.view_sql(name))
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except duckdb.Error as exc:
+            raise StorageError(f"could not update DuckDB catalog {self.path}: {exc}") from exc
+        finally:
+            for leftover in (tmp, f"{tmp}.wal"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)

@@ -5,41 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prometheus_assets import lookahead
+from prometheus_assets.definitions import build_definitions
 from prometheus_assets.resources.models import ModelStore
 from prometheus_assets.resources.storage import ParquetStore
 from tests.conftest import run_range, synthetic
 
-DAILY = {
-    "prices_daily": "date",
-    "returns_daily": "date",
-    "numeric_embeddings": "as_of_date",
-    "regime_states": "as_of_date",
-    "stability_vectors": "as_of_date",
-    "soft_target_classes": "as_of_date",
-    "profile_snapshots": "as_of_date",
-    # (assessment datasets store each target as known when built, so they are not truncation-invariant by design)
-    "assessment_scores": "as_of_date",
-    "strategy_signals": "date",
-    # books and sleeves (path-dependent: rebuilt from the start of history each run)
-    "universes": "date",
-    "target_portfolios": "date",
-    "risk_reports": "date",
-    "orders": "date",
-    "sleeve_positions": "date",
-    "sleeve_returns": "date",
-    "closed_trades": "exit_date",
-    "portfolio_returns": "date",
-    # allocator (the state resumes from yesterday's carried state in the split backfill)
-    "allocator_state_v1": "date",
-    "allocator_regime_v1": "date",
-    "allocator_risk_v1": "date",
-    "allocator_risk_v1_applied": "date",
-    "portfolio_returns_scaled": "date",
-    # edge (whole tables replayed from the start of history; their rows are point in time)
-    "edge_history": "ts",
-    "pm_sizing": "date",
-    "edge_sleeve_returns": "date",
-}
+#: Every point-in-time table of the graph and its date column, from the Definitions: each
+#: daily-partitioned asset and each unpartitioned one declaring ``point_in_time_column``.
+POINT_IN_TIME = lookahead.point_in_time_tables(build_definitions(synthetic("/tmp/unused", "2017-03-31")))
+
 STATE_VIEWS = {"numeric_embeddings", "regime_states", "regime_transitions", "stability_vectors", "soft_target_classes", "profile_snapshots"}
 
 
@@ -72,26 +47,32 @@ def test_models_are_walk_forward_and_stored(full_build):
         store.load("regime_model", model_id)  # integrity-checked load works
 
 
+def test_every_daily_asset_is_a_point_in_time_table():
+    defs = build_definitions(synthetic("/tmp/unused", "2017-03-31"))
+    daily = {spec.key.path[-1] for spec in defs.resolve_all_asset_specs() if spec.partitions_def is not None}
+    assert len(daily) >= 21 and daily <= set(POINT_IN_TIME)
+    assert POINT_IN_TIME["closed_trades"] == "exit_date" and POINT_IN_TIME["numeric_embeddings"] == "as_of_date"
+    # unpartitioned tables whose rows are final on their date declare it; whole-history summaries do not
+    assert {"allocator_risk_v1_applied", "edge_history", "pm_sizing", "assessment_models"} <= set(POINT_IN_TIME)
+    assert not {"sleeve_metrics", "assessment_evaluation", "meta_orchestrator", "instruments"} & set(POINT_IN_TIME)
+
+
 @pytest.mark.slow
 def test_truncated_history_gives_identical_rows(full_build, tmp_path):
-    cut = pd.Timestamp("2016-06-30")
-    short = tmp_path / "short"
-    run_range(synthetic(short, "2016-06-30"), "2014-01-02", "2016-06-30")
-    for table, column in DAILY.items():
-        full = ParquetStore(str(full_build)).read(table, None, cut, date_column=column)
-        part = ParquetStore(str(short)).read(table, None, cut, date_column=column)
-        assert len(full) > 0 or table == "profile_snapshots", table
-        pd.testing.assert_frame_equal(full.reset_index(drop=True), part.reset_index(drop=True), check_exact=True, obj=table)
+    # The same function `prometheus lookahead` runs (on the full bundled history: see the README).
+    comparisons = lookahead.run(synthetic(full_build, "2017-03-31"), "2016-06-30", str(tmp_path), full_home=str(full_build))
+    report = "\n".join(lookahead.report(comparisons))
+    assert {c.table for c in comparisons} == set(POINT_IN_TIME)
+    assert all(c.ok for c in comparisons), report
+    assert all(c.rows > 0 for c in comparisons), report  # nothing passes by being empty
 
 
 def test_split_backfill_equals_one_backfill(full_build, tmp_path):
     split = tmp_path / "split"
     run_range(synthetic(split, "2017-03-31"), "2014-01-02", "2016-01-15")
     run_range(synthetic(split, "2017-03-31"), "2016-01-19", "2017-03-31")
-    for table, column in DAILY.items():
-        a = ParquetStore(str(full_build)).read(table, date_column=column)
-        b = ParquetStore(str(split)).read(table, date_column=column)
-        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True, obj=table)
+    comparisons = lookahead.compare(str(full_build), str(split), "2017-03-31", POINT_IN_TIME)
+    assert all(c.ok for c in comparisons), "\n".join(lookahead.report(comparisons))
 
 
 # --------------------------------------------------------------------------- assessment layer (same build)

@@ -458,3 +458,12 @@ def test_models_in_force_are_exactly_the_models_score_uses():
         chosen = A.models_in_force(table, pd.Timestamp(start), pd.Timestamp(end))
         assert set(chosen["model_id"]) == used, (start, end)
         pd.testing.assert_frame_equal(A.score(in_range, [m for m in models if m.model_id in set(chosen["model_id"])]), A.score(in_range, models))
+
+
+def test_headline_ic_on_short_histories():
+    # what `evaluate` gives before any model has scored (no columns) and with some horizons only
+    assert np.isnan(A.headline_ic(pd.DataFrame([])))
+    assert np.isnan(A.headline_ic(None))
+    some = pd.DataFrame({"horizon": [5, 5], "kind": ["hgb", "ridge"], "ic_mean": [0.1, 0.2]})
+    assert np.isnan(A.headline_ic(some, horizon=20, kind="hgb"))
+    assert A.headline_ic(some, horizon=5, kind="ridge") == 0.2

@@ -36,3 +36,43 @@ def test_memory_root():
     store = ModelStore("memory://models-test")
     store.save("k", "m", [1, 2, 3])
     assert store.load("k", "m") == [1, 2, 3]
+
+
+class Fitted:
+    """An object whose attributes hold equal strings that may or may not be the same object."""
+
+    def __init__(self, shared: bool):
+        self.loss = "squared_error"
+        self.scoring = self.loss if shared else "".join(["squared", "_error"])
+        self.weights = np.arange(5.0)
+
+
+def test_equal_models_give_identical_artifacts_whatever_object_sharing(home, tmp_path):
+    # A plain pickle writes a back-reference for the shared string and the string again for the
+    # copy, so two equal models would get different bytes (and sha256).
+    a, b = Fitted(shared=True), Fitted(shared=False)
+    assert a.scoring is a.loss and b.scoring is not b.loss and b.scoring == b.loss
+    store_a, store_b = ModelStore(str(tmp_path / "a")), ModelStore(str(tmp_path / "b"))
+    assert store_a.save("k", "m", a)["sha256"] == store_b.save("k", "m", b)["sha256"]
+    back = store_a.load("k", "m")
+    assert back.scoring == "squared_error" and back.weights.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_refitted_seeded_models_give_identical_artifacts(tmp_path):
+    # the model kinds the graph stores: PCA encoder, Gaussian-mixture regime model, HGB and Ridge assessment models
+    from prometheus_assets.core import assessment
+    from prometheus_assets.core.encoders import NumericEncoder
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(400, 6)), rng.normal(size=400)
+    fits = {
+        "encoder": lambda: NumericEncoder(n_components=3).fit(X),
+        "gmm": lambda: GaussianMixture(n_components=3, random_state=0).fit(X),
+        "hgb": lambda: assessment.make_estimator("hgb", 0).fit(X, y),
+        "ridge": lambda: assessment.make_estimator("ridge", 0).fit(X, y),
+    }
+    for kind, fit in fits.items():
+        first = ModelStore(str(tmp_path / "one")).save("m", kind, fit())["sha256"]
+        again = ModelStore(str(tmp_path / "two")).save("m", kind, fit())["sha256"]
+        assert first == again, kind

@@ -139,10 +139,20 @@ WRITER = textwrap.dedent(
 )
 
 
+def view_count(home, table="t"):
+    """Rows of ``table`` through the DuckDB view, on a fresh read-only connection (a reader's view)."""
+    con = duckdb.connect(str(home / "prometheus.duckdb"), read_only=True)
+    try:
+        return con.execute(f"select count(*) from {table}").fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_sigkill_mid_write_leaves_the_previous_file_intact(home):
     store = ParquetStore(str(home))
     days = pd.bdate_range("2020-01-01", "2020-12-31")
     store.write_dated("t", frame(days), days)
+    DuckDBCatalog(store).refresh(["t"])
     original = sha(store.files("t")[0])
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE, text=True)
     try:
@@ -157,18 +167,130 @@ def test_sigkill_mid_write_leaves_the_previous_file_intact(home):
     finally:
         if proc.poll() is None:
             proc.kill()
-    # Readers see a whole file (the old one, or a completed new one), never a torn one.
+    # The dead writer's temporary file is there, hidden ...
+    table_dir = Path(store.table_dir("t"))
+    assert list(table_dir.glob(".2020.parquet.tmp-*"))
+    # ... and no reader sees it: the store, DuckDB's glob and the view list the one whole file,
+    # the old one or a completed new one, never a torn one.
     visible = store.files("t")
     assert [Path(p).name for p in visible] == ["2020.parquet"]
+    con = duckdb.connect(str(home / "prometheus.duckdb"), read_only=True)
+    try:
+        globbed = [r[0] for r in con.execute(f"select file from glob('{store.glob_url('t')}')").fetchall()]
+    finally:
+        con.close()
+    assert [Path(p).name for p in globbed] == ["2020.parquet"]
     back = store.read("t")
     assert len(back) in (2 * len(days), 400_000)
+    assert view_count(home) == len(back)
     if len(back) == 2 * len(days):
         assert sha(visible[0]) == original
-    assert all(Path(p).name.startswith(".") for p in Path(store.table_dir("t")).iterdir() if "tmp" in p.name)
-    # The next write completes and removes the dead writer's temp file.
+    # The rerun completes (the dead writer's lock died with it) and removes its temp file.
     store.write_dated("t", frame(days), days)
     assert sha(store.files("t")[0]) == original
-    assert not list(Path(store.table_dir("t")).glob(".*.tmp-*"))
+    assert not list(table_dir.glob(".*.tmp-*"))
+    assert view_count(home) == 2 * len(days)
+
+
+CATALOG_REFRESHER = textwrap.dedent(
+    """
+    import sys
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+    catalog = DuckDBCatalog(ParquetStore(sys.argv[1]))
+    print("ready", flush=True)
+    while True:
+        catalog.refresh()  # no names: rebuild the whole catalog every time
+    """
+)
+
+
+def test_sigkill_mid_catalog_refresh_leaves_a_readable_catalog(home):
+    store = ParquetStore(str(home))
+    days = pd.bdate_range("2020-01-01", "2020-03-31")
+    for name in ("a", "b", "c"):
+        store.write_dated(name, frame(days), days)
+    DuckDBCatalog(store).refresh()
+    proc = subprocess.Popen([sys.executable, "-c", CATALOG_REFRESHER, str(home)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.time() + 60
+        while not list(home.glob(".prometheus.duckdb.tmp-*")) and time.time() < deadline:
+            time.sleep(0.001)
+        assert list(home.glob(".prometheus.duckdb.tmp-*")), "the refresher never started a temporary catalog"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for name in ("a", "b", "c"):
+        assert view_count(home, name) == 2 * len(days)
+    store.write_dated("d", frame(days), days)
+    assert DuckDBCatalog(store).refresh(["d"]) == ["d"]
+    assert view_count(home, "d") == 2 * len(days)
+    assert not list(home.glob(".prometheus.duckdb.tmp-*"))
+
+
+HOLD_CATALOG = textwrap.dedent(
+    """
+    import sys, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    print(con.execute("select count(*) from t").fetchone()[0], flush=True)
+    sys.stdin.readline()  # keep the connection open until told
+    print(con.execute("select count(*) from t").fetchone()[0], flush=True)
+    """
+)
+
+
+def test_a_reader_holding_the_catalog_blocks_no_writer_and_is_blocked_by_none(home):
+    # `duckdb -readonly data/prometheus.duckdb` left open by a user: DuckDB would refuse a
+    # read-write open of the file; the catalog is replaced by rename instead, so builds go on.
+    store = ParquetStore(str(home))
+    days = pd.bdate_range("2020-01-01", "2020-01-31")
+    store.write_dated("t", frame(days), days)
+    catalog = DuckDBCatalog(store)
+    catalog.refresh(["t"])
+    reader = subprocess.Popen([sys.executable, "-c", HOLD_CATALOG, catalog.path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == str(2 * len(days))
+        store.write_dated("new_table", frame(days[:3]), days[:3])
+        assert catalog.refresh(["new_table"]) == ["new_table"]  # would fail on DuckDB's lock in place
+        assert view_count(home, "new_table") == 6 and view_count(home, "t") == 2 * len(days)
+        store.write_dated("t", frame(days[:1], symbols=("Z",)), days[:1])
+        reader.stdin.write("go\n")
+        reader.stdin.flush()
+        # the open connection keeps working and reads the current files
+        assert reader.stdout.readline().strip() == str(2 * len(days) - 1)
+        assert reader.wait(timeout=60) == 0
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+
+
+def test_a_current_catalog_is_not_rewritten(home):
+    store = ParquetStore(str(home))
+    days = pd.bdate_range("2020-01-01", "2020-01-31")
+    store.write_dated("t", frame(days), days)
+    catalog = DuckDBCatalog(store)
+    catalog.refresh(["t"])
+    before = (os.stat(catalog.path).st_ino, sha(catalog.path))
+    store.write_dated("t", frame(days, value=5.0), days)
+    catalog.refresh(["t"])
+    assert (os.stat(catalog.path).st_ino, sha(catalog.path)) == before
+    assert view_count(home) == 2 * len(days)
+
+
+def test_a_catalog_copied_from_another_root_is_repointed(home, tmp_path):
+    # e.g. a storage root copied or moved: its views name the old root's files
+    old_root = ParquetStore(str(tmp_path / "old"))
+    old_root.write_dated("t", frame(pd.bdate_range("2020-01-01", "2020-01-10")), pd.bdate_range("2020-01-01", "2020-01-10"))
+    DuckDBCatalog(old_root).refresh(["t"])
+    store = ParquetStore(str(home))
+    days = pd.bdate_range("2020-01-01", "2020-01-31")
+    store.write_dated("t", frame(days), days)
+    (home / "prometheus.duckdb").write_bytes((tmp_path / "old" / "prometheus.duckdb").read_bytes())
+    assert view_count(home) == 2 * 8  # still reading the old root
+    DuckDBCatalog(store).refresh(["t"])
+    assert view_count(home) == 2 * len(days)
 
 
 def test_reports_are_written_under_the_root_only(home):
@@ -178,3 +300,19 @@ def test_reports_are_written_under_the_root_only(home):
     for bad in ["/etc/passwd", "../x.md", "reports/../../x", "a//b"]:
         with pytest.raises(StorageError):
             store.write_text(bad, "no")
+
+
+def test_a_rewritten_year_file_equals_a_fresh_one_with_list_columns(tmp_path):
+    # numeric_embeddings / profile_snapshots hold list columns: pandas gives Arrow list<item>, a
+    # Parquet read gives list<element>; a rewrite (old rows + new rows) must still give the bytes a
+    # fresh write gives.
+    days = pd.bdate_range("2020-01-01", "2020-03-31")
+    emb = pd.DataFrame({"as_of_date": days, "entity_id": "A", "z": [np.arange(3, dtype=float) + i for i in range(len(days))]})
+    fresh, rewritten = ParquetStore(str(tmp_path / "fresh")), ParquetStore(str(tmp_path / "rewritten"))
+    fresh.write_dated("e", emb, days, date_column="as_of_date")
+    rewritten.write_dated("e", emb, days, date_column="as_of_date")
+    rewritten.write_dated("e", emb, days, date_column="as_of_date")  # every date replaced
+    rewritten.write_dated("e", emb[emb["as_of_date"].isin(days[5:9])], days[5:9], date_column="as_of_date")  # some
+    assert sha(fresh.files("e")[0]) == sha(rewritten.files("e")[0])
+    back = rewritten.read("e", date_column="as_of_date")
+    assert back["z"].iloc[4].tolist() == [4.0, 5.0, 6.0]
