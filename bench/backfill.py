@@ -16,11 +16,11 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import warnings
 
+from duckdb_reads import print_reads, time_reads  # bench/ is sys.path[0] when run as a script
+
 REFERENCE_MS_PER_EVENT = 180_000 / (2 * 4_000)
-DUCKDB_READ_TARGET_MS = 50.0
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--end")
     args = parser.parse_args()
     from prometheus_assets.cli import build
-    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore, sql_identifier
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
     from prometheus_assets.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="prometheus-bench-") as tmp:
@@ -51,15 +51,7 @@ def main() -> int:
         catalog = DuckDBCatalog(store)
         con = catalog.connect(read_only=True)
         print("== DuckDB full read of each view (best of 5)")
-        for name in store.tables():
-            best = float("inf")
-            for _ in range(5):
-                t0 = time.perf_counter()
-                table = con.execute(f"SELECT * FROM {sql_identifier(name)}").to_arrow_table()
-                assert table.num_rows >= 0
-                best = min(best, time.perf_counter() - t0)
-            rows = con.execute(f"SELECT count(*) FROM {sql_identifier(name)}").fetchone()[0]
-            print(f"  {name:<20} {rows:>10,} rows  {1000 * best:7.1f} ms  (target {DUCKDB_READ_TARGET_MS:.0f} ms, ratio {1000 * best / DUCKDB_READ_TARGET_MS:.2f})")
+        print_reads(time_reads(con, store.tables()))
         con.close()
         disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(settings.home, "parquet")) for f in fs)
         print(f"Parquet on disk: {disk / 1e6:.1f} MB")

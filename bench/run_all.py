@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["backfill.py", "eod.py", "simulate.py", "allocator_state.py", "scale.py"]  # scale.py last: hours at full size
+BENCHMARKS = ["backfill.py", "duckdb_reads.py", "eod.py", "simulate.py", "allocator_state.py", "scale.py"]  # scale.py last: hours at full size
 
 
 def main() -> int:

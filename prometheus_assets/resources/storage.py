@@ -131,6 +131,31 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
     return table.replace_schema_metadata(None)
 
 
+def _is_float_valued(dtype: pa.DataType) -> bool:
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+        return _is_float_valued(dtype.value_type)
+    return pa.types.is_floating(dtype)
+
+
+def parquet_write_options(schema: pa.Schema) -> dict:
+    """``pyarrow.parquet.write_table`` options of every data file (chosen for full-read speed).
+
+    * LZ4 (``LZ4_RAW``) instead of zstd: decompression is several times cheaper, which is most of
+      a full scan of a numeric table; files are ~1.3x larger.
+    * Dictionary encoding only for non-float columns (strings, flags, small integers, which repeat):
+      a float column of measurements is nearly all distinct, and since a yearly file is far below
+      the 1 MB dictionary-page limit pyarrow would otherwise dictionary-encode it whole, so every
+      read paid a gather per value for no size gain.
+
+    Measured with ``bench/duckdb_reads.py`` (README, Performance). Both are plain Parquet
+    features every reader (DuckDB, pyarrow, pandas, polars) decodes.
+    """
+    return {
+        "compression": "lz4",
+        "use_dictionary": [f.name for f in schema if not _is_float_valued(f.type)],
+    }
+
+
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """Pandas frame for ``table``: ``date32`` columns become ``datetime64[ns]``."""
     frame = table.to_pandas(date_as_object=False)
@@ -207,7 +232,7 @@ class ParquetStore:
     def _write_atomic(self, path: str, table: pa.Table) -> None:
         """Write ``table`` to ``path`` so that readers see the old file or the new one, never a part."""
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
+        pq.write_table(table, sink, **parquet_write_options(table.schema))
         self._put_atomic(path, sink.getvalue().to_pybytes())
 
     def _put_atomic(self, path: str, data: bytes) -> None:
@@ -411,8 +436,12 @@ class DuckDBCatalog:
         return "'" + self.store.glob_url(check_identifier(name)).replace("'", "''") + "'"
 
     def view_sql(self, name: str) -> str:
-        """The ``CREATE VIEW`` statement for table ``name`` (validated and quoted)."""
-        return f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS SELECT * FROM read_parquet({self._glob_literal(name)}, union_by_name = true)"
+        """The ``CREATE VIEW`` statement for table ``name`` (validated and quoted).
+
+        hive_partitioning off: a storage root under a ``key=value`` folder must not grow a column.
+        """
+        return (f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS SELECT * FROM "
+                f"read_parquet({self._glob_literal(name)}, union_by_name = true, hive_partitioning = false)")
 
     def _current(self, path: str) -> dict[str, str] | None:
         """``{view name: its SQL}`` of the catalog at ``path``, or None if it cannot be opened."""

@@ -107,6 +107,30 @@ def test_duckdb_view_sees_replaced_files(home):
     assert con.execute("select count(*) from t").fetchone()[0] == 3 + 2 * (len(days) - 3)
 
 
+def test_files_are_lz4_with_plain_floats_and_dictionary_keys(home):
+    """The read-speed writer settings (README, Performance): LZ4, no dictionary for float columns."""
+    store = ParquetStore(str(home))
+    days = pd.bdate_range("2020-01-01", "2020-01-31")
+    data = frame(days).assign(vec=lambda f: [[float(i), 0.5] for i in range(len(f))])
+    (path,) = store.write_dated("t", data, days)
+    meta = duckdb.sql(f"select path_in_schema, compression, encodings from parquet_metadata('{path}')").fetchall()
+    enc = {p: (c, e) for p, c, e in meta}
+    assert {c for c, _ in enc.values()} == {"LZ4_RAW"}
+    assert "RLE_DICTIONARY" in enc["symbol"][1] and "RLE_DICTIONARY" in enc["date"][1]
+    assert "RLE_DICTIONARY" not in enc["close"][1] and "RLE_DICTIONARY" not in enc["vec, list, element"][1]
+    pd.testing.assert_frame_equal(store.read("t").reset_index(drop=True), data, check_dtype=False)
+
+
+def test_view_ignores_key_value_folders_in_the_root(tmp_path):
+    """A root under ``x=y/`` must not give the views a hive-partition column ``x``."""
+    store = ParquetStore(str(tmp_path / "env=test" / "data"))
+    days = pd.bdate_range("2020-01-01", "2020-01-10")
+    store.write_dated("t", frame(days), days)
+    con = DuckDBCatalog(store).connect()
+    con.execute(DuckDBCatalog(store).view_sql("t"))
+    assert [r[0] for r in con.execute("describe t").fetchall()] == ["date", "symbol", "close"]
+
+
 def test_memory_filesystem_root():
     root = f"memory://prometheus-{uuid.uuid4().hex}"
     store = ParquetStore(root)
