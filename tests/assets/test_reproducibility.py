@@ -64,8 +64,9 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
 
     # One middle partition alone: every file is unchanged; the only new file may be the allocator
     # state carried out of that day, and it equals the state a run ending that day carries.
-    rewritten = ["parquet/prices_daily/2018.parquet", "parquet/assessment_dataset_5d/2018.parquet",
-                 "models/assessment_model/Assessment_US_EQ_5d-hgb-20180102.joblib"]
+    # (Stored assessment models are reused, not refitted, when their training data is unchanged:
+    # tests/assets/test_state_spaces.py; a refit gives the same model.)
+    rewritten = ["parquet/prices_daily/2018.parquet", "parquet/assessment_dataset_5d/2018.parquet"]
     inodes = {k: (home / k).stat().st_ino for k in rewritten}
     run_range(settings, MIDDLE, MIDDLE)
     assert all((home / k).stat().st_ino != inodes[k] for k in rewritten)  # really written again (a new file renamed in)
