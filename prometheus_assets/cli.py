@@ -201,9 +201,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
 
     catalog = DuckDBCatalog(ParquetStore(Settings.from_env().home))
-    con = catalog.connect(read_only=catalog.path != ":memory:")
+    # read-only, and (local roots) no file outside the storage root: see DuckDBCatalog.connect
+    import duckdb
+
+    con = catalog.connect(read_only=catalog.path != ":memory:", confined=True)
     try:
         print(con.sql(args.query))
+    except duckdb.Error as exc:  # the user's SQL: say what DuckDB said, no traceback
+        print(f"prometheus sql: {exc}", file=sys.stderr)
+        return 2
     finally:
         con.close()
     return 0
