@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -209,9 +210,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
 
     catalog = DuckDBCatalog(ParquetStore(Settings.from_env().home))
-    con = catalog.connect(read_only=catalog.path != ":memory:")
+    # read-only, and (local roots) no file outside the storage root: see DuckDBCatalog.connect
+    import duckdb
+
+    con = catalog.connect(read_only=catalog.path != ":memory:", confined=True)
     try:
         print(con.sql(args.query))
+    except duckdb.Error as exc:  # the user's SQL: say what DuckDB said, no traceback
+        print(f"prometheus sql: {exc}", file=sys.stderr)
+        return 2
     finally:
         con.close()
     return 0
@@ -231,9 +238,16 @@ def cmd_lookahead(args: argparse.Namespace) -> int:
     print(f"Look-ahead proof on source '{settings.source}', history truncated at {args.cut}.")
     print(f"  full build      {args.full or os.path.join(workdir, 'full')}{' (reused)' if args.full else ''}")
     print(f"  truncated build {os.path.join(workdir, 'truncated')}", flush=True)
-    prepare_dagster_home(dataclasses.replace(settings, home=workdir))  # the fast SQLite instance, in the work dir
-    with dg.DagsterInstance.get() as instance:
-        comparisons = lookahead.run(settings, args.cut, workdir, full_home=os.path.abspath(args.full) if args.full else None, instance=instance)
+    # The runs' records are not needed afterwards, and a full bundled build leaves several GB of
+    # event log: unless DAGSTER_HOME is set, use a throwaway instance in the work directory.
+    throwaway = not os.environ.get("DAGSTER_HOME", "").strip()
+    dagster_home = prepare_dagster_home(dataclasses.replace(settings, home=workdir))  # the fast SQLite instance
+    try:
+        with dg.DagsterInstance.get() as instance:
+            comparisons = lookahead.run(settings, args.cut, workdir, full_home=os.path.abspath(args.full) if args.full else None, instance=instance)
+    finally:
+        if throwaway:
+            shutil.rmtree(dagster_home, ignore_errors=True)
     print("\n".join(lookahead.report(comparisons)))
     return 0 if all(c.ok for c in comparisons) else 1
 

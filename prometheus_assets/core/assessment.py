@@ -38,7 +38,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from prometheus_assets.core.evaluation import ic_summary, rank_ic
+from prometheus_assets.core.evaluation import forward_returns, ic_summary, rank_ic
 from prometheus_assets.core.regime import REGIME_LABELS
 
 SCOPE = "US_EQ"
@@ -148,23 +148,9 @@ def price_features(returns: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def forward_returns_exact(returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """:func:`evaluation.forward_returns` (same definition and output), summed in a fixed order.
-
-    ``evaluation.forward_returns`` runs a rolling sum backwards from the end of the data, so its
-    values move by a rounding error (~1e-16) when the data is extended. Summing
-    log1p(r_{t+1}) + ... + log1p(r_{t+H}) in that order makes the value at t depend only on those
-    H returns: bit-identical whether the history stops at t+H or later (the point-in-time test).
-    """
-    logs = np.log1p(returns.to_numpy(dtype="float64"))
-    t, n = logs.shape
-    acc = np.full((t, n), np.nan)
-    if t > horizon:
-        acc[: t - horizon] = 0.0
-        for k in range(1, horizon + 1):
-            acc[: t - horizon] += logs[k : t - horizon + k]
-    fwd = pd.DataFrame(np.expm1(acc), index=returns.index, columns=returns.columns)
-    out = fwd.rename_axis(index="date", columns="symbol").stack(future_stack=True).rename("forward_return").reset_index()
-    return out.dropna(subset=["forward_return"]).reset_index(drop=True)
+    """:func:`evaluation.forward_returns`: summed in a fixed order, so bit-identical whether the
+    history stops at t+H or later (the point-in-time test). Kept under this name for callers."""
+    return forward_returns(returns, horizon)
 
 
 def _asof(left: pd.DataFrame, right: pd.DataFrame, by: str | None) -> pd.DataFrame:

@@ -65,14 +65,31 @@ def ic_summary(ic: pd.Series) -> dict[str, float]:
     }
 
 
-def forward_returns(returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Compounded simple return over the ``horizon`` sessions after each date, from wide daily returns.
+def forward_returns_wide(returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Compounded simple return over the ``horizon`` sessions after each date, wide (dates × symbols).
 
-    ``returns`` is dates × symbols. The value at t is Π_{k=1..H}(1 + r_{t+k}) − 1: NaN when any of
-    those sessions is missing or beyond the data. Long output ``date, symbol, forward_return``.
+    The value at t is Π_{k=1..H}(1 + r_{t+k}) − 1, computed as expm1 of log1p(r_{t+1}) + ... +
+    log1p(r_{t+H}) summed in that order: NaN when any of those sessions is missing or beyond the
+    data. The fixed order makes the value at t depend on those H returns only, bit for bit. (A
+    pandas rolling sum run backwards from the end of the data, as before, carries a rounding
+    error from every later session: on the bundled history a 1990 value moved when the history
+    was cut at 2010, which reordered tied ranks and changed the rolling rank IC of
+    ``sleeve_rolling_metrics``.)
     """
-    logs = np.log1p(returns)
-    fwd = logs[::-1].rolling(horizon, min_periods=horizon).sum()[::-1].shift(-1)
-    fwd = np.expm1(fwd)
+    if horizon < 1:
+        raise ValueError("horizon must be >= 1 session")
+    logs = np.log1p(returns.to_numpy(dtype="float64"))
+    t, n = logs.shape
+    acc = np.full((t, n), np.nan)
+    if t > horizon:
+        acc[: t - horizon] = 0.0
+        for k in range(1, horizon + 1):
+            acc[: t - horizon] += logs[k : t - horizon + k]
+    return pd.DataFrame(np.expm1(acc), index=returns.index, columns=returns.columns)
+
+
+def forward_returns(returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """:func:`forward_returns_wide` of wide daily ``returns`` in long form ``date, symbol, forward_return`` (no NaN rows)."""
+    fwd = forward_returns_wide(returns, horizon)
     out = fwd.rename_axis(index="date", columns="symbol").stack(future_stack=True).rename("forward_return").reset_index()
     return out.dropna(subset=["forward_return"]).reset_index(drop=True)

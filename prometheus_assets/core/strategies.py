@@ -69,7 +69,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, ic_summary
+from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, forward_returns_wide, ic_summary
 
 SIGNAL_COLUMNS: list[str] = [
     "date",
@@ -461,10 +461,8 @@ def rank_normalise(frame: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _forward_wide(returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Wide version of :func:`evaluation.forward_returns` (same formula, same NaN rule)."""
-    logs = np.log1p(returns)
-    fwd = logs[::-1].rolling(horizon, min_periods=horizon).sum()[::-1].shift(-1)
-    return np.expm1(fwd)
+    """:func:`evaluation.forward_returns_wide` (same formula, same NaN rule, fixed summation order)."""
+    return forward_returns_wide(returns, horizon)
 
 
 def _rank_ic_wide(scores: np.ndarray, forward: np.ndarray, index: pd.Index, min_names: int) -> pd.Series:

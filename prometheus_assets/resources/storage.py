@@ -417,11 +417,14 @@ class DuckDBCatalog:
             path = f"{store.root}/prometheus.duckdb" if store.is_local else ":memory:"
         self.path = path
 
-    def connect(self, read_only: bool = False):  # -> duckdb.DuckDBPyConnection
+    def connect(self, read_only: bool = False, confined: bool = False):  # -> duckdb.DuckDBPyConnection
         """Open the catalog; non-local storage filesystems are registered so views resolve.
 
         Open a file catalog ``read_only=True``: a read-write connection would lock other readers
-        out and be lost at the next :meth:`refresh` (which replaces the file).
+        out and be lost at the next :meth:`refresh` (which replaces the file). ``confined`` (for
+        SQL typed by a user, ``prometheus sql``; local roots): DuckDB may touch files under the
+        storage root only: no reading or writing other files (``read_csv('/etc/...')``,
+        ``COPY ... TO``), no ``ATTACH``, no extension installs, and the settings are locked.
         """
         import duckdb
 
@@ -430,6 +433,10 @@ class DuckDBCatalog:
         con = duckdb.connect(self.path, read_only=read_only)
         if not self.store.is_local:
             con.register_filesystem(self.store.fs)
+        elif confined:
+            con.execute("SET allowed_directories = ?", [[self.store.root.rstrip("/") + "/"]])
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
         return con
 
     def _glob_literal(self, name: str) -> str:

@@ -34,3 +34,22 @@ def test_forward_returns_compound_the_next_h_days():
     out = forward_returns(r, 2).set_index("date")["forward_return"]
     assert np.isclose(out.iloc[0], 1.2 * 0.9 - 1) and np.isclose(out.iloc[1], 0.9 * 1.05 - 1)
     assert len(out) == 2  # the last two dates have no full horizon ahead
+
+
+def test_forward_returns_are_bit_identical_when_the_history_is_cut():
+    # The value at t may depend on r_{t+1} .. r_{t+H} only, not (by rounding) on later sessions:
+    # a backwards rolling sum carried an error from the end of the data and moved 1990 values
+    # when the bundled history was cut at 2010 (the look-ahead proof on sleeve_rolling_metrics).
+    rng = np.random.default_rng(7)
+    r = pd.DataFrame(rng.normal(0, 0.02, (3000, 6)), index=pd.bdate_range("2000-01-03", periods=3000), columns=list("ABCDEF"))
+    r.iloc[100, 2] = np.nan
+    for h in (1, 5, 20, 60):
+        full = forward_returns(r, h).set_index(["date", "symbol"])["forward_return"]
+        for cut in (400, 1777, 2999):
+            short = forward_returns(r.iloc[:cut], h).set_index(["date", "symbol"])["forward_return"]
+            assert len(short) > 0 and short.equals(full.loc[short.index]), (h, cut)
+        # the definition: Π(1 + r_{t+k}) − 1 over the next h sessions, NaN across a missing return
+        t = 10
+        expected = np.prod(1 + r.iloc[t + 1 : t + 1 + h]["A"]) - 1
+        assert abs(full.loc[(r.index[t], "A")] - expected) < 1e-14
+        assert (r.index[100 - 1], "C") not in full.index

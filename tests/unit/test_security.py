@@ -128,19 +128,30 @@ def test_reserved_words_are_quoted_and_a_hostile_directory_never_becomes_a_view(
         con.close()
 
 
-def test_prometheus_sql_cannot_change_the_catalog(home):
+def test_prometheus_sql_cannot_change_the_catalog_nor_touch_files_outside_the_root(home, tmp_path):
     store = ParquetStore(str(home))
     days = pd.to_datetime(["2020-01-02"])
     store.write_dated("prices_daily", frame(days), days)
     DuckDBCatalog(store).refresh(["prices_daily"])
     before = hashlib.sha256((home / "prometheus.duckdb").read_bytes()).hexdigest()
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n42\n")
     env = {**os.environ, "PROMETHEUS_HOME": str(home)}
     cli = [sys.executable, "-m", "prometheus_assets.cli", "sql"]
     ok = subprocess.run([*cli, "select count(*) as n from prices_daily"], env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "1" in ok.stdout
-    for statement in ["drop view prices_daily", "create table t as select 1"]:
+    refused = {
+        "drop view prices_daily": "read-only",
+        "create table t as select 1": "read-only",
+        f"select * from read_csv('{secret}')": "disabled by configuration",
+        f"copy (select 1) to '{tmp_path / 'out.csv'}'": "disabled by configuration",
+        f"attach '{tmp_path / 'other.duckdb'}'": "disabled by configuration",
+        "set enable_external_access = true": "locked",
+    }
+    for statement, why in refused.items():
         bad = subprocess.run([*cli, statement], env=env, capture_output=True, text=True, timeout=120)
-        assert bad.returncode != 0 and "read-only" in (bad.stderr + bad.stdout).lower(), bad.stderr
+        assert bad.returncode != 0 and why in (bad.stderr + bad.stdout).lower(), (statement, bad.stderr[-500:])
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()
     assert hashlib.sha256((home / "prometheus.duckdb").read_bytes()).hexdigest() == before
 
 
