@@ -64,10 +64,11 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             book = configs[name]
             sim = book_inputs.simulated_returns(ctx.prices, plan.targets, book.costs.total_bps)
             parts.append(sim.assign(book=name, config_id=book.config_id(method), combination_method=method, configured=method == book.combination))
+        solved = book_inputs.save_memo(ctx)
         out = pd.concat(parts, ignore_index=True)[RETURN_COLUMNS]
         out = out[out["date"] >= dates[0]].reset_index(drop=True)
         equity = out[out["configured"]].pivot(index="date", columns="book", values="equity")
-        return metadata.output(context, out, numbers={"configs": int(out["config_id"].nunique())},
+        return metadata.output(context, out, numbers={"configs": int(out["config_id"].nunique()), "risk_parity_solved": solved},
                                pictures={"equity_and_drawdown": plots.png_markdown(plots.equity_drawdown_figure(equity), "Equity and drawdown per book")})
 
     @dg.asset(

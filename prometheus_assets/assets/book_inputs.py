@@ -7,8 +7,11 @@ its range: a range run, a split backfill and the daily run all give identical ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import logging
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from prometheus_assets.assets import history
@@ -20,9 +23,60 @@ from prometheus_assets.core.universe import universe_weights
 from prometheus_assets.resources import StorageResource
 
 
+#: Solved risk-parity problems, kept under the storage root between runs
+#: (:func:`prometheus_assets.core.portfolio.memoised_risk_parity_weights`). Deleting it is safe:
+#: the next run solves again (slower) and writes it back.
+RISK_PARITY_MEMO_FILE = "cache/risk_parity_memo.json"
+
+_log = logging.getLogger(__name__)
+
+
+class StoredRiskParityMemo(dict):
+    """The risk-parity memo of the storage root: a dict loaded from :data:`RISK_PARITY_MEMO_FILE`.
+
+    Entries added during a run are merged back by :meth:`save` under the file's lock, so two
+    runs at once never drop each other's entries. The file is JSON with sorted keys and exact
+    float reprs: the same entries always give the same bytes. An unreadable file is a lost
+    cache, not lost data: it is logged and rebuilt.
+    """
+
+    def __init__(self, storage: StorageResource) -> None:
+        super().__init__()
+        self._storage = storage
+        self._added: dict[str, np.ndarray] = {}
+        self.update(self._decode(storage.store().read_bytes(RISK_PARITY_MEMO_FILE)))
+
+    @staticmethod
+    def _decode(data: bytes | None) -> dict[str, np.ndarray]:
+        if not data:
+            return {}
+        try:
+            return {k: np.asarray(v, dtype=float) for k, v in json.loads(data)["entries"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            _log.warning("ignoring unreadable risk-parity memo %s (%s); it will be rebuilt", RISK_PARITY_MEMO_FILE, exc)
+            return {}
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        super().__setitem__(key, value)
+        self._added[key] = value
+
+    def save(self) -> int:
+        """Merge the entries added since loading into the stored file; returns how many were added."""
+        added = dict(self._added)
+        if added:
+            def merge(old: bytes | None) -> bytes:
+                entries = {k: v.tolist() for k, v in self._decode(old).items()}
+                entries.update({k: np.asarray(v, dtype=float).tolist() for k, v in added.items()})
+                return json.dumps({"entries": entries}, sort_keys=True, separators=(",", ":")).encode()
+
+            self._storage.store().update_bytes(RISK_PARITY_MEMO_FILE, merge)
+            self._added.clear()
+        return len(added)
+
+
 @dataclass(frozen=True)
 class BookContext:
-    """Market panels, alpha panels, regimes and sectors up to one day."""
+    """Market panels, alpha panels, regimes and sectors up to one day, and the risk-parity memo."""
 
     returns: pd.DataFrame
     prices: pd.DataFrame
@@ -30,6 +84,7 @@ class BookContext:
     panels: dict[str, book_signals.SourcePanel]
     regimes: pd.Series
     sectors: pd.Series
+    risk_parity_memo: dict = field(default_factory=dict)
 
 
 def sectors(instruments: pd.DataFrame) -> pd.Series:
@@ -64,6 +119,7 @@ def load_context(storage: StorageResource, books: dict[str, BookConfig], instrum
         panels=book_signals.source_panels(books, scores, signals, returns),
         regimes=regime_labels(storage, end),
         sectors=sectors(instruments),
+        risk_parity_memo=StoredRiskParityMemo(storage),
     )
 
 
@@ -75,7 +131,13 @@ def plan(ctx: BookContext, book: BookConfig, universe: pd.DataFrame, method: str
         kelly = portfolio.kelly_fractions(alpha, ctx.returns, book.horizon_days, book.kelly_window, book.kelly_cap)
     weights = universe_weights(universe[universe["book"] == book.name], ctx.returns.index, ctx.returns.columns)
     multipliers = book_signals.size_multipliers(book, ctx.regimes, ctx.returns.index)
-    return portfolio.construct_book(book, alpha, weights, ctx.returns, ctx.sectors, multipliers, kelly, sizer=sizer)
+    return portfolio.construct_book(book, alpha, weights, ctx.returns, ctx.sectors, multipliers, kelly, sizer=sizer, risk_parity_memo=ctx.risk_parity_memo)
+
+
+def save_memo(ctx: BookContext) -> int:
+    """Store the risk-parity problems solved while planning (see :class:`StoredRiskParityMemo`)."""
+    memo = ctx.risk_parity_memo
+    return memo.save() if isinstance(memo, StoredRiskParityMemo) else 0
 
 
 def simulated_returns(prices: pd.DataFrame, targets: pd.DataFrame, cost_bps: float) -> pd.DataFrame:

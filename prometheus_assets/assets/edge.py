@@ -157,6 +157,7 @@ def edge_layer(context: dg.AssetExecutionContext, storage: StorageResource, book
         sim = book_inputs.simulated_returns(ctx.prices, plan.targets, book.costs.total_bps)
         returns.append(sim.assign(book=name, config_id=edge_config_id(book), combination_method=book.combination, configured=False))
         decisions.append(made)
+    solved = book_inputs.save_memo(ctx)
     sizing = pd.concat(decisions, ignore_index=True) if decisions else pd.DataFrame(columns=["date", "book", "symbol"])
     sized_returns = pd.concat(returns, ignore_index=True) if returns else pd.DataFrame(columns=["date", "book", "config_id"])
 
@@ -172,6 +173,7 @@ def edge_layer(context: dg.AssetExecutionContext, storage: StorageResource, book
         "pm_strength_mean": float(sizing["pm_strength_applied"].mean()) if len(sizing) else 1.0,
         "exposure_skew_mean": float(sizing["exposure_skew_applied"].mean()) if len(sizing) else 1.0,
         "fallback_share": float(sizing["fallback"].mean()) if len(sizing) else 1.0,
+        "risk_parity_solved": solved,
         "distributions": plots.quantile_bands(sizing, ["pm_strength_applied", "exposure_skew_applied", "max_alloc"], "Sizing multipliers per quarter (10–90% band, median)") if len(sizing) else dg.MetadataValue.text("no decisions"),
     })
     yield dg.Output(sized_returns, output_name="edge_sleeve_returns", metadata={"configs": int(sized_returns["config_id"].nunique()) if len(sized_returns) else 0})

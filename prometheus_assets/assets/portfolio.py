@@ -58,6 +58,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         for name, book in configs.items():
             positions = book_inputs.plan(ctx, book, universe).positions
             parts.append(positions.assign(book=name, config_id=book.config_id()))
+        solved = book_inputs.save_memo(ctx)
         out = pd.concat(parts, ignore_index=True)
         out = out.assign(regime_label=out["date"].map(ctx.regimes), sector=out["symbol"].map(ctx.sectors))
         out = out[out["date"] >= dates[0]].reset_index(drop=True)
@@ -65,6 +66,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         return metadata.output(context, out, numbers={
             "rebalances": int(out.loc[out["rebalance"], ["date", "book"]].drop_duplicates().shape[0]),
             "mean_positions": float(held.groupby(["date", "book"]).size().mean()) if len(held) else 0.0,
+            "risk_parity_solved": solved,
         }, pictures={"allocation_over_time": plots.allocation_over_time(held)})
 
     @dg.asset(

