@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Protocol
 
@@ -489,4 +489,6 @@ class EdgeSizer:
         """Every decision as a frame with :data:`DECISION_COLUMNS` (empty frame with them if none)."""
         if not self._decisions:
             return pd.DataFrame(columns=DECISION_COLUMNS)
-        return pd.DataFrame([asdict(d) for d in self._decisions], columns=DECISION_COLUMNS)
+        # Shallow field reads, not dataclasses.asdict: every field is a scalar, and asdict's
+        # recursive deep copy was ~10% of the edge layer's time on the full history.
+        return pd.DataFrame([[getattr(d, c) for c in DECISION_COLUMNS] for d in self._decisions], columns=DECISION_COLUMNS)
