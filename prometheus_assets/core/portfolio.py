@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_assets.core.books import ALLOCATION_METHODS, COMBINATION_METHODS, BookConfig, Constraints
-from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, rank_ic
+from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, rank_ic_wide
 
 #: Sector label of a name whose sector is missing.
 UNKNOWN_SECTOR = "UNKNOWN"
@@ -147,12 +147,6 @@ def _forward_compounded(returns: np.ndarray, horizon: int) -> np.ndarray:
     return out
 
 
-def _wide_to_long(frame: pd.DataFrame, value: str) -> pd.DataFrame:
-    """Long ``date, symbol, <value>`` rows of the non-NaN cells of a wide frame."""
-    long = frame.rename_axis(index="date", columns="symbol").stack(future_stack=True).rename(value).reset_index()
-    return long.dropna(subset=[value]).reset_index(drop=True)
-
-
 def source_confidence(
     score: pd.DataFrame,
     returns: pd.DataFrame,
@@ -183,7 +177,7 @@ def source_confidence(
     forward = pd.DataFrame(
         _forward_compounded(returns.reindex(columns=symbols).to_numpy(dtype=float), horizon), index=sessions, columns=symbols
     )
-    ic = rank_ic(_wide_to_long(on_sessions, "score"), _wide_to_long(forward, "forward_return"), min_names=min_names)
+    ic = rank_ic_wide(on_sessions.to_numpy(dtype=float), forward.to_numpy(dtype=float), sessions, min_names=min_names)
     known = pd.Series(ic.to_numpy(dtype=float), index=pd.DatetimeIndex(ic.index)).reindex(sessions).shift(horizon)
     confidence = known.rolling(window, min_periods=min_periods).mean().clip(0.0, 1.0)
     out = confidence.reindex(score.index, method="ffill") if len(sessions) else pd.Series(np.nan, index=score.index)

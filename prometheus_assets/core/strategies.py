@@ -69,7 +69,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, forward_returns_wide, ic_summary
+from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, forward_returns_wide, ic_summary, rank_ic_wide
 
 SIGNAL_COLUMNS: list[str] = [
     "date",
@@ -465,21 +465,6 @@ def _forward_wide(returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return forward_returns_wide(returns, horizon)
 
 
-def _rank_ic_wide(scores: np.ndarray, forward: np.ndarray, index: pd.Index, min_names: int) -> pd.Series:
-    """Per-row Spearman correlation of two dates × symbols arrays (same rules as ``rank_ic``)."""
-    mask = np.isfinite(scores) & np.isfinite(forward)
-    s = pd.DataFrame(np.where(mask, scores, np.nan)).rank(axis=1, method="average").to_numpy()
-    f = pd.DataFrame(np.where(mask, forward, np.nan)).rank(axis=1, method="average").to_numpy()
-    n = mask.sum(axis=1)
-    centre = ((n + 1) / 2.0)[:, None]  # the mean of average ranks 1..n is exactly (n + 1)/2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.nan_to_num(s - centre)
-        f = np.nan_to_num(f - centre)
-        ic = (s * f).sum(axis=1) / np.sqrt((s * s).sum(axis=1) * (f * f).sum(axis=1))
-    keep = (n >= min_names) & np.isfinite(ic)
-    return pd.Series(ic[keep], index=index[keep], name="rank_ic")
-
-
 def _score_panels(signals: pd.DataFrame, returns_wide: pd.DataFrame) -> dict[str, np.ndarray]:
     """alpha_score per strategy as dates × symbols arrays aligned to ``returns_wide``."""
     sig = signals if "strategy" in signals.columns else signals.assign(strategy="signal")
@@ -517,7 +502,7 @@ def strategy_ic(
     for h in horizons:
         fwd = _forward_wide(r, int(h)).to_numpy()
         for name, s in panels.items():
-            ic = _rank_ic_wide(s, fwd, r.index, min_names)
+            ic = rank_ic_wide(s, fwd, r.index, min_names)
             rows.append({"strategy": name, "horizon": int(h), **ic_summary(ic)})
     return pd.DataFrame(rows, columns=["strategy", "horizon", "ic_mean", "ic_std", "ic_ir", "t_stat", "hit_rate", "n_dates"])
 
