@@ -45,6 +45,7 @@ def main() -> int:
         t0 = time.perf_counter()
         proc = subprocess.run([time_bin, "-v", prometheus, "build"], env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
+        steps = _per_step(os.path.join(tmp, "data", "dagster_home"), proc.stdout) if proc.returncode == 0 else []
     print(f"== synthetic {args.assets} assets × {args.years} years ({start} … {LAST_DAY}), whole graph, one run")
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-6000:], sep="\n", file=sys.stderr)
@@ -60,7 +61,27 @@ def main() -> int:
     if peak:
         gib = int(peak.group(1)) / 2**20
         print(f"peak resident memory {gib:.2f} GiB (target ≤ {MEMORY_TARGET_GIB:.0f} GiB): ratio {gib / MEMORY_TARGET_GIB:.2f}")
+    if steps:
+        print("body seconds per step (compare sizes to see what grows with assets or years):")
+        print("\n".join(steps))
     return 0
+
+
+def _per_step(dagster_home: str, stdout: str) -> list[str]:
+    """``step  body s`` lines of the build's run, from its event log (largest first)."""
+    match = re.search(r"in run ([0-9a-f-]{36})", stdout)
+    if not match or not os.path.isdir(dagster_home):
+        return []
+    os.environ["DAGSTER_HOME"] = dagster_home
+    import dagster as dg
+
+    from prometheus_assets.run_report import split_run
+
+    with dg.DagsterInstance.get() as instance:
+        split = split_run(instance, match.group(1), None)
+    if split is None:
+        return []
+    return [f"  {step:<40}{s['body']:>9.2f}" for step, s in sorted(split.per_step.items(), key=lambda kv: -kv[1]["body"])]
 
 
 if __name__ == "__main__":
