@@ -45,8 +45,29 @@ def today_session() -> pd.Timestamp:
     return pd.Timestamp.now(tz="America/New_York").tz_localize(None).normalize()
 
 
+def accepted_bars(bars: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``bars`` that ``prices_daily`` accepts, by :func:`core.validation.validate_bars`.
+
+    Every rule applies except "unknown symbol" (the registry is what is being built): a row with a
+    parse error, no date, no symbol, no or a non-positive price, a date after today or off the
+    exchange calendar is left out.
+    """
+    from prometheus_assets.core.validation import validate_bars
+
+    dated = pd.to_datetime(bars["date"], errors="coerce").dropna()
+    if dated.empty:
+        return bars.iloc[:0]
+    as_of = today_session()
+    start = max(min(dated.min(), as_of), calendar.CALENDAR_FLOOR)
+    return validate_bars(bars, calendar.trading_sessions(start, as_of), known_symbols=None, as_of=as_of).clean
+
+
 def finish_registry(registry: pd.DataFrame, bars: pd.DataFrame | None) -> pd.DataFrame:
-    """Canonical registry columns plus first/last trading dates observed in ``bars``."""
+    """Canonical registry columns plus the first/last trading dates of the accepted ``bars``.
+
+    Only bars that pass validation count (:func:`accepted_bars`): a future-dated or unpriced row
+    the canonical layer quarantines does not stretch a symbol's trading span.
+    """
     reg = registry.copy()
     for col in INSTRUMENT_COLUMNS:
         if col not in reg.columns:
@@ -54,8 +75,9 @@ def finish_registry(registry: pd.DataFrame, bars: pd.DataFrame | None) -> pd.Dat
     reg["issuer_id"] = reg["issuer_id"].fillna(reg["symbol"])
     reg["currency"] = reg["currency"].fillna("USD")
     reg["asset_class"] = reg["asset_class"].fillna("equity")
-    if bars is not None and not bars.empty:
-        span = bars.dropna(subset=["date", "symbol"]).groupby("symbol")["date"].agg(["min", "max"])
+    accepted = accepted_bars(bars) if bars is not None and not bars.empty else None
+    if accepted is not None and not accepted.empty:
+        span = accepted.dropna(subset=["date", "symbol"]).groupby("symbol")["date"].agg(["min", "max"])
         reg["first_trading_date"] = reg["symbol"].map(span["min"]).astype("datetime64[ns]")
         reg["last_trading_date"] = reg["symbol"].map(span["max"]).astype("datetime64[ns]")
     else:

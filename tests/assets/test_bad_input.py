@@ -269,3 +269,22 @@ def test_corpus_table_lists_every_defect_file():
     for d in DEFECTS:
         assert f"`{d.file}`" in readme, d.file
     assert len(DEFECTS) >= 15
+
+
+@pytest.mark.parametrize(
+    ("defect_file", "stays_at_base_end"),
+    [("future_dates.csv", {"AAA"}), ("non_positive_prices.csv", {"AAA", "BBB", "CCC"})],
+)
+def test_registry_trading_span_counts_accepted_bars_only(tmp_path, defect_file, stays_at_base_end):
+    """instruments.first/last_trading_date come from the bars prices_daily accepts: a row it
+    quarantines (AAA dated 2204; a zero close, a negative close, a negative low) does not stretch a
+    symbol's span. The other symbols' 2 January bars are accepted and extend theirs."""
+    from prometheus_assets.resources.sources import build_source
+
+    source = tmp_path / "source"
+    shutil.copytree(BAD / "base", source)
+    shutil.copy(BAD / defect_file, source / defect_file)
+    registry = build_source(str(source)).instruments().set_index("symbol")
+    expected_last = {s: pd.Timestamp(BASE_END if s in stays_at_base_end else DAY) for s in SYMBOLS}
+    assert registry["last_trading_date"].to_dict() == expected_last
+    assert (registry["first_trading_date"] == pd.Timestamp(BASE_START)).all()
