@@ -30,12 +30,13 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
     """The canonical assets on the given daily partitions."""
 
     @dg.asset(
-        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="2",
         backfill_policy=SINGLE_RUN,
         description=(
             "Instrument / issuer registry: symbol, issuer_id, name, GICS sector and industry, currency, "
-            "exchange, asset class, first/last trading date seen in the source. Seed: the instrument "
-            "registry of the canonical layer. first/last dates describe the source as built; "
+            "exchange, asset class, first/last trading date of the source's bars that pass validation (a "
+            "quarantined row does not count). Seed: the instrument registry of the canonical layer. "
+            "first/last dates describe the source as built; "
             "point-in-time consumers use prices_daily for availability."
         ),
     )
