@@ -77,6 +77,7 @@ import csv
 import datetime as _dt
 import gzip
 import io
+import logging
 import os
 import re
 import zlib
@@ -100,7 +101,10 @@ from prometheus_assets.errors import (
     MissingColumnError,
     SourceConfigError,
     SourceEncodingError,
+    SourceFileError,
 )
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["FilesBarReader", "SESSION_TZ", "INSTRUMENT_FILE_COLUMNS", "OUTPUT_COLUMNS"]
 
@@ -210,9 +214,18 @@ class FilesBarReader:
     def _span(self, not_after: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
         lo: pd.Timestamp | None = None
         hi: pd.Timestamp | None = None
+        unreadable: list[SourceFileError] = []
         for rel in self.bar_files():
             day = _stem_date(rel)
-            days = pd.DatetimeIndex([day]) if day is not None else self._file_days(rel)
+            try:
+                days = pd.DatetimeIndex([day]) if day is not None else self._file_days(rel)
+            except SourceFileError as exc:
+                # The span is asked for when the code location loads (the partitions start at the
+                # first day) and by the sensor. A bad file must fail the run that reads it, with
+                # its named error, not take the code location and its sensor down with it.
+                _log.warning("files source: %s is left out of the span: %s", rel, exc)
+                unreadable.append(exc)
+                continue
             if len(days) == 0:
                 continue
             lo = days[0] if lo is None else min(lo, days[0])
@@ -220,6 +233,8 @@ class FilesBarReader:
             if len(upto):
                 hi = upto[-1] if hi is None else max(hi, upto[-1])
         if lo is None:
+            if unreadable:  # nothing else to go by: the first bad file's own error says what is wrong
+                raise unreadable[0]
             raise SourceConfigError(f"files source root {self.root} holds no bar with a parseable date")
         if hi is None:
             raise SourceConfigError(

@@ -288,3 +288,21 @@ def test_registry_trading_span_counts_accepted_bars_only(tmp_path, defect_file, 
     expected_last = {s: pd.Timestamp(BASE_END if s in stays_at_base_end else DAY) for s in SYMBOLS}
     assert registry["last_trading_date"].to_dict() == expected_last
     assert (registry["first_trading_date"] == pd.Timestamp(BASE_START)).all()
+
+
+def test_an_unreadable_file_without_a_date_name_fails_the_run_not_the_code_location(base, tmp_path, instance, caplog):
+    """A corrupt file whose name is not a date has to be read to learn its dates. The code location
+    still loads (its partitions and the sensor need the source's span; the file is left out of it,
+    with a warning), and the run that reads the bars fails on the named error, naming the file."""
+    source, home = _drop(base, tmp_path, Defect("truncated.parquet", "late_bars.parquet"))
+    settings = Settings(home=str(home), source=str(source))
+    from prometheus_assets.definitions import build_definitions
+
+    build_definitions(settings)  # used to raise CorruptSourceFileError here, so the UI showed no code location
+    assert "late_bars.parquet is left out of the span" in caplog.text
+    result = run_range(settings, DAY, DAY, instance=instance, selection=RERUN, raise_on_error=False)
+    assert not result.success
+    [failure] = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    cause = failure.dagster_event.step_failure_data.error.cause
+    assert cause.cls_name == "CorruptSourceFileError" and str(source / "late_bars.parquet") in cause.message
+    assert tree_hashes(home / "parquet") == base[2]
