@@ -172,27 +172,32 @@ def view_count(home, table="t"):
         con.close()
 
 
+def _sigkill_mid_write(script: str, home: Path, directory: Path, temp_glob: str, never_started: str) -> None:
+    """Run ``script`` (it prints "ready", then writes in a loop) and SIGKILL it while one of its
+    hidden temporary files matching ``temp_glob`` exists in ``directory``."""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(home)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.time() + 60
+        while not list(directory.glob(temp_glob)) and time.time() < deadline:
+            time.sleep(0.001)
+        assert list(directory.glob(temp_glob)), never_started
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_sigkill_mid_write_leaves_the_previous_file_intact(home):
     store = ParquetStore(str(home))
     days = pd.bdate_range("2020-01-01", "2020-12-31")
     store.write_dated("t", frame(days), days)
     DuckDBCatalog(store).refresh(["t"])
     original = sha(store.files("t")[0])
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        table_dir = Path(store.table_dir("t"))
-        deadline = time.time() + 60
-        while not list(table_dir.glob(".2020.parquet.tmp-*")) and time.time() < deadline:
-            time.sleep(0.002)
-        assert list(table_dir.glob(".2020.parquet.tmp-*")), "the writer never started a temporary file"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    # The dead writer's temporary file is there, hidden ...
     table_dir = Path(store.table_dir("t"))
+    _sigkill_mid_write(WRITER, home, table_dir, ".2020.parquet.tmp-*", "the writer never started a temporary file")
+    # The dead writer's temporary file is there, hidden ...
     assert list(table_dir.glob(".2020.parquet.tmp-*"))
     # ... and no reader sees it: the store, DuckDB's glob and the view list the one whole file,
     # the old one or a completed new one, never a torn one.
@@ -234,18 +239,7 @@ def test_sigkill_mid_catalog_refresh_leaves_a_readable_catalog(home):
     for name in ("a", "b", "c"):
         store.write_dated(name, frame(days), days)
     DuckDBCatalog(store).refresh()
-    proc = subprocess.Popen([sys.executable, "-c", CATALOG_REFRESHER, str(home)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        deadline = time.time() + 60
-        while not list(home.glob(".prometheus.duckdb.tmp-*")) and time.time() < deadline:
-            time.sleep(0.001)
-        assert list(home.glob(".prometheus.duckdb.tmp-*")), "the refresher never started a temporary catalog"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _sigkill_mid_write(CATALOG_REFRESHER, home, home, ".prometheus.duckdb.tmp-*", "the refresher never started a temporary catalog")
     for name in ("a", "b", "c"):
         assert view_count(home, name) == 2 * len(days)
     store.write_dated("d", frame(days), days)
