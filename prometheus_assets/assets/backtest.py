@@ -34,19 +34,24 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     )
     def sleeve_positions(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        prices = history.market_panels(storage, None, dates[-1])["prices"]
-        positions = history.read(storage, "target_portfolios", None, dates[-1])
+        configs = {b.config_id(): (b, b.combination) for b in books.books().values()}
+        # continues each book's simulation from the state stored at the previous close (else from day one)
+        prices, states = book_inputs.resumed_prices(storage, "sleeve_positions", configs, dates)
+        positions = history.read(storage, "target_portfolios", None if states is None else dates[0], dates[-1])
         parts = []
-        for name, book in books.books().items():
-            mine = positions[positions["book"] == name]
-            sim = book_inputs.simulated_returns(prices, sleeves.targets_wide(mine, prices.index, prices.columns), book.costs.total_bps)
-            parts.append(sleeves.holdings(mine[mine["date"] >= dates[0]], sim.set_index("date")["equity"], prices, name))
+        new = book_inputs.BookStates(prices.index[-1], prices.columns, fingerprints={cid: book_inputs.config_fingerprint(b, m) for cid, (b, m) in configs.items()})
+        for cid, (book, _) in configs.items():
+            mine = positions[positions["book"] == book.name]
+            carried = states.simulations.get(cid) if states is not None else None
+            sim, new.simulations[cid] = book_inputs.simulated_returns_with_state(prices, sleeves.targets_wide(mine, prices.index, prices.columns), book.costs.total_bps, carried)
+            parts.append(sleeves.holdings(mine[mine["date"] >= dates[0]], sim.set_index("date")["equity"], book_inputs.seeded_prices(prices, carried), book.name))
+        book_inputs.save_states(storage, "sleeve_positions", dates, new)
         out = pd.concat(parts, ignore_index=True)
-        return metadata.output(context, out, numbers={"positions": len(out)})
+        return metadata.output(context, out, numbers={"positions": len(out), "resumed_from_state": states is not None})
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
+        code_version="2", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
         ins={"instruments": dg.AssetIn()},
         description=(
             "Daily sleeve returns after costs for every config <book>.<combination method>: the configured book "
@@ -56,19 +61,22 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     )
     def sleeve_returns(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        configs = books.books()
-        ctx = book_inputs.load_context(storage, configs, instruments, dates[-1])
-        universe = book_inputs.read_universe(storage, dates[-1])
-        parts = []
-        for (name, method), plan in book_inputs.all_plans(ctx, configs, universe).items():
-            book = configs[name]
-            sim = book_inputs.simulated_returns(ctx.prices, plan.targets, book.costs.total_bps)
-            parts.append(sim.assign(book=name, config_id=book.config_id(method), combination_method=method, configured=method == book.combination))
+        run = book_inputs.book_run(storage, "sleeve_returns", book_inputs.all_configs(books.books()), instruments, dates)
+        ctx = run.ctx
+        universe = book_inputs.read_universe(storage, dates[-1], ctx.returns.index[0] if run.starts else None)
+        parts, states = [], run.new_states()
+        for cid, (book, method) in run.configs.items():
+            plan = book_inputs.plan(ctx, book, universe, method, start=run.start(cid))
+            sim, states.simulations[cid] = run.simulate(cid, plan.targets, book.costs.total_bps)
+            states.weights[cid] = plan.weights.iloc[-1][plan.weights.iloc[-1] != 0]
+            parts.append(sim.assign(book=book.name, config_id=cid, combination_method=method, configured=method == book.combination))
         solved = book_inputs.save_memo(ctx)
+        book_inputs.save_states(storage, "sleeve_returns", dates, states)
         out = pd.concat(parts, ignore_index=True)[RETURN_COLUMNS]
         out = out[out["date"] >= dates[0]].reset_index(drop=True)
         equity = out[out["configured"]].pivot(index="date", columns="book", values="equity")
-        return metadata.output(context, out, numbers={"configs": int(out["config_id"].nunique()), "risk_parity_solved": solved},
+        return metadata.output(context, out, numbers={"configs": int(out["config_id"].nunique()), "risk_parity_solved": solved,
+                                                      "resumed_from_state": run.starts is not None},
                                pictures={"equity_and_drawdown": plots.png_markdown(plots.equity_drawdown_figure(equity), "Equity and drawdown per book")})
 
     @dg.asset(
@@ -105,16 +113,16 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         deps=["sleeve_returns", "edge_sleeve_returns", "closed_trades", "regime_states", "universes", "returns_daily", "assessment_scores", "strategy_signals"],
         ins={"instruments": dg.AssetIn()},
         outs={
-            "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
+            "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", description=(
                 "The metric vector m(config) of every sleeve config: total return, CAGR, Sharpe, Sortino, Calmar, max drawdown, "
                 "volatility, VaR 95%, win rate, profit factor, average win/loss, turnover, average holding period, trade win "
                 "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
                 "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0). The "
                 "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins.")),
-            "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", metadata={"point_in_time_column": "date"}, description=(
+            "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata={"point_in_time_column": "date"}, description=(
                 "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
                 "drawdown and rank IC of the book's alpha (IC counted on the day it became known).")),
-            "combination_comparison": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", description=(
+            "combination_comparison": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", description=(
                 "The same book under each signal-combination method side by side (overall metrics, rank IC).")),
         },
     )

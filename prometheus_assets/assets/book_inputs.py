@@ -1,12 +1,17 @@
 """Loads shared by the universe, portfolio, backtest and meta assets (no maths here).
 
-Books are path-dependent (today's holdings are yesterday's drifted), so every book asset reads
-its inputs from the first day of history up to the last day of its range and keeps the rows of
-its range: a range run, a split backfill and the daily run all give identical rows.
+Books are path-dependent (today's holdings are yesterday's drifted). A book asset resumes from
+the state it stored at the close before its range (:class:`BookStates`: the end-of-day weights
+and, for simulated books, the shares, cash and equity) and reads its inputs over a lookback
+window only (:func:`prometheus_assets.core.portfolio.book_lookback`), so the daily run costs the
+same with one year or thirty years behind it. Without a usable state (first run, a range that
+does not follow a stored one, a changed book configuration) it replays from the first day of
+history. Both paths give identical rows (the split-backfill and EOD tests check it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -16,7 +21,7 @@ import pandas as pd
 
 from prometheus_assets.assets import history
 from prometheus_assets.core import book_signals, portfolio, sleeves
-from prometheus_assets.core.backtest import simulate
+from prometheus_assets.core.backtest import SimulationState, simulate_with_state
 from prometheus_assets.core.books import COMBINATION_METHODS, BookConfig
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.core.universe import universe_weights
@@ -27,6 +32,14 @@ from prometheus_assets.resources import StorageResource
 #: (:func:`prometheus_assets.core.portfolio.memoised_risk_parity_weights`). Deleting it is safe:
 #: the next run solves again (slower) and writes it back.
 RISK_PARITY_MEMO_FILE = "cache/risk_parity_memo.json"
+#: Where book assets keep their end-of-day state: ``state/<asset>/<YYYY-MM-DD>.json``.
+BOOK_STATE_DIR = "state"
+#: Bump when the book or simulation arithmetic changes: older stored states are then ignored.
+BOOK_STATE_VERSION = 1
+#: Upper bound of an alpha source's horizon (books allow up to 252 sessions).
+MAX_SOURCE_HORIZON = 252
+#: Calendar sessions added to the lookback for sessions the source has no bars for.
+LOOKBACK_SLACK = 21
 
 _log = logging.getLogger(__name__)
 
@@ -92,11 +105,11 @@ def sectors(instruments: pd.DataFrame) -> pd.Series:
     return instruments.set_index("symbol")["sector"]
 
 
-def regime_labels(storage: StorageResource, end: pd.Timestamp) -> pd.Series:
-    """as_of_date -> regime label, history start … ``end`` (empty while the regime layer warms up)."""
+def regime_labels(storage: StorageResource, end: pd.Timestamp, start: pd.Timestamp | None = None) -> pd.Series:
+    """as_of_date -> regime label, ``start`` (default: history start) … ``end`` (empty while the regime layer warms up)."""
     if not storage.store().exists("regime_states"):
         return pd.Series(dtype=object)
-    states = history.read(storage, "regime_states", None, end, date_column="as_of_date")
+    states = history.read(storage, "regime_states", start, end, date_column="as_of_date")
     return states.set_index("as_of_date")["regime_label"]
 
 
@@ -106,32 +119,46 @@ def soft_target_class_panel(storage: StorageResource, start: pd.Timestamp | None
     return states.pivot(index="as_of_date", columns="entity_id", values="soft_target_class") if len(states) else None
 
 
-def load_context(storage: StorageResource, books: dict[str, BookConfig], instruments: pd.DataFrame, end: pd.Timestamp) -> BookContext:
-    """Everything the books need, from the first day of history to ``end``."""
-    panels = history.market_panels(storage, None, end)
+def load_context(
+    storage: StorageResource, books: dict[str, BookConfig], instruments: pd.DataFrame, end: pd.Timestamp,
+    start: pd.Timestamp | None = None, symbols: pd.Index | None = None,
+) -> BookContext:
+    """Everything the books need, from ``start`` (default: the first day of history) to ``end``.
+
+    ``symbols`` adds columns to the panels (a resumed run passes the symbols of the run it
+    resumes, so its panels have exactly the columns a full-history read would have).
+    """
+    panels = history.market_panels(storage, start, end)
     returns = panels["returns"]
-    scores = history.read(storage, "assessment_scores", None, end, date_column="as_of_date")
-    signals = history.read(storage, "strategy_signals", None, end)
+    if symbols is not None:
+        columns = pd.Index(sorted(set(returns.columns) | set(symbols)))
+        returns = returns.reindex(columns=columns)
+    scores = history.read(storage, "assessment_scores", start, end, date_column="as_of_date")
+    signals = history.read(storage, "strategy_signals", start, end)
+    volumes = panels["volumes"]
     return BookContext(
         returns=returns,
         prices=panels["prices"].reindex(index=returns.index, columns=returns.columns),
-        volumes=panels["volumes"],
+        volumes=volumes.reindex(columns=returns.columns) if volumes is not None and symbols is not None else volumes,
         panels=book_signals.source_panels(books, scores, signals, returns),
-        regimes=regime_labels(storage, end),
+        regimes=regime_labels(storage, end, start),
         sectors=sectors(instruments),
         risk_parity_memo=StoredRiskParityMemo(storage),
     )
 
 
-def plan(ctx: BookContext, book: BookConfig, universe: pd.DataFrame, method: str | None = None, sizer: portfolio.Sizer | None = None) -> portfolio.BookPlan:
-    """The portfolio manager's plan of ``book`` (combination ``method``, default the book's; ``sizer``: edge sizing)."""
+def plan(ctx: BookContext, book: BookConfig, universe: pd.DataFrame, method: str | None = None, sizer: portfolio.Sizer | None = None,
+         start: portfolio.BookStart | None = None) -> portfolio.BookPlan:
+    """The portfolio manager's plan of ``book`` (combination ``method``, default the book's; ``sizer``: edge sizing;
+    ``start``: resume from stored weights, see :func:`prometheus_assets.core.portfolio.construct_book`)."""
     alpha = book_signals.book_alpha(book, ctx.panels, method)
     kelly = None
     if book.allocation == "kelly":
         kelly = portfolio.kelly_fractions(alpha, ctx.returns, book.horizon_days, book.kelly_window, book.kelly_cap)
     weights = universe_weights(universe[universe["book"] == book.name], ctx.returns.index, ctx.returns.columns)
     multipliers = book_signals.size_multipliers(book, ctx.regimes, ctx.returns.index)
-    return portfolio.construct_book(book, alpha, weights, ctx.returns, ctx.sectors, multipliers, kelly, sizer=sizer, risk_parity_memo=ctx.risk_parity_memo)
+    return portfolio.construct_book(book, alpha, weights, ctx.returns, ctx.sectors, multipliers, kelly, sizer=sizer,
+                                    risk_parity_memo=ctx.risk_parity_memo, start=start)
 
 
 def save_memo(ctx: BookContext) -> int:
@@ -142,18 +169,173 @@ def save_memo(ctx: BookContext) -> int:
 
 def simulated_returns(prices: pd.DataFrame, targets: pd.DataFrame, cost_bps: float) -> pd.DataFrame:
     """Daily book returns (``date``, ``return``, ``equity``, ``turnover``, ``costs``, ...) from rebalance targets."""
-    sim = simulate(prices, targets.dropna(how="all"), cost_bps) if targets.notna().any().any() else simulate(prices, targets.iloc[:0], cost_bps)
-    return sim.rename(columns={"returns": "return"}).rename_axis("date").reset_index()
+    return simulated_returns_with_state(prices, targets, cost_bps)[0]
 
 
-def all_plans(ctx: BookContext, books: dict[str, BookConfig], universe: pd.DataFrame) -> dict[tuple[str, str], portfolio.BookPlan]:
-    """Plans of every book under every combination method (the comparison), keyed (book, method)."""
-    return {(name, m): plan(ctx, book, universe, m) for name, book in books.items() for m in COMBINATION_METHODS}
+def simulated_returns_with_state(prices: pd.DataFrame, targets: pd.DataFrame, cost_bps: float, state: SimulationState | None = None) -> tuple[pd.DataFrame, SimulationState | None]:
+    """:func:`simulated_returns` continued from ``state`` (``prices`` then start the session after it), and the final state."""
+    sim, final = simulate_with_state(prices, targets.dropna(how="all"), cost_bps, state=state)
+    return sim.rename(columns={"returns": "return"}).rename_axis("date").reset_index(), final
 
 
-def read_universe(storage: StorageResource, end: pd.Timestamp) -> pd.DataFrame:
-    """The universes table, history start … ``end``."""
-    return history.read(storage, "universes", None, end)
+def all_configs(books: dict[str, BookConfig]) -> dict[str, tuple[BookConfig, str]]:
+    """Every book under every combination method (the comparison): config id -> (book, method)."""
+    return {book.config_id(m): (book, m) for book in books.values() for m in COMBINATION_METHODS}
+
+
+# --------------------------------------------------------------------------------------------
+# Carried book state
+# --------------------------------------------------------------------------------------------
+
+
+def config_fingerprint(book: BookConfig, method: str) -> str:
+    """sha256 of everything that shapes a config's path: the book's settings, the method, the state version."""
+    text = json.dumps({"book": json.loads(book.model_dump_json()), "method": method, "version": BOOK_STATE_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _series_to_json(values: pd.Series) -> dict[str, float]:
+    return {str(k): float(v) for k, v in values.items()}
+
+
+@dataclass
+class BookStates:
+    """The end-of-day state of a set of book configs at one close, kept under ``state/<asset>/``.
+
+    ``symbols`` are the panel columns of the run that wrote it; each config has its
+    ``fingerprint`` (:func:`config_fingerprint`), its end-of-day ``weights`` (nonzero only) and,
+    for simulated books, its :class:`~prometheus_assets.core.backtest.SimulationState` (None
+    before its first trade). JSON with exact float reprs: a stored state reads back bit for bit.
+    """
+
+    date: pd.Timestamp
+    symbols: pd.Index
+    weights: dict[str, pd.Series] = field(default_factory=dict)
+    simulations: dict[str, SimulationState | None] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        configs = {}
+        for cid, fp in sorted(self.fingerprints.items()):
+            sim = self.simulations.get(cid)
+            configs[cid] = {"fingerprint": fp, "weights": _series_to_json(self.weights.get(cid, pd.Series(dtype=float))), "simulation": None if sim is None else {
+                "shares": _series_to_json(sim.shares[sim.shares != 0]),
+                "valuation_prices": _series_to_json(sim.valuation_prices[sim.shares != 0]),
+                "cash": float(sim.cash), "equity": float(sim.equity)}}
+        return json.dumps({"version": BOOK_STATE_VERSION, "date": f"{self.date:%Y-%m-%d}", "symbols": [str(s) for s in self.symbols],
+                           "configs": configs}, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "BookStates":
+        raw = json.loads(data)
+        if raw.get("version") != BOOK_STATE_VERSION:
+            raise ValueError(f"book state version {raw.get('version')!r} is not {BOOK_STATE_VERSION}")
+        out = cls(date=pd.Timestamp(raw["date"]), symbols=pd.Index(raw["symbols"]))
+        for cid, c in raw["configs"].items():
+            out.fingerprints[cid] = c["fingerprint"]
+            out.weights[cid] = pd.Series(c["weights"], dtype=float)
+            sim = c["simulation"]
+            out.simulations[cid] = None if sim is None else SimulationState(
+                shares=pd.Series(sim["shares"], dtype=float), valuation_prices=pd.Series(sim["valuation_prices"], dtype=float),
+                cash=float(sim["cash"]), equity=float(sim["equity"]))
+        return out
+
+
+def _state_paths(storage: StorageResource, asset: str) -> dict[pd.Timestamp, str]:
+    store = storage.store()
+    directory = f"{store.root}/{BOOK_STATE_DIR}/{asset}"
+    if not store.fs.exists(directory):
+        return {}
+    out = {}
+    for path in store.fs.ls(directory, detail=False):
+        base = path.rstrip("/").rsplit("/", 1)[-1]
+        if base.endswith(".json") and not base.startswith("."):
+            try:
+                out[pd.Timestamp(base[: -len(".json")])] = f"{BOOK_STATE_DIR}/{asset}/{base}"
+            except ValueError:
+                continue
+    return out
+
+
+def stored_states(storage: StorageResource, asset: str, first_day: pd.Timestamp, configs: dict[str, tuple[BookConfig, str]]) -> BookStates | None:
+    """The state ``asset`` stored at the latest close before ``first_day``, if it serves every config in ``configs``.
+
+    None (replay from the first day) when there is none, it is unreadable, or any config's
+    fingerprint differs (the book was changed or overridden for this run). Whether it is the
+    close right before ``first_day`` is checked by the caller against the sessions it reads.
+    """
+    earlier = [d for d in _state_paths(storage, asset) if d < first_day]
+    if not earlier:
+        return None
+    relative = _state_paths(storage, asset)[max(earlier)]
+    try:
+        states = BookStates.from_json(storage.store().read_bytes(relative) or b"")
+    except (ValueError, KeyError, TypeError) as exc:
+        _log.warning("ignoring unreadable book state %s (%s); replaying from the first day", relative, exc)
+        return None
+    for cid, (book, method) in configs.items():
+        if states.fingerprints.get(cid) != config_fingerprint(book, method):
+            return None
+    return states
+
+
+def save_states(storage: StorageResource, asset: str, dates: list[pd.Timestamp], states: BookStates) -> None:
+    """Store ``states`` (dated the range's last day) and drop older states dated inside the range (they may be stale)."""
+    store = storage.store()
+    for day, relative in _state_paths(storage, asset).items():
+        if dates[0] <= day < states.date:
+            store.fs.rm(store._relative_path(relative))
+    store.write_bytes(f"{BOOK_STATE_DIR}/{asset}/{states.date:%Y-%m-%d}.json", states.to_json())
+
+
+@dataclass
+class BookRun:
+    """The inputs of one book asset run: its context, and where each config resumes (None: from day one)."""
+
+    ctx: BookContext
+    configs: dict[str, tuple[BookConfig, str]]
+    starts: dict[str, portfolio.BookStart] | None
+    simulations: dict[str, SimulationState | None] | None
+
+    @property
+    def first_day(self) -> pd.Timestamp | None:
+        """The first session planned (None: the first day of history)."""
+        return None if self.starts is None else next(iter(self.starts.values())).date
+
+    def start(self, config_id: str) -> portfolio.BookStart | None:
+        return None if self.starts is None else self.starts[config_id]
+
+    def simulate(self, config_id: str, targets: pd.DataFrame, cost_bps: float) -> tuple[pd.DataFrame, SimulationState | None]:
+        """Daily returns of the config's targets, continued from its stored simulation when resuming."""
+        prices = self.ctx.prices
+        if self.starts is None:
+            return simulated_returns_with_state(prices, targets, cost_bps)
+        return simulated_returns_with_state(prices[prices.index >= self.first_day], targets, cost_bps, self.simulations.get(config_id))
+
+    def new_states(self) -> BookStates:
+        """An empty :class:`BookStates` at this run's last close, for the configs of this run."""
+        return BookStates(self.ctx.returns.index[-1], self.ctx.returns.columns,
+                          fingerprints={cid: config_fingerprint(book, m) for cid, (book, m) in self.configs.items()})
+
+
+def book_run(storage: StorageResource, asset: str, configs: dict[str, tuple[BookConfig, str]], instruments: pd.DataFrame, dates: list[pd.Timestamp]) -> BookRun:
+    """Load what ``asset``'s run over ``dates`` needs: a lookback window after a stored state, else the whole history."""
+    first, end = dates[0], dates[-1]
+    books = {book.name: book for book, _ in configs.values()}
+    states = stored_states(storage, asset, first, configs)
+    if states is not None:
+        lookback = max(portfolio.book_lookback(book, MAX_SOURCE_HORIZON) for book in books.values()) + LOOKBACK_SLACK
+        ctx = load_context(storage, books, instruments, end, history.lookback_start(first, lookback), states.symbols)
+        before = ctx.returns.index[ctx.returns.index < first]
+        if len(before) and before[-1] == states.date and first in ctx.returns.index:
+            return BookRun(ctx, configs, {cid: portfolio.BookStart(first, states.weights[cid]) for cid in configs}, states.simulations)
+        _log.info("%s: stored state of %s is not the session before %s; replaying from the first day", asset, states.date.date(), first.date())
+    return BookRun(load_context(storage, books, instruments, end), configs, None, None)
+
+
+def read_universe(storage: StorageResource, end: pd.Timestamp, start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The universes table, ``start`` (default: history start) … ``end``."""
+    return history.read(storage, "universes", start, end)
 
 
 def wide_weights(positions: pd.DataFrame, book: str, index: pd.Index, columns: pd.Index, value: str = "target_weight") -> pd.DataFrame:
@@ -166,3 +348,29 @@ def alpha_points(positions: pd.DataFrame, returns: pd.DataFrame, books: dict[str
     """Every configured book's alpha at its rebalances against the realised return over its horizon."""
     parts = [sleeves.alpha_outcomes(positions[positions["book"] == n], returns, b.horizon_days).assign(book=n) for n, b in books.items()]
     return pd.concat(parts, ignore_index=True)
+
+
+def resumed_prices(storage: StorageResource, asset: str, configs: dict[str, tuple[BookConfig, str]], dates: list[pd.Timestamp]) -> tuple[pd.DataFrame, BookStates | None]:
+    """Prices a simulated book asset needs for ``dates``, and the state it continues from.
+
+    After a stored state at the session right before ``dates[0]``: the prices of ``dates`` only,
+    with the columns a full-history read would have. Otherwise every price from the first day
+    of history, and None.
+    """
+    states = stored_states(storage, asset, dates[0], configs)
+    if states is not None:
+        prices = history.market_panels(storage, states.date, dates[-1])["prices"]
+        prices = prices.reindex(columns=pd.Index(sorted(set(prices.columns) | set(states.symbols))))
+        between = prices.index[prices.index < dates[0]]
+        if len(between) == 1 and between[0] == states.date and (prices.index >= dates[0]).any():
+            return prices[prices.index >= dates[0]], states
+        _log.info("%s: stored state of %s is not the session before %s; replaying from the first day", asset, states.date.date(), dates[0].date())
+    return history.market_panels(storage, None, dates[-1])["prices"], None
+
+
+def seeded_prices(prices: pd.DataFrame, state: SimulationState | None) -> pd.DataFrame:
+    """``prices`` forward-filled from the state's last known prices (what a full-history ffill would give)."""
+    if state is None:
+        return prices
+    seed = state.valuation_prices.reindex(prices.columns).to_frame().T
+    return pd.concat([seed, prices]).ffill().iloc[1:]

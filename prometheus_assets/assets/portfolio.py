@@ -38,7 +38,7 @@ def _reference_returns(storage: StorageResource, end: pd.Timestamp) -> tuple[pd.
 def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
+        code_version="2", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
         ins={"instruments": dg.AssetIn()},
         description=(
             "TargetPortfolio_book(t): per book, day and held symbol the weight before trading (drifted), the target after "
@@ -52,13 +52,16 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
     def target_portfolios(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
         configs = books.books()
-        ctx = book_inputs.load_context(storage, configs, instruments, dates[-1])
-        universe = book_inputs.read_universe(storage, dates[-1])
-        parts = []
+        run = book_inputs.book_run(storage, "target_portfolios", {b.config_id(): (b, b.combination) for b in configs.values()}, instruments, dates)
+        ctx = run.ctx
+        universe = book_inputs.read_universe(storage, dates[-1], ctx.returns.index[0] if run.starts else None)
+        parts, states = [], run.new_states()
         for name, book in configs.items():
-            positions = book_inputs.plan(ctx, book, universe).positions
-            parts.append(positions.assign(book=name, config_id=book.config_id()))
+            plan = book_inputs.plan(ctx, book, universe, start=run.start(book.config_id()))
+            parts.append(plan.positions.assign(book=name, config_id=book.config_id()))
+            states.weights[book.config_id()] = plan.weights.iloc[-1][plan.weights.iloc[-1] != 0]
         solved = book_inputs.save_memo(ctx)
+        book_inputs.save_states(storage, "target_portfolios", dates, states)
         out = pd.concat(parts, ignore_index=True)
         out = out.assign(regime_label=out["date"].map(ctx.regimes), sector=out["symbol"].map(ctx.sectors))
         out = out[out["date"] >= dates[0]].reset_index(drop=True)
@@ -66,7 +69,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         return metadata.output(context, out, numbers={
             "rebalances": int(out.loc[out["rebalance"], ["date", "book"]].drop_duplicates().shape[0]),
             "mean_positions": float(held.groupby(["date", "book"]).size().mean()) if len(held) else 0.0,
-            "risk_parity_solved": solved,
+            "risk_parity_solved": solved, "resumed_from_state": run.starts is not None,
         }, pictures={"allocation_over_time": plots.allocation_over_time(held)})
 
     @dg.asset(

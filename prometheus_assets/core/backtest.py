@@ -35,10 +35,27 @@ Conventions (all of them are tested against an independent day-by-day loop):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 SIMULATION_COLUMNS: list[str] = ["equity", "returns", "turnover", "costs", "gross_exposure", "cash"]
+
+
+@dataclass(frozen=True)
+class SimulationState:
+    """A running simulation at one close, enough to continue it the next session bit for bit.
+
+    ``shares`` and ``valuation_prices`` (the last known price of each held symbol, which values a
+    holding whose price is missing) are indexed by symbol; ``cash`` and ``equity`` are the
+    post-trade values at that close. See :func:`simulate` (``state``) and :func:`final_state`.
+    """
+
+    shares: pd.Series
+    valuation_prices: pd.Series
+    cash: float
+    equity: float
 
 
 def _post_cost_equity(equity_before: float, w: np.ndarray, value: np.ndarray, rate: float) -> float:
@@ -65,6 +82,7 @@ def simulate(
     target_weights: pd.DataFrame,
     cost_bps: float = 0.0,
     initial_equity: float = 1.0,
+    state: SimulationState | None = None,
 ) -> pd.DataFrame:
     """Simulate a book that trades to ``target_weights`` at the close of each rebalance date.
 
@@ -73,7 +91,23 @@ def simulate(
     columns a subset of ``prices``' columns. See the module docstring for every convention.
     Returns a frame indexed by ``prices``' dates from the first trade date with columns
     :data:`SIMULATION_COLUMNS`.
+
+    ``state`` continues a simulation that ran up to the session before ``prices``' first date
+    (the state :func:`simulate_with_state` returned for it): the output then starts at
+    ``prices``' first date, and is bit-for-bit the tail of one simulation over the whole
+    history (tested).
     """
+    return simulate_with_state(prices, target_weights, cost_bps, initial_equity, state)[0]
+
+
+def simulate_with_state(
+    prices: pd.DataFrame,
+    target_weights: pd.DataFrame,
+    cost_bps: float = 0.0,
+    initial_equity: float = 1.0,
+    state: SimulationState | None = None,
+) -> tuple[pd.DataFrame, SimulationState | None]:
+    """:func:`simulate`, and the :class:`SimulationState` at its last close (None before the first trade)."""
     if cost_bps < 0:
         raise ValueError("cost_bps must be >= 0")
     unknown = target_weights.columns.difference(prices.columns)
@@ -87,18 +121,25 @@ def simulate(
     missing = tw.index.difference(prices.index)
     if len(missing):
         raise ValueError(f"trade dates not in prices: {list(missing)[:5]}")
-    if tw.empty:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in SIMULATION_COLUMNS}, index=prices.index[:0])
+    if tw.empty and (state is None or len(prices.index) == 0):
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in SIMULATION_COLUMNS}, index=prices.index[:0]), state
     tw = tw.sort_index()
 
     raw = prices.to_numpy(dtype=float)
-    if np.isnan(raw).any():
+    if state is not None:
+        unknown = state.shares[state.shares != 0].index.difference(prices.columns)
+        if len(unknown):
+            raise ValueError(f"simulation state holds symbols not in prices: {list(unknown)[:5]}")
+        # the last known prices before the first date value a holding that does not trade on it
+        seed = state.valuation_prices.reindex(prices.columns).to_numpy(dtype=float)
+        valued = pd.DataFrame(np.vstack([seed, raw]), columns=prices.columns).ffill().fillna(0.0).to_numpy(dtype=float)[1:]
+    elif np.isnan(raw).any():
         valued = prices.ffill().fillna(0.0).to_numpy(dtype=float)
     else:
         valued = raw
     weights = tw.reindex(columns=prices.columns).fillna(0.0).to_numpy(dtype=float)
     reb_rows = prices.index.get_indexer(tw.index)
-    start = int(reb_rows[0])
+    start = 0 if state is not None else int(reb_rows[0])
     n_days, n_sym = len(prices.index) - start, raw.shape[1]
     rate = float(cost_bps) / 10_000.0
 
@@ -110,6 +151,18 @@ def simulate(
 
     shares = np.zeros(n_sym)
     cash = float(initial_equity)
+    if state is not None:
+        shares = state.shares.reindex(prices.columns).fillna(0.0).to_numpy(dtype=float, copy=True)
+        cash = float(state.cash)
+        if len(reb_rows) == 0 or reb_rows[0] != 0:
+            # the holdings carried in are valued up to the first rebalance (no trade)
+            first = int(reb_rows[0]) if len(reb_rows) else len(prices.index)
+            abs_shares = np.abs(shares)
+            for day in range(0, first):
+                row = valued[day]
+                equity[day] = cash + (row * shares).sum()
+                gross[day] = (row * abs_shares).sum()
+            cash_out[:first] = cash
     ends = np.append(reb_rows[1:], len(prices.index))
     for k, (a, b) in enumerate(zip(reb_rows, ends)):
         px = raw[a]
@@ -139,10 +192,16 @@ def simulate(
         # The rebalance day's equity is x exactly (it equals cash + shares . price up to rounding).
         equity[i] = x
 
-    prev = np.concatenate([[float(initial_equity)], equity[:-1]])
+    prev = np.concatenate([[float(initial_equity) if state is None else float(state.equity)], equity[:-1]])
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = equity / prev - 1.0
         gross_exposure = gross / equity
+    final = SimulationState(
+        shares=pd.Series(shares.copy(), index=prices.columns),
+        valuation_prices=pd.Series(valued[-1].copy(), index=prices.columns),
+        cash=float(cash),
+        equity=float(equity[-1]),
+    )
     return pd.DataFrame(
         {
             "equity": equity,
@@ -153,4 +212,5 @@ def simulate(
             "cash": cash_out,
         },
         index=prices.index[start:],
-    )
+    ), final
+

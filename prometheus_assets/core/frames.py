@@ -1,7 +1,8 @@
-"""Small, pure reshaping helpers shared by the layers (long ⇄ wide, the equal-weight market)."""
+"""Small, pure helpers shared by the layers: long ⇄ wide, the equal-weight market, trailing sums."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -18,3 +19,24 @@ def to_wide(long: pd.DataFrame, value: str, index: str = "date", columns: str = 
 def equal_weight_market(returns: pd.DataFrame) -> pd.Series:
     """The equal-weight market return of the symbols trading each day (a point-in-time index)."""
     return returns.mean(axis=1, skipna=True).rename("market_return")
+
+
+def trailing_sums(values: np.ndarray, window: int) -> np.ndarray:
+    """``out[t] = values[t] + values[t-1] + … + values[t-window+1]`` along axis 0, in that order.
+
+    Rows before the first are absent (the first ``window - 1`` rows sum what there is). NaN
+    propagates; pass zeros where a value should not count.
+
+    Hand-written on purpose: ``pandas.rolling().sum()`` and cumulative-sum differences carry
+    rounding from every earlier row, so their value at t changes in the last bits with where the
+    data starts. Here the value at t is the same sum of the same ``window`` rows in the same
+    order however much history precedes them, which is what lets a daily run that reads only a
+    lookback window reproduce a full-history run bit for bit. Cost: ``window`` vectorised adds.
+    """
+    if window < 1:
+        raise ValueError("window must be >= 1")
+    x = np.asarray(values, dtype=float)
+    out = x.copy()
+    for k in range(1, min(window, len(x))):
+        out[k:] += x[:-k]
+    return out

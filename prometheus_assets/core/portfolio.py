@@ -58,6 +58,7 @@ import pandas as pd
 
 from prometheus_assets.core.books import ALLOCATION_METHODS, COMBINATION_METHODS, BookConfig, Constraints
 from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, rank_ic_wide
+from prometheus_assets.core.frames import trailing_sums
 
 #: Sector label of a name whose sector is missing.
 UNKNOWN_SECTOR = "UNKNOWN"
@@ -178,8 +179,14 @@ def source_confidence(
         _forward_compounded(returns.reindex(columns=symbols).to_numpy(dtype=float), horizon), index=sessions, columns=symbols
     )
     ic = rank_ic_wide(on_sessions.to_numpy(dtype=float), forward.to_numpy(dtype=float), sessions, min_names=min_names)
-    known = pd.Series(ic.to_numpy(dtype=float), index=pd.DatetimeIndex(ic.index)).reindex(sessions).shift(horizon)
-    confidence = known.rolling(window, min_periods=min_periods).mean().clip(0.0, 1.0)
+    known = pd.Series(ic.to_numpy(dtype=float), index=pd.DatetimeIndex(ic.index)).reindex(sessions).shift(horizon).to_numpy()
+    # a trailing mean over the window alone (not pandas' running rolling mean): start-invariant
+    present = ~np.isnan(known)
+    count = trailing_sums(present.astype(float), window)
+    total = trailing_sums(np.where(present, known, 0.0), window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count >= min_periods, total / count, np.nan)
+    confidence = pd.Series(mean, index=sessions).clip(0.0, 1.0)
     out = confidence.reindex(score.index, method="ffill") if len(sessions) else pd.Series(np.nan, index=score.index)
     return pd.Series(out.fillna(0.0).to_numpy(dtype=float), index=score.index, name="confidence")
 
@@ -322,7 +329,7 @@ def kelly_fractions(
         shifted = np.zeros_like(x)
         if horizon < len(x):
             shifted[horizon:] = x[: len(x) - horizon]
-        sums[key] = pd.DataFrame(shifted).rolling(window, min_periods=1).sum().to_numpy()
+        sums[key] = trailing_sums(shifted, window)  # the window alone, in a fixed order (start-invariant)
     wins, losses = sums["wins"], sums["losses"]
     with np.errstate(invalid="ignore", divide="ignore"):
         p = wins / (wins + losses)
@@ -892,6 +899,37 @@ class BookPlan:
     weights: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class BookStart:
+    """Where a resumed book picks up: the first session to plan and the weights held before it.
+
+    ``weights`` are the end-of-day weights of the session before ``date`` (symbol -> weight;
+    names not listed hold nothing), exactly as a run over the earlier sessions left them
+    (:attr:`BookPlan.weights`). The inputs given to :func:`construct_book` must then cover
+    enough sessions before ``date`` for every trailing window the book reads (see
+    :func:`book_lookback`); those sessions are read, never planned.
+    """
+
+    date: pd.Timestamp
+    weights: pd.Series
+
+
+def book_lookback(config: BookConfig, source_horizon: int) -> int:
+    """Sessions of history a resumed book needs before its first planned day.
+
+    The longest chain of trailing windows behind one day's decision: a source's confidence
+    averages ``confidence_window`` daily ICs, each needing ``source_horizon`` sessions of
+    forward returns; Kelly fractions count ``kelly_window`` picks of that alpha, each known
+    ``horizon_days`` sessions later; sizing reads ``covariance_window`` / ``volatility_window``
+    sessions of returns. Two sessions of slack cover the shift by one and yesterday's
+    multiplier.
+    """
+    alpha = config.confidence_window + source_horizon
+    if config.allocation == "kelly":
+        alpha += config.kelly_window + config.horizon_days
+    return max(alpha, config.covariance_window, config.volatility_window) + 2
+
+
 def construct_book(
     config: BookConfig,
     alpha: pd.DataFrame,
@@ -902,8 +940,9 @@ def construct_book(
     kelly: pd.DataFrame | None = None,
     sizer: Sizer | None = None,
     risk_parity_memo: RiskParityMemo | None = None,
+    start: BookStart | None = None,
 ) -> BookPlan:
-    """Run a book's portfolio manager over every session of ``returns``.
+    """Run a book's portfolio manager over every session of ``returns`` (from ``start``, if given).
 
     Inputs (wide frames are dates × symbols; the symbols are ``returns``' columns, other columns
     are ignored):
@@ -920,7 +959,11 @@ def construct_book(
     * ``sizer``: an optional :class:`Sizer` (edge sizing); without one the book is sized by its
       allocation method and hard limits alone;
     * ``risk_parity_memo``: solved risk-parity problems, read and filled
-      (:func:`memoised_risk_parity_weights`); the plan is the same with or without it.
+      (:func:`memoised_risk_parity_weights`); the plan is the same with or without it;
+    * ``start``: resume a book (:class:`BookStart`): plan only the sessions from ``start.date``,
+      holding ``start.weights`` at the close before it; earlier sessions are lookback. Every
+      input of a session is local to a trailing window, so with enough lookback the resumed plan
+      is bit-for-bit the tail of the plan over the whole history (tested).
 
     Each session t:
 
@@ -995,8 +1038,21 @@ def construct_book(
     rows_target: list[np.ndarray] = []
 
     w = np.zeros(n_names)
+    first = 0
+    if start is not None:
+        first = int(sessions.get_indexer([pd.Timestamp(start.date)])[0])
+        if first < 1:
+            raise ValueError(f"book {config.name}: resuming on {pd.Timestamp(start.date).date()} needs that session and the one before it in returns")
+        held_before = start.weights[start.weights != 0]
+        unknown = held_before.index.difference(symbols)
+        if len(unknown):
+            raise ValueError(f"book {config.name}: resumed holdings {list(unknown)[:5]} are not columns of returns")
+        w[symbols.get_indexer(held_before.index)] = held_before.to_numpy(dtype=float)
+        rebalance[:first] = False
+        weights_out = weights_out[first:]
+        targets_out = targets_out[: int(rebalance.sum())]
     k_reb = 0
-    for i in range(n_days):
+    for i in range(first, n_days):
         held = np.flatnonzero(w)
         if held.size:
             r = R[i, held]
@@ -1046,7 +1102,7 @@ def construct_book(
         else:
             shown = np.flatnonzero(w)
             rows_current.append(w[shown])
-        weights_out[i] = w
+        weights_out[i - first] = w
         rows_day.append(np.full(shown.size, i, dtype=np.intp))
         rows_name.append(shown)
         rows_target.append(w[shown])
@@ -1074,5 +1130,5 @@ def construct_book(
     return BookPlan(
         positions=positions,
         targets=pd.DataFrame(targets_out, index=sessions[rebalance], columns=symbols),
-        weights=pd.DataFrame(weights_out, index=sessions, columns=symbols),
+        weights=pd.DataFrame(weights_out, index=sessions[first:], columns=symbols),
     )

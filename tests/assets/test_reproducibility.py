@@ -62,8 +62,8 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     assert differing(first, again) == {}
     assert {k: v for k, v in again_meta.items() if k != "generated_at"} == {k: v for k, v in first_meta.items() if k != "generated_at"}
 
-    # One middle partition alone: every file is unchanged; the only new file may be the allocator
-    # state carried out of that day, and it equals the state a run ending that day carries.
+    # One middle partition alone: every file is unchanged; the only new files are the states carried
+    # out of that day (the allocator's, and the books' under state/), which a later run resumes from.
     # (Stored assessment models are reused, not refitted, when their training data is unchanged:
     # tests/assets/test_state_spaces.py; a refit gives the same model.)
     rewritten = ["parquet/prices_daily/2018.parquet", "parquet/assessment_dataset_5d/2018.parquet"]
@@ -72,6 +72,7 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     assert all((home / k).stat().st_ino != inodes[k] for k in rewritten)  # really written again (a new file renamed in)
     middle, middle_meta = snapshot(home)
     new = differing(first, middle)
-    assert new == {f"allocator/state_v1/{MIDDLE}.json": "added"} or new == {}, new
+    books = {f"state/{asset}/{MIDDLE}.json" for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions")}
+    assert books <= set(new) <= books | {f"allocator/state_v1/{MIDDLE}.json"} and set(new.values()) == {"added"}, new
     assert middle_meta["requested_start"] == middle_meta["requested_end"] == MIDDLE
     assert {k: v for k, v in middle_meta.items() if k not in RUN_FIELDS} == {k: v for k, v in first_meta.items() if k not in RUN_FIELDS}

@@ -70,9 +70,13 @@ def test_truncated_history_gives_identical_rows(full_build, tmp_path):
 def test_split_backfill_equals_one_backfill(full_build, tmp_path):
     split = tmp_path / "split"
     run_range(synthetic(split, "2017-03-31"), "2014-01-02", "2016-01-15")
-    run_range(synthetic(split, "2017-03-31"), "2016-01-19", "2017-03-31")
+    second = run_range(synthetic(split, "2017-03-31"), "2016-01-19", "2017-03-31")
     comparisons = lookahead.compare(str(full_build), str(split), "2017-03-31", POINT_IN_TIME)
     assert all(c.ok for c in comparisons), "\n".join(lookahead.report(comparisons))
+    # the second run's books continued from the state the first run stored at its last close
+    for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions"):
+        assert (split / "state" / asset / "2016-01-15.json").exists()
+        assert _materialization_metadata(second, asset, partition="2016-01-19")["resumed_from_state"] is True
 
 
 # --------------------------------------------------------------------------- assessment layer (same build)
@@ -112,8 +116,9 @@ def test_assessment_models_are_purged_walk_forward_and_verified(full_build):
     assert (scores["model_id"].map(fit_of) <= scores["as_of_date"]).all()
 
 
-def _materialization_metadata(result, key: str) -> dict:
-    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+def _materialization_metadata(result, key: str, partition: str | None = None) -> dict:
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    (event,) = [e for e in events if partition is None or e.partition == partition]
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 

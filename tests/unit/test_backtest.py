@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from prometheus_assets.core.backtest import SIMULATION_COLUMNS, simulate
+from prometheus_assets.core.backtest import SIMULATION_COLUMNS, simulate, simulate_with_state
 
 
 def reference_loop(prices, target_weights, cost_bps=0.0, initial_equity=1.0):
@@ -152,3 +152,21 @@ def test_a_days_equity_does_not_depend_on_how_much_history_follows():
     for cut in (101, 157, 233, 299):
         part = simulate(prices.iloc[:cut], targets.loc[: dates[cut - 1]], cost_bps=5.0)
         assert np.array_equal(part.to_numpy(), whole.iloc[:cut].to_numpy()), cut
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), cut=st.integers(1, 70), cost_bps=st.sampled_from([0.0, 5.0, 25.0]))
+def test_a_simulation_continued_from_its_state_is_the_tail_of_one_run(seed, cut, cost_bps):
+    """What the daily run does: simulate up to t-1, keep the state, continue from it on t … — bit for bit."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2024-01-01", periods=80)
+    names = list("ABCDEF")
+    prices = pd.DataFrame(np.exp(np.cumsum(rng.normal(0, 0.02, (80, 6)), axis=0)) * 50, index=dates, columns=names)
+    prices = prices.mask(rng.random(prices.shape) < 0.1)  # missing prices: held names valued at their last price
+    prices.iloc[:10, 5] = np.nan  # a name without any price yet
+    reb = dates[sorted(rng.choice(80, size=8, replace=False))]
+    targets = pd.DataFrame(rng.uniform(-0.2, 0.4, (8, 6)), index=reb, columns=names)
+    full, _ = simulate_with_state(prices, targets, cost_bps)
+    head, state = simulate_with_state(prices.iloc[:cut], targets[targets.index < dates[cut]], cost_bps)
+    tail, _ = simulate_with_state(prices.iloc[cut:], targets[targets.index >= dates[cut]], cost_bps, state=state)
+    pd.testing.assert_frame_equal(pd.concat([head, tail]), full, check_exact=True)

@@ -792,3 +792,49 @@ def test_risk_parity_memo_key_is_the_window_content():
     memo = {P.risk_parity_memo_key(window): np.array([0.1, 0.2, 0.3, 0.4])}
     got = P.memoised_risk_parity_weights(relabelled, memo)
     assert list(got.index) == list("WXYZ") and got.tolist() == [0.1, 0.2, 0.3, 0.4]
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming a book from stored weights over a lookback window (what the daily run does)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("allocation", ["proportional", "inverse_volatility", "risk_parity", "kelly"])
+@pytest.mark.parametrize("resume_at", [41, 50, 63, 77])
+def test_resumed_book_is_the_tail_of_the_full_plan(allocation, resume_at):
+    alpha, universe, returns, sectors, multiplier = _book_inputs()
+    config = _config(allocation=allocation, volatility_window=10, covariance_window=20, kelly_window=20)
+    kelly = P.kelly_fractions(alpha, returns, config.horizon_days, window=20, cap=0.25, min_picks=3) if allocation == "kelly" else None
+    full = P.construct_book(config, alpha, universe, returns, sectors, multiplier, kelly)
+    day = returns.index[resume_at]
+    held = full.weights.iloc[resume_at - 1]
+    # the window starts 25 sessions back: enough for every trailing window of this config
+    window = slice(resume_at - 25, None)
+    part = P.construct_book(config, alpha.iloc[window], universe.iloc[window], returns.iloc[window], sectors, multiplier.iloc[window],
+                            None if kelly is None else kelly.iloc[window], start=P.BookStart(day, held[held != 0]))
+    pd.testing.assert_frame_equal(part.positions, full.positions[full.positions["date"] >= day].reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(part.targets, full.targets[full.targets.index >= day], check_exact=True)
+    pd.testing.assert_frame_equal(part.weights, full.weights.iloc[resume_at:], check_exact=True)
+
+
+def test_resuming_needs_the_previous_session_and_known_holdings():
+    alpha, universe, returns, sectors, multiplier = _book_inputs()
+    with pytest.raises(ValueError, match="needs that session and the one before"):
+        P.construct_book(_config(), alpha, universe, returns, sectors, multiplier, start=P.BookStart(returns.index[0], pd.Series(dtype=float)))
+    with pytest.raises(ValueError, match="not columns of returns"):
+        P.construct_book(_config(), alpha, universe, returns, sectors, multiplier, start=P.BookStart(returns.index[5], pd.Series({"ZZZ": 0.1})))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), cut=st.integers(1, 120), window=st.integers(1, 30), horizon=st.integers(1, 6))
+def test_window_statistics_do_not_depend_on_where_history_starts(seed, cut, window, horizon):
+    """source_confidence and kelly_fractions at t read only their trailing windows: cutting older rows changes no bit."""
+    returns, rng = _panel(n_days=200, n_names=12, seed=seed)
+    score = pd.DataFrame(rng.normal(size=returns.shape), index=returns.index, columns=returns.columns)
+    need = window + horizon + 2
+    full_c = P.source_confidence(score, returns, horizon, window=window, min_periods=1, min_names=3)
+    part_c = P.source_confidence(score.iloc[cut:], returns.iloc[cut:], horizon, window=window, min_periods=1, min_names=3)
+    np.testing.assert_array_equal(part_c.iloc[need:].to_numpy(), full_c.iloc[cut + need:].to_numpy())
+    full_k = P.kelly_fractions(score, returns, horizon, window=window, min_picks=1)
+    part_k = P.kelly_fractions(score.iloc[cut:], returns.iloc[cut:], horizon, window=window, min_picks=1)
+    np.testing.assert_array_equal(part_k.iloc[need:].to_numpy(), full_k.iloc[cut + need:].to_numpy())
