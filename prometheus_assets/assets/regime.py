@@ -27,9 +27,10 @@ def _models(store: ModelStore, features: pd.DataFrame, plans: list[rg.RegimeFitP
     out, fitted = [], 0
     for plan in plans:
         model = None
+        fingerprint = rg.training_fingerprint(features, plan, spec)
         if store.exists(MODEL_KIND, plan.model_id):
             manifest = store.manifest(MODEL_KIND, plan.model_id)
-            if manifest.get("training_fingerprint") == plan.fingerprint:
+            if manifest.get("training_fingerprint") == fingerprint:
                 loaded = store.load(MODEL_KIND, plan.model_id, sha256=manifest["sha256"])
                 if isinstance(loaded, rg.FittedRegimeModel) and loaded.model_id == plan.model_id and loaded.fit_date == plan.fit_date:
                     model = loaded
@@ -37,7 +38,7 @@ def _models(store: ModelStore, features: pd.DataFrame, plans: list[rg.RegimeFitP
             model = rg.fit_planned(features, plan, spec)
             store.save(MODEL_KIND, plan.model_id, model, {
                 "fit_date": plan.fit_date, "train_start": plan.train_start, "train_end": plan.train_end,
-                "n_train": plan.n_train, "training_fingerprint": plan.fingerprint})
+                "n_train": plan.n_train, "training_fingerprint": fingerprint})
             fitted += 1
         out.append(model)
     return out, fitted

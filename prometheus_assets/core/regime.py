@@ -64,6 +64,7 @@ __all__ = [
     "regime_row_dates",
     "regime_states",
     "resume_regime_states",
+    "training_fingerprint",
     "smooth_regimes",
     "stress_scores",
     "transitions",
@@ -565,19 +566,13 @@ STATE_COLUMNS: list[str] = (
 
 @dataclass(frozen=True)
 class RegimeFitPlan:
-    """A fit :func:`regime_pipeline` makes: its date, training span and a training-data fingerprint.
-
-    ``fingerprint`` is a sha256 over the spec, :data:`REGIME_FIT_VERSION`, the fit date and the
-    training rows (dates, features, economics): a stored model with the same fingerprint was
-    fitted on exactly these rows with these settings, so it is the model a refit would give.
-    """
+    """A fit :func:`regime_pipeline` makes: its date and training span (see :func:`plan_regime_fits`)."""
 
     model_id: str
     fit_date: pd.Timestamp
     train_start: pd.Timestamp
     train_end: pd.Timestamp
     n_train: int
-    fingerprint: str
 
 
 def regime_features(returns_wide: pd.DataFrame, spec: RegimeSpec = RegimeSpec()) -> pd.DataFrame:
@@ -599,20 +594,8 @@ def plan_regime_fits(features: pd.DataFrame, spec: RegimeSpec = RegimeSpec()) ->
     :func:`fit_walk_forward` (fewer than ``min_train_rows`` finite rows) and
     :func:`fit_regime_walk_forward` (fewer than ``n_clusters``), in fit-date order.
     """
-    import hashlib
-    import json
-
     dates, X, econ, finite = _feature_arrays(features)
     both = finite & np.isfinite(econ).all(axis=1)
-    header = json.dumps(
-        {
-            "version": REGIME_FIT_VERSION, "spec": {k: getattr(spec, k) for k in ("window_spec", "min_train_rows", "n_components", "n_clusters", "random_state", "region")},
-            "features": REGIME_FEATURE_COLUMNS, "economics": list(ECONOMIC_COLUMNS),
-            "gmm": [GMM_N_INIT, GMM_COVARIANCE_TYPE, GMM_REG_COVAR, GMM_MAX_ITER],
-        },
-        sort_keys=True,
-    ).encode()
-    day_ns = dates.to_numpy().astype("int64")
     plans: list[RegimeFitPlan] = []
     for fit_date in refit_dates(pd.DatetimeIndex(dates), spec.refit_frequency):
         fit_date = pd.Timestamp(fit_date)
@@ -621,13 +604,6 @@ def plan_regime_fits(features: pd.DataFrame, spec: RegimeSpec = RegimeSpec()) ->
         train = before & both
         if n_enc < spec.min_train_rows or n_enc == 0 or int(train.sum()) < spec.n_clusters:
             continue
-        digest = hashlib.sha256(header)
-        digest.update(str(fit_date.value).encode())
-        # the encoder trains on rows with finite features, the mixture on those with finite economics too
-        for mask in (before & finite, train):
-            digest.update(np.ascontiguousarray(day_ns[mask]).tobytes())
-            digest.update(np.ascontiguousarray(X[mask]).tobytes())
-            digest.update(np.ascontiguousarray(econ[mask]).tobytes())
         train_dates = dates[train]
         plans.append(
             RegimeFitPlan(
@@ -636,10 +612,40 @@ def plan_regime_fits(features: pd.DataFrame, spec: RegimeSpec = RegimeSpec()) ->
                 train_start=pd.Timestamp(train_dates.min()),
                 train_end=pd.Timestamp(train_dates.max()),
                 n_train=int(train.sum()),
-                fingerprint=digest.hexdigest(),
             )
         )
     return plans
+
+
+def training_fingerprint(features: pd.DataFrame, plan: RegimeFitPlan, spec: RegimeSpec = RegimeSpec()) -> str:
+    """sha256 over everything :func:`fit_planned` depends on: the spec, :data:`REGIME_FIT_VERSION`,
+    the mixture settings, the fit date and the training rows (dates, features, economics).
+
+    A stored model with the same fingerprint was fitted on exactly these rows with these
+    settings, so it is the model a refit would give (fits are deterministic for a seed).
+    """
+    import hashlib
+    import json
+
+    dates, X, econ, finite = _feature_arrays(features)
+    before = (dates < plan.fit_date).to_numpy()
+    header = json.dumps(
+        {
+            "version": REGIME_FIT_VERSION, "fit_date": str(plan.fit_date), "model_id": plan.model_id,
+            "spec": {k: getattr(spec, k) for k in ("window_spec", "min_train_rows", "n_components", "n_clusters", "random_state", "region")},
+            "features": REGIME_FEATURE_COLUMNS, "economics": list(ECONOMIC_COLUMNS),
+            "gmm": [GMM_N_INIT, GMM_COVARIANCE_TYPE, GMM_REG_COVAR, GMM_MAX_ITER],
+        },
+        sort_keys=True,
+    ).encode()
+    digest = hashlib.sha256(header)
+    day_ns = dates.to_numpy().astype("int64")
+    # the encoder trains on rows with finite features, the mixture on those with finite economics too
+    for mask in (before & finite, before & finite & np.isfinite(econ).all(axis=1)):
+        digest.update(np.ascontiguousarray(day_ns[mask]).tobytes())
+        digest.update(np.ascontiguousarray(X[mask]).tobytes())
+        digest.update(np.ascontiguousarray(econ[mask]).tobytes())
+    return digest.hexdigest()
 
 
 def fit_planned(features: pd.DataFrame, plan: RegimeFitPlan, spec: RegimeSpec = RegimeSpec()) -> FittedRegimeModel:

@@ -313,14 +313,16 @@ def test_fit_planned_equals_walk_forward(bundled_returns, pieces):
 
 def test_fingerprint_sees_training_rows_only(bundled_returns, pieces):
     features, plans, _ = pieces
-    cut = rg.plan_regime_fits(features[features["date"] <= "2010-06-30"])
-    assert [p.fingerprint for p in cut] == [p.fingerprint for p in plans[: len(cut)]]  # later rows: same fits
+    prints = [rg.training_fingerprint(features, p) for p in plans]
+    assert len(set(prints)) == len(prints)
+    cut = features[features["date"] <= "2010-06-30"]
+    assert [rg.training_fingerprint(cut, p) for p in rg.plan_regime_fits(cut)] == prints[:19]  # later rows: same fits
     changed = features.copy()
     row = changed.index[changed["date"] == pd.Timestamp("2009-03-10")][0]
     changed.loc[row, "vol"] = np.nextafter(changed.loc[row, "vol"], np.inf)  # one ulp on one training row
-    moved = rg.plan_regime_fits(changed)
-    assert [p.fingerprint == q.fingerprint for p, q in zip(plans, moved)] == [p.fit_date.year <= 2009 for p in plans]
-    assert rg.plan_regime_fits(features, rg.RegimeSpec(random_state=1))[0].fingerprint != plans[0].fingerprint
+    moved = [rg.training_fingerprint(changed, p) for p in rg.plan_regime_fits(changed)]
+    assert [a == b for a, b in zip(prints, moved)] == [p.fit_date.year <= 2009 for p in plans]
+    assert rg.training_fingerprint(features, plans[0], rg.RegimeSpec(random_state=1)) != prints[0]
 
 
 def _stored(states: pd.DataFrame) -> pd.DataFrame:
