@@ -19,6 +19,13 @@ A *regime* is the market's state of mind on a day. We estimate it in three steps
 regime model used on day ``t`` were both fitted on market rows dated strictly before their
 fit date ``D <= t``.
 
+The daily run composes the same pieces incrementally, with the same rows bit for bit:
+:func:`plan_regime_fits` lists the fits without making them (a stored model is reused when its
+:func:`training_fingerprint` matches, else :func:`fit_planned` makes exactly that one fit);
+prediction is row by row, so a day's raw regime does not depend on the batch it is predicted in;
+and :func:`resume_regime_states` carries the hysteresis from the previous state day's stored row
+after checking that row against a recomputation (else the caller replays from the first day).
+
 Pure numpy / pandas / scikit-learn: no Dagster, no I/O.
 """
 

@@ -148,3 +148,46 @@ def test_daily_run_reuses_stored_models_and_refits_only_a_changed_one(full_build
     np.testing.assert_array_equal(new_model.predict(data), old_model.predict(data))
     again = ParquetStore(str(home)).read("assessment_models")
     pd.testing.assert_frame_equal(again.drop(columns="sha256"), models.drop(columns="sha256"), check_exact=True)
+
+
+def test_daily_regime_run_carries_the_stored_state_and_reuses_the_model(full_build, tmp_path):
+    """The EOD run of regime_states loads the model in force and carries the hysteresis from the
+    previous session's stored row; a stale previous row makes it replay, with the same bytes."""
+    import json
+    import shutil
+
+    from tests.conftest import tree_hashes
+
+    home = tmp_path / "data"
+    shutil.copytree(full_build, home)
+    store = ParquetStore(str(home))
+    states = store.read("regime_states", date_column="as_of_date")
+    day = states["as_of_date"].iloc[-1].strftime("%Y-%m-%d")
+    watched = lambda: {k: v for k, v in tree_hashes(home, "**/*").items() if k.startswith(("models/regime_model", "parquet/regime_states"))}  # noqa: E731
+    before = watched()
+
+    result = run_range(synthetic(home, "2017-03-31"), day, day, selection=["regime_states"])
+    meta = _materialization_metadata(result, "regime_states")
+    assert meta["carried_from_stored_row"] == 1 and meta["models_fitted_this_run"] == 0
+    assert watched() == before
+
+    # a previous row that no longer matches what the model gives is not carried: the day is replayed
+    previous = states.iloc[[-2]].copy()
+    previous["confidence"] = previous["confidence"] * 0.5
+    store.write_dated("regime_states", previous, [previous["as_of_date"].iloc[0]], date_column="as_of_date")
+    result = run_range(synthetic(home, "2017-03-31"), day, day, selection=["regime_states"])
+    assert _materialization_metadata(result, "regime_states")["carried_from_stored_row"] == 0
+    again = store.read("regime_states", date_column="as_of_date")
+    pd.testing.assert_frame_equal(again.iloc[[-1]], states.iloc[[-1]], check_exact=True)
+
+    # a model whose recorded training data differs is refitted, to the same bytes
+    model_id = states["regime_model_id"].iloc[-1]
+    manifest_path = home / "models" / "regime_model" / f"{model_id}.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["training_fingerprint"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest, sort_keys=True))
+    store.write_dated("regime_states", states.iloc[[-2]], [states["as_of_date"].iloc[-2]], date_column="as_of_date")
+    result = run_range(synthetic(home, "2017-03-31"), day, day, selection=["regime_states"])
+    meta = _materialization_metadata(result, "regime_states")
+    assert meta["models_fitted_this_run"] == 1 and meta["carried_from_stored_row"] == 1
+    assert watched() == before
