@@ -168,7 +168,8 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         state = _strategy_state(storage, calendar.previous_session(dates[0]))
         # MACD and RSI are exponential averages with infinite memory: they continue from the exact
         # carried state, or (no state) are replayed from the first day, never restarted at a lookback.
-        start = dates[0] if state is not None else None
+        # The state holds every bar dated up to the previous session, so read what is dated after it.
+        start = calendar.first_owned_day(dates[0]) if state is not None else None
         signals, after = strategies.advance_signals(_prices_wide(storage, start, dates[-1]), state, since=dates[0])
         storage.store().write_text(f"{STRATEGY_STATE_DIR}/{dates[-1]:%Y-%m-%d}.json", after.to_json())
         return dg.Output(signals, metadata={
