@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from prometheus_assets.assets import history, plots
-from prometheus_assets.core import assessment, strategies
+from prometheus_assets.core import assessment, calendar, strategies
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import StorageResource
@@ -28,6 +28,8 @@ META = {"partition_column": "as_of_date"}
 MODEL_COLUMNS = ["model_id", "scope", "horizon", "kind", "config_id", "fit_date", "train_start", "train_end", "n_train", "sha256"]
 #: Parallel processes fitting the yearly models (one BLAS thread each; fits are independent and seeded).
 MODEL_JOBS = 2
+#: Where strategy_signals keeps the state carried out of each run's last session (one JSON file per session).
+STRATEGY_STATE_DIR = "strategies/state"
 
 
 def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDefinition:
@@ -67,6 +69,19 @@ def _stored_manifest(store: ModelStore, plan: assessment.FitPlan) -> dict | None
         return None
     manifest = store.manifest("assessment_model", plan.model_id)
     return manifest if manifest.get("training_fingerprint") == plan.fingerprint else None
+
+
+def _strategy_state(storage: StorageResource, session: pd.Timestamp) -> strategies.SignalState | None:
+    """The strategies' state carried out of ``session`` (None when absent, of another version or other parameters)."""
+    raw = storage.store().read_bytes(f"{STRATEGY_STATE_DIR}/{session:%Y-%m-%d}.json")
+    state = strategies.SignalState.from_json(raw) if raw is not None else None
+    return state if state is not None and state.params == strategies.IndicatorParams() else None
+
+
+def _prices_wide(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.DataFrame:
+    """Wide prices (adjusted close, else close) dated ``start``…``end``, as ``history.market_panels`` builds them."""
+    prices = history.read(storage, "prices_daily", start, end)
+    return to_wide(prices.assign(price=prices["adj_close"].fillna(prices["close"])), "price")
 
 
 def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -137,22 +152,30 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", deps=["prices_daily", "returns_daily"],
+        code_version="2", deps=["prices_daily"],
         description=(
             "StrategySignal per (date, symbol, strategy): alpha_score in [-1, 1], confidence in [0, 1], horizon_days, "
             "volatility_adjusted, metadata (indicator values and thresholds, JSON) for Bollinger-band mean reversion, "
-            "MACD + RSI confluence and cross-sectional 12-1 momentum rank. Vectorised pandas formulas (documented in "
-            "prometheus_assets/core/strategies.py); prices dated ≤ the signal's date only."
+            "MACD + RSI confluence and cross-sectional 12-1 momentum rank (formulas in "
+            "prometheus_assets/core/strategies.py); prices dated ≤ the signal's date only. Incremental: the run for "
+            f"days A…B continues from the state carried out of the session before A ({STRATEGY_STATE_DIR}/<date>.json "
+            "under the storage root: each symbol's bar count, last 252 prices and exact EMA states) and reads prices "
+            "of A…B only; without that state it replays from the first day. Both give the same bytes."
         ),
     )
     def strategy_signals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        # From the first day of history, not a fixed lookback: MACD and RSI are exponential averages
-        # with infinite memory, so a lookback start would make a split backfill differ from one run.
-        panels = history.market_panels(storage, None, dates[-1])
-        signals = strategies.all_signals(panels["prices"])
-        signals = signals[signals["date"] >= dates[0]].reset_index(drop=True)
-        return dg.Output(signals, metadata={"signals": len(signals)})
+        state = _strategy_state(storage, calendar.previous_session(dates[0]))
+        # MACD and RSI are exponential averages with infinite memory: they continue from the exact
+        # carried state, or (no state) are replayed from the first day, never restarted at a lookback.
+        # The state holds every bar dated up to the previous session, so read what is dated after it.
+        start = calendar.first_owned_day(dates[0]) if state is not None else None
+        signals, after = strategies.advance_signals(_prices_wide(storage, start, dates[-1]), state, since=dates[0])
+        storage.store().write_text(f"{STRATEGY_STATE_DIR}/{dates[-1]:%Y-%m-%d}.json", after.to_json())
+        return dg.Output(signals, metadata={
+            "signals": len(signals),
+            "prices_from": "carried state" if state is not None else "first day (no carried state: full replay)",
+        })
 
     @dg.asset(
         group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", backfill_policy=SINGLE_RUN,

@@ -1,7 +1,7 @@
 """Re-materializing gives byte-identical content: the whole graph, fitted models included.
 
 Every file under the storage root is hashed: the Parquet tables, the model artifacts and their
-manifests under ``models/``, the allocator's carried states, the reports and the DuckDB catalog.
+manifests under ``models/``, the allocator's and the strategy signals' carried states, the reports and the DuckDB catalog.
 The one file that legitimately differs is ``allocator_state_v1_meta.json``, which the allocator
 spec defines as a description of the last run (its requested range and a ``generated_at``
 timestamp): its other fields are compared instead. Writers' lock files (``.<file>.lock``) are
@@ -62,8 +62,8 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     assert differing(first, again) == {}
     assert {k: v for k, v in again_meta.items() if k != "generated_at"} == {k: v for k, v in first_meta.items() if k != "generated_at"}
 
-    # One middle partition alone: every file is unchanged; the only new file may be the allocator
-    # state carried out of that day, and it equals the state a run ending that day carries.
+    # One middle partition alone: every file is unchanged; the only new files may be the states
+    # carried out of that day (allocator, strategy signals), equal to those a run ending that day carries.
     # (Stored assessment models are reused, not refitted, when their training data is unchanged:
     # tests/assets/test_state_spaces.py; a refit gives the same model.)
     rewritten = ["parquet/prices_daily/2018.parquet", "parquet/assessment_dataset_5d/2018.parquet"]
@@ -72,6 +72,6 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     assert all((home / k).stat().st_ino != inodes[k] for k in rewritten)  # really written again (a new file renamed in)
     middle, middle_meta = snapshot(home)
     new = differing(first, middle)
-    assert new == {f"allocator/state_v1/{MIDDLE}.json": "added"} or new == {}, new
+    assert set(new.values()) <= {"added"} and set(new) <= {f"allocator/state_v1/{MIDDLE}.json", f"strategies/state/{MIDDLE}.json"}, new
     assert middle_meta["requested_start"] == middle_meta["requested_end"] == MIDDLE
     assert {k: v for k, v in middle_meta.items() if k not in RUN_FIELDS} == {k: v for k, v in first_meta.items() if k not in RUN_FIELDS}
