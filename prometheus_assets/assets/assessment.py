@@ -13,7 +13,7 @@ none is used before it is known (purge + embargo at every fit date).
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history, plots
+from prometheus_assets.assets import history, plots, upstream_files
 from prometheus_assets.core import assessment, strategies
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -28,6 +28,7 @@ META = {"partition_column": "as_of_date"}
 MODEL_COLUMNS = ["model_id", "scope", "horizon", "kind", "config_id", "fit_date", "train_start", "train_end", "n_train", "sha256"]
 #: Parallel processes fitting the yearly models (one BLAS thread each; fits are independent and seeded).
 MODEL_JOBS = 2
+KINDS = ("hgb", "ridge")
 
 
 def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDefinition:
@@ -61,12 +62,83 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
     return dataset
 
 
-def _stored_manifest(store: ModelStore, plan: assessment.FitPlan) -> dict | None:
-    """The stored manifest of ``plan``'s model if it was fitted on exactly the same training data (else None: refit)."""
-    if not store.exists("assessment_model", plan.model_id):
-        return None
-    manifest = store.manifest("assessment_model", plan.model_id)
-    return manifest if manifest.get("training_fingerprint") == plan.fingerprint else None
+def _model_row(horizon: int, kind: str, manifest: dict) -> dict:
+    """The ``assessment_models`` row of a stored model, from its manifest (dates as datetime64[ns] values)."""
+    def ts(value) -> pd.Timestamp:
+        return pd.Timestamp(value).as_unit("ns")
+
+    return {"model_id": manifest["model_id"], "scope": assessment.SCOPE, "horizon": int(horizon), "kind": kind,
+            "config_id": manifest["config_id"], "fit_date": ts(manifest["fit_date"]), "train_start": ts(manifest["train_start"]),
+            "train_end": ts(manifest["train_end"]), "n_train": int(manifest["n_train"]), "sha256": manifest["sha256"]}
+
+
+def _walk_forward_models(storage: StorageResource, store: ModelStore, horizon: int, returns_files: upstream_files.TableFiles) -> tuple[list[dict], int, int]:
+    """The rows of one horizon's models (both kinds), fitting only what must be fitted.
+
+    Per planned fit date (the first dataset session of each year, from the files' statistics) a
+    stored model is reused without reading any row when its manifest's ``training_inputs`` digest
+    equals the one recomputed from the current bytes of the files dated before the fit date
+    (:func:`assessment.training_inputs_digest`). The other fit dates (new, or an upstream year file
+    changed, or no manifest) are planned from the rows dated before the latest of them, exactly as a
+    whole-history plan would (training rows are dated before their fit date): a model whose
+    training-data fingerprint still matches is kept (its manifest gets the new digest), any other
+    is fitted. Returns (rows, fitted now, checked from data).
+    """
+    table = f"assessment_dataset_{horizon}d"
+    described = upstream_files.describe(storage.store(), table, "as_of_date")
+    columns = list(described.columns)
+    features = [c for c in columns if c.startswith(assessment.FEATURE_PREFIXES)]
+    fit_dates = sorted(described.first_dates.values())
+    dataset_keys = [(f.year, f.key()) for f in described.files]
+    returns_keys = [(f.year, returns_files.first_dates.get(f.year) if f.year is not None else None, f.key()) for f in returns_files.files]
+    stored_ids = store.stored_ids("assessment_model")
+    rows, fitted_now, checked = [], 0, 0
+    headers = {kind: assessment.walk_forward_header(kind, horizon, features) for kind in KINDS}
+    inputs = {d: assessment.inputs_before_fit(d, dataset_keys, returns_keys) for d in fit_dates}
+    manifests: dict[str, dict[pd.Timestamp, dict]] = {kind: {} for kind in KINDS}
+    pending: dict[str, list[pd.Timestamp]] = {kind: [] for kind in KINDS}
+    for kind in KINDS:
+        for d in fit_dates:
+            model_id = assessment.model_id_for(horizon, kind, d)
+            manifest = store.manifest("assessment_model", model_id) if model_id in stored_ids else None
+            if manifest is not None and manifest.get("training_inputs") == assessment.training_inputs_digest(manifest.get("training_fingerprint", ""), headers[kind], inputs[d]):
+                manifests[kind][d] = manifest
+            else:
+                pending[kind].append(d)
+    latest = max((d for ds in pending.values() for d in ds), default=None)
+    if latest is not None and latest > fit_dates[0]:  # (nothing is dated before the first fit date)
+        # Every row a pending fit can train on is dated before the latest pending fit date.
+        until = latest - pd.Timedelta(days=1)
+        long_returns = history.read(storage, "returns_daily", None, until)
+        data = history.read(storage, table, None, until, date_column="as_of_date").reindex(columns=columns)
+        if len(data) and len(long_returns):  # else nothing is dated before any pending fit date: none has a model yet
+            returns = to_wide(long_returns, "return")
+            data = assessment.attach_targets(data, returns, horizon)
+            for kind in KINDS:
+                if not pending[kind]:
+                    continue
+                walk = assessment.plan_walk_forward(data, horizon, pending[kind], pd.DatetimeIndex(returns.index), kind=kind, features=features)
+                stored = {}
+                for plan in walk.plans:
+                    m = store.manifest("assessment_model", plan.model_id) if store.exists("assessment_model", plan.model_id) else None
+                    stored[plan.model_id] = m if m is not None and m.get("training_fingerprint") == plan.fingerprint else None
+                checked += len(walk.plans)
+                fitted = {m.model_id: m for m in assessment.fit_planned(walk, [p for p in walk.plans if stored[p.model_id] is None], n_jobs=MODEL_JOBS)}
+                fitted_now += len(fitted)
+                for plan in walk.plans:
+                    digest = assessment.training_inputs_digest(plan.fingerprint, headers[kind], inputs[plan.fit_date])
+                    manifest = stored[plan.model_id]
+                    if manifest is None:
+                        manifest = store.save("assessment_model", plan.model_id, fitted[plan.model_id], {
+                            "horizon": horizon, "kind": kind, "config_id": walk.config_id, "fit_date": plan.fit_date,
+                            "train_start": plan.train_start, "train_end": plan.train_end, "n_train": plan.n_train,
+                            "training_fingerprint": plan.fingerprint, "training_inputs": digest})
+                    elif manifest.get("training_inputs") != digest:
+                        manifest = store.write_manifest("assessment_model", plan.model_id, {**manifest, "training_inputs": digest})
+                    manifests[kind][plan.fit_date] = manifest
+    for kind in KINDS:
+        rows += [_model_row(horizon, kind, manifests[kind][d]) for d in fit_dates if d in manifests[kind]]
+    return rows, fitted_now, checked
 
 
 def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -81,35 +153,26 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "HistGradientBoostingRegressor against a Ridge baseline per horizon. One row per fitted model (config id, "
             "training span, artifact sha256); artifacts under models/assessment_model/, loaded only after their hash "
             "is checked. A stored model whose training-data fingerprint (sha256 of its configuration and training rows) "
-            "matches is reused instead of refitted, so the daily run fits nothing between two fit dates."
+            "matches is reused instead of refitted, so the daily run fits nothing between two fit dates. The daily run "
+            "reads no dataset row for that: a model's manifest also records the sha256 of the stored year files dated "
+            "before its fit date (all its training rows come from them), bound to its fingerprint; while those files "
+            "are unchanged the model is reused, and only the fit dates whose files changed (or new ones) are planned "
+            "and checked from the rows."
         ),
     )
     def assessment_models(storage: StorageResource) -> dg.Output:
         store = ModelStore(storage.home)
-        returns = to_wide(history.read(storage, "returns_daily", None, None), "return")
-        sessions = pd.DatetimeIndex(returns.index)
+        returns = upstream_files.describe(storage.store(), "returns_daily", "date")
         rows = []
-        fitted_now = 0
+        fitted_now = checked = 0
         for horizon in HORIZONS:
-            data = assessment.attach_targets(history.read(storage, f"assessment_dataset_{horizon}d", None, None, date_column="as_of_date"), returns, horizon)
-            fits = assessment.fit_dates_yearly(pd.DatetimeIndex(data["as_of_date"].unique()).sort_values())
-            for kind in ("hgb", "ridge"):
-                walk = assessment.plan_walk_forward(data, horizon, fits, sessions, kind=kind)
-                stored = {p.model_id: _stored_manifest(store, p) for p in walk.plans}
-                fitted = {m.model_id: m for m in assessment.fit_planned(walk, [p for p in walk.plans if stored[p.model_id] is None], n_jobs=MODEL_JOBS)}
-                fitted_now += len(fitted)
-                for plan in walk.plans:
-                    manifest = stored[plan.model_id]
-                    if manifest is None:
-                        manifest = store.save("assessment_model", plan.model_id, fitted[plan.model_id], {
-                            "horizon": horizon, "kind": kind, "config_id": walk.config_id, "fit_date": plan.fit_date,
-                            "train_start": plan.train_start, "train_end": plan.train_end, "n_train": plan.n_train,
-                            "training_fingerprint": plan.fingerprint})
-                    rows.append({"model_id": plan.model_id, "scope": assessment.SCOPE, "horizon": horizon, "kind": kind,
-                                 "config_id": walk.config_id, "fit_date": plan.fit_date, "train_start": plan.train_start,
-                                 "train_end": plan.train_end, "n_train": plan.n_train, "sha256": manifest["sha256"]})
+            more, fitted, seen = _walk_forward_models(storage, store, horizon, returns)
+            rows += more
+            fitted_now += fitted
+            checked += seen
         table = pd.DataFrame(rows, columns=MODEL_COLUMNS)  # no rows while warming up, but a schema
-        return dg.Output(table, metadata={"models": len(table), "fitted_this_run": fitted_now, "reused": len(table) - fitted_now})
+        return dg.Output(table, metadata={"models": len(table), "fitted_this_run": fitted_now, "reused": len(table) - fitted_now,
+                                          "checked_from_data": checked})
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},

@@ -419,6 +419,11 @@ class WalkForward:
     plans: tuple[FitPlan, ...]
 
 
+def model_id_for(horizon: int, kind: str, fit_date: pd.Timestamp) -> str:
+    """The id of the (``horizon``, ``kind``) model fitted on ``fit_date``."""
+    return f"Assessment_{SCOPE}_{int(horizon)}d-{kind}-{pd.Timestamp(fit_date):%Y%m%d}"
+
+
 def _training_fingerprints(header: bytes, X: np.ndarray, y: np.ndarray, masks: list[np.ndarray], usables: list[np.ndarray]) -> list[str]:
     """sha256 per mask of (header, the rows up to its last selected row, which rows are selected, usable columns).
 
@@ -482,10 +487,63 @@ def plan_walk_forward(
     for (d, mask, usable), fingerprint in zip(chosen, prints):
         used = dates[mask]
         plans.append(FitPlan(
-            model_id=f"Assessment_{SCOPE}_{int(horizon)}d-{kind}-{d:%Y%m%d}", fit_date=d, mask=mask, usable=usable,
+            model_id=model_id_for(horizon, kind, d), fit_date=d, mask=mask, usable=usable,
             train_start=pd.Timestamp(used.min()), train_end=pd.Timestamp(used.max()), n_train=int(mask.sum()), fingerprint=fingerprint,
         ))
     return WalkForward(horizon=int(horizon), kind=kind, config_id=cfg, features=feats, random_state=int(random_state), X=X_all, y=y_all, plans=tuple(plans))
+
+
+#: Bump when the way training rows are derived from the stored tables changes (target attachment,
+#: training mask, fingerprint): every stored ``training_inputs`` digest then misses once and each
+#: model is checked against its exact training-data fingerprint again.
+TRAINING_INPUTS_VERSION = 1
+
+
+def walk_forward_header(
+    kind: str, horizon: int, features: Sequence[str], embargo: int = 5, min_train_rows: int = 500,
+    random_state: int = 0, target: str = "target_excess", purge: bool = True,
+) -> dict[str, Any]:
+    """Everything besides the stored rows that decides a walk-forward plan (the arguments of :func:`plan_walk_forward`)."""
+    return {
+        "version": TRAINING_INPUTS_VERSION, "config_id": config_id(kind, horizon, features, embargo, target, purge),
+        "kind": kind, "horizon": int(horizon), "features": list(features), "embargo": int(embargo),
+        "min_train_rows": int(min_train_rows), "random_state": int(random_state), "target": target, "purge": bool(purge),
+    }
+
+
+def training_inputs_digest(fingerprint: str, header: dict[str, Any], files: Iterable[Sequence[str]]) -> str:
+    """sha256 binding a model's training-data ``fingerprint`` to the stored files it was computed from.
+
+    ``files`` are ``(table, file name, sha256 of the file's bytes)``: the year files dated before
+    the fit date (:func:`inputs_before_fit`). The training rows of a fit are a deterministic function
+    of ``header`` and those files' rows, so while the digest recomputed from the current files
+    equals the recorded one, the fingerprint recomputed from the decoded rows would equal the
+    recorded fingerprint too, and the stored model can be reused without reading any row. The
+    recorded fingerprint is part of the digest, so an edited fingerprint is noticed as well.
+    """
+    payload = {"fingerprint": fingerprint, "header": header, "files": sorted([list(map(str, f)) for f in files])}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def inputs_before_fit(
+    fit_date: pd.Timestamp, dataset_files: Iterable[tuple[int | None, Sequence[str]]],
+    returns_files: Iterable[tuple[int | None, pd.Timestamp | None, Sequence[str]]],
+) -> list[Sequence[str]]:
+    """The stored files the training rows of a fit on ``fit_date`` can depend on.
+
+    A training row is dated t with ``pos(t) + H + embargo < pos(fit_date)``, and its target reads
+    returns t+1 … t+H: everything it uses is dated before ``fit_date``. ``fit_date`` is the first
+    dataset session of its year (:func:`fit_dates_yearly`), so only dataset year files of earlier
+    years matter; a returns year file of the fit's year matters only if it holds a session before
+    the fit date (``returns_files`` carry each file's first date). Files without a year (an empty
+    table's schema file) are always included.
+    """
+    year = pd.Timestamp(fit_date).year
+    out = [key for y, key in dataset_files if y is None or y < year]
+    for y, first, key in returns_files:
+        if y is None or y < year or (y == year and first is not None and pd.Timestamp(first) < pd.Timestamp(fit_date)):
+            out.append(key)
+    return out
 
 
 def fit_planned(walk: WalkForward, plans: Sequence[FitPlan] | None = None, n_jobs: int = 1) -> list[AssessmentModel]:
