@@ -273,6 +273,46 @@ def build_dataset(
     return attach_targets(out, returns, horizon)
 
 
+def compensated_group_mean(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """Per-key mean of ``values`` broadcast to the rows (NaN skipped), always by compensated (Kahan) summation in row order.
+
+    ``groupby(keys).transform("mean")`` does not always use one algorithm: pandas 3.1 sums a
+    column sorted by key and free of NaN with ``np.add.reduceat`` and any other with its Kahan
+    kernel, whose last bit differs. So a date's mean depended on whether *another* date lacked a
+    value (a whole history always has dates whose target is not known yet; a window of past
+    dates has none). This is that kernel (per key, in row order: y = v − c; t = s + y;
+    c = (t − s) − y, reset to 0 if NaN; s = t; mean = s / n), so the mean of a date depends on
+    that date's values only — equal to pandas' result whenever pandas takes the Kahan path (tested).
+    """
+    v = values.to_numpy(dtype="float64")
+    codes, _ = pd.factorize(keys.to_numpy() if hasattr(keys, "to_numpy") else np.asarray(keys), sort=False)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.searchsorted(sorted_codes, np.arange(n_groups), side="left")
+    position = np.arange(len(order)) - starts[sorted_codes]
+    by_position = np.argsort(position, kind="stable")  # step k: the k-th row of every key, at most one per key
+    bounds = np.searchsorted(position[by_position], np.arange(int(position.max()) + 2 if len(position) else 1))
+    total = np.zeros(n_groups)
+    comp = np.zeros(n_groups)
+    count = np.zeros(n_groups)
+    for k in range(len(bounds) - 1):
+        rows = order[by_position[bounds[k]:bounds[k + 1]]]
+        groups = codes[rows]
+        val = v[rows]
+        ok = ~np.isnan(val)
+        groups, val = groups[ok], val[ok]
+        y = val - comp[groups]
+        t = total[groups] + y
+        c = (t - total[groups]) - y
+        comp[groups] = np.where(np.isnan(c), 0.0, c)
+        total[groups] = t
+        count[groups] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+    return pd.Series(mean[codes] if len(codes) else np.empty(0), index=values.index)
+
+
 def attach_targets(dataset: pd.DataFrame, returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """(Re)compute ``target_raw`` / ``target_excess`` of ``dataset`` rows from wide ``returns``.
 
@@ -286,7 +326,7 @@ def attach_targets(dataset: pd.DataFrame, returns: pd.DataFrame, horizon: int) -
     fwd["symbol"] = fwd["symbol"].astype(str)
     out = out.merge(fwd, on=["as_of_date", "symbol"], how="left")
     out["target_raw"] = winsorize_cross_section(out["target_raw"], out["as_of_date"])
-    excess = out["target_raw"] - out.groupby("as_of_date")["target_raw"].transform("mean")
+    excess = out["target_raw"] - compensated_group_mean(out["target_raw"], out["as_of_date"])
     out["target_excess"] = winsorize_cross_section(excess, out["as_of_date"])
     return out.reset_index(drop=True)
 
@@ -739,6 +779,21 @@ def evaluate(scores: pd.DataFrame, dataset: pd.DataFrame, regimes: pd.DataFrame,
     Caveat: the forward windows of consecutive dates overlap by H−1 sessions, so daily ICs are
     strongly autocorrelated and the daily ``t_stat`` (IR × √n) overstates significance by roughly
     √H; prefer the non-overlapping t-stat.
+
+    Equal to ``summarise_daily(evaluate_daily(scores, dataset, regimes, target))``: the per-date
+    rows are final once their target is known, so they can be kept and only summarised again.
+    """
+    return summarise_daily(evaluate_daily(scores, dataset, regimes, target))
+
+
+def evaluate_daily(scores: pd.DataFrame, dataset: pd.DataFrame, regimes: pd.DataFrame, target: str = "target_excess") -> pd.DataFrame:
+    """:func:`daily_metrics` with the ``regime_label`` of the latest regime row dated <= each date (``UNKNOWN`` when none).
+
+    A row (h, kind, date s) depends only on the scores and dataset rows of s, the returns of
+    s+1 … s+H (through ``dataset``'s target), the previous scored date's top quintile and the
+    regime rows dated <= s: computed on any window holding those, it equals the whole-history
+    row bit for bit (the rank IC's sums are of half-integer ranks, hence exact in any order;
+    the other statistics read the same rows in the same order).
     """
     daily = daily_metrics(scores, dataset, target)
     if len(regimes):
@@ -748,13 +803,17 @@ def evaluate(scores: pd.DataFrame, dataset: pd.DataFrame, regimes: pd.DataFrame,
     else:
         daily["regime_label"] = None
     daily["regime_label"] = daily["regime_label"].fillna("UNKNOWN").astype(str)
+    return daily
 
+
+def summarise_daily(daily: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The ``overall``, ``by_regime`` and ``by_period`` tables of :func:`evaluate` from its per-date rows (and ``daily`` itself)."""
     overall, by_regime, by_period = [], [], []
     for (h, kind), g in daily.groupby(["horizon", "kind"], sort=True):
         overall.append({"horizon": h, "kind": kind, **_summarise(g, h)})
         for lab, gr in g.groupby("regime_label", sort=True):
             by_regime.append({"horizon": h, "kind": kind, "regime_label": lab, **_summarise(gr, h)})
-        ev_dates = pd.DatetimeIndex(sorted(g.loc[g["rank_ic"].notna(), "as_of_date"]))
+        ev_dates = pd.DatetimeIndex(np.sort(g.loc[g["rank_ic"].notna(), "as_of_date"].to_numpy()))
         if len(ev_dates):
             cut = ev_dates[(len(ev_dates) + 1) // 2 - 1]
             halves = (("first_half", g[g["as_of_date"] <= cut]), ("second_half", g[g["as_of_date"] > cut]))
