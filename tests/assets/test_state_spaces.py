@@ -194,14 +194,15 @@ def test_evaluation_state_incremental_run_equals_a_from_scratch_run(full_build, 
     after = tree_hashes(home, "**/*")
     assert {k: v for k, v in after.items() if k.startswith(("state/", "parquet/assessment_evaluation", "reports/"))} == {
         k: v for k, v in built.items() if k.startswith(("state/", "parquet/assessment_evaluation", "reports/"))}
-    # a re-materialized upstream partition with other content: the regime label of some 2015 days changes
+    # a re-materialized upstream partition with other content: the regime label of some 2016 days changes
     store = ParquetStore(str(home))
-    regimes = store.read("regime_states", "2015-01-01", "2015-12-31", date_column="as_of_date")
+    regimes = store.read("regime_states", "2016-01-01", "2016-12-31", date_column="as_of_date")
     days = regimes["as_of_date"].isin(regimes["as_of_date"].unique()[100:140])
+    assert days.sum() > 0
     regimes.loc[days, "regime_label"] = np.where(regimes.loc[days, "regime_label"] == "CRISIS", "NEUTRAL", "CRISIS")
     store.write_dated("regime_states", regimes, pd.DatetimeIndex(regimes["as_of_date"].unique()), date_column="as_of_date")
     result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_evaluation"])
-    # the 2015 block reads that file, the 2016 block too (the latest regime row before its first date)
+    # the 2016 block reads that file, the 2017 block too (the latest regime row before its first date)
     assert _materialization_metadata(result, "assessment_evaluation")["blocks_recomputed"] == 2
     incremental = tree_hashes(home, "**/*")
     assert incremental[output] != built[output]  # the change reached the by-regime tables
