@@ -10,6 +10,8 @@ forward returns from ``returns_daily`` at their own run time, so no late target 
 none is used before it is known (purge + embargo at every fit date).
 """
 
+import dataclasses
+
 import dagster as dg
 import pandas as pd
 
@@ -117,7 +119,11 @@ def _walk_forward_models(storage: StorageResource, store: ModelStore, horizon: i
             for kind in KINDS:
                 if not pending[kind]:
                     continue
-                walk = assessment.plan_walk_forward(data, horizon, pending[kind], pd.DatetimeIndex(returns.index), kind=kind, features=features)
+                # Plan every fit date up to the latest pending one, not only the pending ones: a
+                # fingerprint hashes the rows in chunks ending at the earlier fits' last rows, so
+                # it equals the whole-history plan's only with the same earlier fits.
+                walk = assessment.plan_walk_forward(data, horizon, [d for d in fit_dates if d <= latest], pd.DatetimeIndex(returns.index), kind=kind, features=features)
+                walk = dataclasses.replace(walk, plans=tuple(p for p in walk.plans if p.fit_date in set(pending[kind])))
                 stored = {}
                 for plan in walk.plans:
                     m = store.manifest("assessment_model", plan.model_id) if store.exists("assessment_model", plan.model_id) else None

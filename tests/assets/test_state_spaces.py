@@ -173,8 +173,14 @@ def test_daily_run_reads_no_dataset_row_and_refits_only_the_models_a_changed_fil
     result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_models"])
     meta = _materialization_metadata(result, "assessment_models")
     assert meta["checked_from_data"] == 4 and meta["fitted_this_run"] == 4
-    changed = {k for k, v in tree_hashes(home, "models/**/*").items() if before.get(k) != v}
+    incremental = tree_hashes(home, "models/**/*")
+    changed = {k for k, v in incremental.items() if before.get(k) != v}
     assert changed == {f"models/assessment_model/{m}.{ext}" for m in affected["model_id"] for ext in ("joblib", "json")}
+    # the refitted models and their manifests are those a run without any stored model writes
+    shutil.rmtree(home / "models" / "assessment_model")
+    run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_models"])
+    assert {k: v for k, v in tree_hashes(home, "models/**/*").items() if "assessment_model/" in k} == {
+        k: v for k, v in incremental.items() if "assessment_model/" in k}
 
 
 def test_evaluation_state_incremental_run_equals_a_from_scratch_run(full_build, tmp_path):
