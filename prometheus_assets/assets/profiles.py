@@ -13,7 +13,7 @@ import pandas as pd
 from prometheus_assets.assets import history, metadata
 from prometheus_assets.core import calendar
 from prometheus_assets.core.frames import equal_weight_market
-from prometheus_assets.core.profiles import month_end_dates, profile_snapshots
+from prometheus_assets.core.profiles import empty_profiles, month_end_dates, profile_snapshots
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import MarketDataResource, StorageResource
 
@@ -36,6 +36,11 @@ def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         dates = keys_to_dates(context.partition_keys)
         month_ends = month_end_dates(calendar.trading_sessions(dates[0]), complete_through=dates[-1])
         as_of = month_ends[(month_ends >= dates[0]) & (month_ends <= dates[-1])]
+        if len(as_of) == 0:
+            # Not a month's last session (most daily runs): no snapshot, so nothing to read. This is
+            # exactly what profile_snapshots returns for no dates, without loading the whole history.
+            return metadata.output(context, empty_profiles(), numbers={"month_ends": 0, "issuers": 0, "embedding_length": 0},
+                                   pictures={"text_sources": dg.MetadataValue.json({})})
         panels = history.market_panels(storage, None, dates[-1])
         labels = None
         if storage.store().exists("regime_states"):

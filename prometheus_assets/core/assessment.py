@@ -273,6 +273,46 @@ def build_dataset(
     return attach_targets(out, returns, horizon)
 
 
+def compensated_group_mean(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """Per-key mean of ``values`` broadcast to the rows (NaN skipped), always by compensated (Kahan) summation in row order.
+
+    ``groupby(keys).transform("mean")`` does not always use one algorithm: pandas 3.1 sums a
+    column sorted by key and free of NaN with ``np.add.reduceat`` and any other with its Kahan
+    kernel, whose last bit differs. So a date's mean depended on whether *another* date lacked a
+    value (a whole history always has dates whose target is not known yet; a window of past
+    dates has none). This is that kernel (per key, in row order: y = v − c; t = s + y;
+    c = (t − s) − y, reset to 0 if NaN; s = t; mean = s / n), so the mean of a date depends on
+    that date's values only — equal to pandas' result whenever pandas takes the Kahan path (tested).
+    """
+    v = values.to_numpy(dtype="float64")
+    codes, _ = pd.factorize(keys.to_numpy() if hasattr(keys, "to_numpy") else np.asarray(keys), sort=False)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.searchsorted(sorted_codes, np.arange(n_groups), side="left")
+    position = np.arange(len(order)) - starts[sorted_codes]
+    by_position = np.argsort(position, kind="stable")  # step k: the k-th row of every key, at most one per key
+    bounds = np.searchsorted(position[by_position], np.arange(int(position.max()) + 2 if len(position) else 1))
+    total = np.zeros(n_groups)
+    comp = np.zeros(n_groups)
+    count = np.zeros(n_groups)
+    for k in range(len(bounds) - 1):
+        rows = order[by_position[bounds[k]:bounds[k + 1]]]
+        groups = codes[rows]
+        val = v[rows]
+        ok = ~np.isnan(val)
+        groups, val = groups[ok], val[ok]
+        y = val - comp[groups]
+        t = total[groups] + y
+        c = (t - total[groups]) - y
+        comp[groups] = np.where(np.isnan(c), 0.0, c)
+        total[groups] = t
+        count[groups] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+    return pd.Series(mean[codes] if len(codes) else np.empty(0), index=values.index)
+
+
 def attach_targets(dataset: pd.DataFrame, returns: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """(Re)compute ``target_raw`` / ``target_excess`` of ``dataset`` rows from wide ``returns``.
 
@@ -286,7 +326,7 @@ def attach_targets(dataset: pd.DataFrame, returns: pd.DataFrame, horizon: int) -
     fwd["symbol"] = fwd["symbol"].astype(str)
     out = out.merge(fwd, on=["as_of_date", "symbol"], how="left")
     out["target_raw"] = winsorize_cross_section(out["target_raw"], out["as_of_date"])
-    excess = out["target_raw"] - out.groupby("as_of_date")["target_raw"].transform("mean")
+    excess = out["target_raw"] - compensated_group_mean(out["target_raw"], out["as_of_date"])
     out["target_excess"] = winsorize_cross_section(excess, out["as_of_date"])
     return out.reset_index(drop=True)
 
@@ -419,6 +459,11 @@ class WalkForward:
     plans: tuple[FitPlan, ...]
 
 
+def model_id_for(horizon: int, kind: str, fit_date: pd.Timestamp) -> str:
+    """The id of the (``horizon``, ``kind``) model fitted on ``fit_date``."""
+    return f"Assessment_{SCOPE}_{int(horizon)}d-{kind}-{pd.Timestamp(fit_date):%Y%m%d}"
+
+
 def _training_fingerprints(header: bytes, X: np.ndarray, y: np.ndarray, masks: list[np.ndarray], usables: list[np.ndarray]) -> list[str]:
     """sha256 per mask of (header, the rows up to its last selected row, which rows are selected, usable columns).
 
@@ -482,10 +527,63 @@ def plan_walk_forward(
     for (d, mask, usable), fingerprint in zip(chosen, prints):
         used = dates[mask]
         plans.append(FitPlan(
-            model_id=f"Assessment_{SCOPE}_{int(horizon)}d-{kind}-{d:%Y%m%d}", fit_date=d, mask=mask, usable=usable,
+            model_id=model_id_for(horizon, kind, d), fit_date=d, mask=mask, usable=usable,
             train_start=pd.Timestamp(used.min()), train_end=pd.Timestamp(used.max()), n_train=int(mask.sum()), fingerprint=fingerprint,
         ))
     return WalkForward(horizon=int(horizon), kind=kind, config_id=cfg, features=feats, random_state=int(random_state), X=X_all, y=y_all, plans=tuple(plans))
+
+
+#: Bump when the way training rows are derived from the stored tables changes (target attachment,
+#: training mask, fingerprint): every stored ``training_inputs`` digest then misses once and each
+#: model is checked against its exact training-data fingerprint again.
+TRAINING_INPUTS_VERSION = 1
+
+
+def walk_forward_header(
+    kind: str, horizon: int, features: Sequence[str], embargo: int = 5, min_train_rows: int = 500,
+    random_state: int = 0, target: str = "target_excess", purge: bool = True,
+) -> dict[str, Any]:
+    """Everything besides the stored rows that decides a walk-forward plan (the arguments of :func:`plan_walk_forward`)."""
+    return {
+        "version": TRAINING_INPUTS_VERSION, "config_id": config_id(kind, horizon, features, embargo, target, purge),
+        "kind": kind, "horizon": int(horizon), "features": list(features), "embargo": int(embargo),
+        "min_train_rows": int(min_train_rows), "random_state": int(random_state), "target": target, "purge": bool(purge),
+    }
+
+
+def training_inputs_digest(fingerprint: str, header: dict[str, Any], files: Iterable[Sequence[str]]) -> str:
+    """sha256 binding a model's training-data ``fingerprint`` to the stored files it was computed from.
+
+    ``files`` are ``(table, file name, sha256 of the file's bytes)``: the year files dated before
+    the fit date (:func:`inputs_before_fit`). The training rows of a fit are a deterministic function
+    of ``header`` and those files' rows, so while the digest recomputed from the current files
+    equals the recorded one, the fingerprint recomputed from the decoded rows would equal the
+    recorded fingerprint too, and the stored model can be reused without reading any row. The
+    recorded fingerprint is part of the digest, so an edited fingerprint is noticed as well.
+    """
+    payload = {"fingerprint": fingerprint, "header": header, "files": sorted([list(map(str, f)) for f in files])}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def inputs_before_fit(
+    fit_date: pd.Timestamp, dataset_files: Iterable[tuple[int | None, Sequence[str]]],
+    returns_files: Iterable[tuple[int | None, pd.Timestamp | None, Sequence[str]]],
+) -> list[Sequence[str]]:
+    """The stored files the training rows of a fit on ``fit_date`` can depend on.
+
+    A training row is dated t with ``pos(t) + H + embargo < pos(fit_date)``, and its target reads
+    returns t+1 … t+H: everything it uses is dated before ``fit_date``. ``fit_date`` is the first
+    dataset session of its year (:func:`fit_dates_yearly`), so only dataset year files of earlier
+    years matter; a returns year file of the fit's year matters only if it holds a session before
+    the fit date (``returns_files`` carry each file's first date). Files without a year (an empty
+    table's schema file) are always included.
+    """
+    year = pd.Timestamp(fit_date).year
+    out = [key for y, key in dataset_files if y is None or y < year]
+    for y, first, key in returns_files:
+        if y is None or y < year or (y == year and first is not None and pd.Timestamp(first) < pd.Timestamp(fit_date)):
+            out.append(key)
+    return out
 
 
 def fit_planned(walk: WalkForward, plans: Sequence[FitPlan] | None = None, n_jobs: int = 1) -> list[AssessmentModel]:
@@ -681,6 +779,21 @@ def evaluate(scores: pd.DataFrame, dataset: pd.DataFrame, regimes: pd.DataFrame,
     Caveat: the forward windows of consecutive dates overlap by H−1 sessions, so daily ICs are
     strongly autocorrelated and the daily ``t_stat`` (IR × √n) overstates significance by roughly
     √H; prefer the non-overlapping t-stat.
+
+    Equal to ``summarise_daily(evaluate_daily(scores, dataset, regimes, target))``: the per-date
+    rows are final once their target is known, so they can be kept and only summarised again.
+    """
+    return summarise_daily(evaluate_daily(scores, dataset, regimes, target))
+
+
+def evaluate_daily(scores: pd.DataFrame, dataset: pd.DataFrame, regimes: pd.DataFrame, target: str = "target_excess") -> pd.DataFrame:
+    """:func:`daily_metrics` with the ``regime_label`` of the latest regime row dated <= each date (``UNKNOWN`` when none).
+
+    A row (h, kind, date s) depends only on the scores and dataset rows of s, the returns of
+    s+1 … s+H (through ``dataset``'s target), the previous scored date's top quintile and the
+    regime rows dated <= s: computed on any window holding those, it equals the whole-history
+    row bit for bit (the rank IC's sums are of half-integer ranks, hence exact in any order;
+    the other statistics read the same rows in the same order).
     """
     daily = daily_metrics(scores, dataset, target)
     if len(regimes):
@@ -690,13 +803,17 @@ def evaluate(scores: pd.DataFrame, dataset: pd.DataFrame, regimes: pd.DataFrame,
     else:
         daily["regime_label"] = None
     daily["regime_label"] = daily["regime_label"].fillna("UNKNOWN").astype(str)
+    return daily
 
+
+def summarise_daily(daily: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The ``overall``, ``by_regime`` and ``by_period`` tables of :func:`evaluate` from its per-date rows (and ``daily`` itself)."""
     overall, by_regime, by_period = [], [], []
     for (h, kind), g in daily.groupby(["horizon", "kind"], sort=True):
         overall.append({"horizon": h, "kind": kind, **_summarise(g, h)})
         for lab, gr in g.groupby("regime_label", sort=True):
             by_regime.append({"horizon": h, "kind": kind, "regime_label": lab, **_summarise(gr, h)})
-        ev_dates = pd.DatetimeIndex(sorted(g.loc[g["rank_ic"].notna(), "as_of_date"]))
+        ev_dates = pd.DatetimeIndex(np.sort(g.loc[g["rank_ic"].notna(), "as_of_date"].to_numpy()))
         if len(ev_dates):
             cut = ev_dates[(len(ev_dates) + 1) // 2 - 1]
             halves = (("first_half", g[g["as_of_date"] <= cut]), ("second_half", g[g["as_of_date"] > cut]))

@@ -588,6 +588,11 @@ def _descriptions(texts: pd.DataFrame | None) -> dict[str, str]:
     return dict(zip(t["issuer_id"], t["description"]))
 
 
+def empty_profiles() -> pd.DataFrame:
+    """The (typed) frame :func:`profile_snapshots` returns when no snapshot date has a trading issuer."""
+    return _empty_profiles()
+
+
 def _empty_profiles() -> pd.DataFrame:
     dtypes = {
         "as_of_date": "datetime64[ns]",

@@ -19,6 +19,13 @@ A *regime* is the market's state of mind on a day. We estimate it in three steps
 regime model used on day ``t`` were both fitted on market rows dated strictly before their
 fit date ``D <= t``.
 
+The daily run composes the same pieces incrementally, with the same rows bit for bit:
+:func:`plan_regime_fits` lists the fits without making them (a stored model is reused when its
+:func:`training_fingerprint` matches, else :func:`fit_planned` makes exactly that one fit);
+prediction is row by row, so a day's raw regime does not depend on the batch it is predicted in;
+and :func:`resume_regime_states` carries the hysteresis from the previous state day's stored row
+after checking that row against a recomputation (else the caller replays from the first day).
+
 Pure numpy / pandas / scikit-learn: no Dagster, no I/O.
 """
 
@@ -53,7 +60,18 @@ __all__ = [
     "fit_regime_walk_forward",
     "label_clusters",
     "predict_regimes_walk_forward",
+    "RegimeFitPlan",
+    "RegimeSpec",
+    "fit_planned",
+    "memory_of_row",
+    "plan_regime_fits",
+    "plans_in_force",
+    "regime_features",
     "regime_history",
+    "regime_row_dates",
+    "regime_states",
+    "resume_regime_states",
+    "training_fingerprint",
     "smooth_regimes",
     "stress_scores",
     "transitions",
@@ -222,9 +240,16 @@ class NumericRegimeModel(BaseEstimator):
 
     # -- prediction ----------------------------------------------------------------------------
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        """Posterior probability of each label (columns in :data:`REGIME_LABELS` order)."""
+        """Posterior probability of each label (columns in :data:`REGIME_LABELS` order).
+
+        Each row is computed on its own (see :func:`_rowwise_mixture_proba`), so a day's
+        probabilities do not depend on how many days are predicted with it: the daily run
+        predicts one day, a backfill years.
+        """
         X = _finite_2d(embeddings, "NumericRegimeModel.predict")
-        with threadpool_limits(limits=MODEL_THREADS):
+        if self.mixture_.covariance_type == "diag":
+            return _rowwise_dot(_rowwise_mixture_proba(self.mixture_, X), self.membership_.T)
+        with threadpool_limits(limits=MODEL_THREADS):  # not batch invariant (BLAS blocking); not the default
             return self.mixture_.predict_proba(X) @ self.membership_
 
     def predict(self, embeddings: np.ndarray) -> pd.DataFrame:
@@ -241,6 +266,35 @@ class NumericRegimeModel(BaseEstimator):
         for j, lab in enumerate(REGIME_LABELS):
             out[f"dist_{lab}"] = np.linalg.norm(X - self.prototypes_[j], axis=1)
         return out
+
+
+def _rowwise_dot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B.T`` with each row of ``A`` multiplied on its own (elementwise products summed along the row).
+
+    A BLAS matrix product blocks rows by batch size, so the last bit of a row's result can depend
+    on how many rows share the product (measured: 4e-16 on a mixture's probabilities). Here a row's
+    result is the same whatever else is in the batch.
+    """
+    return (A[:, None, :] * B[None, :, :]).sum(axis=2)
+
+
+def _rowwise_mixture_proba(mixture: GaussianMixture, X: np.ndarray) -> np.ndarray:
+    """Posterior component probabilities of a fitted *diagonal* Gaussian mixture, row by row.
+
+    The formula of scikit-learn's ``GaussianMixture.predict_proba`` for ``covariance_type="diag"``
+    (log-density from the Cholesky precisions, plus log weights, normalised by a per-row
+    log-sum-exp), written with :func:`_rowwise_dot` instead of matrix products so every row is
+    computed independently of the batch. Agrees with scikit-learn to rounding.
+    """
+    prec_chol = np.asarray(mixture.precisions_cholesky_, dtype="float64")
+    means = np.asarray(mixture.means_, dtype="float64")
+    precisions = prec_chol**2
+    log_det = np.sum(np.log(prec_chol), axis=1)
+    log_prob = np.sum(means**2 * precisions, axis=1) - 2.0 * _rowwise_dot(X, means * precisions) + _rowwise_dot(X**2, precisions)
+    weighted = -0.5 * (X.shape[1] * np.log(2 * np.pi) + log_prob) + log_det + np.log(mixture.weights_)
+    top = weighted.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(weighted - top).sum(axis=1, keepdims=True)) + top
+    return np.exp(weighted - log_norm)
 
 
 def _finite_2d(X, what: str) -> np.ndarray:
@@ -481,6 +535,241 @@ def regime_history(returns_wide: pd.DataFrame, **options) -> pd.DataFrame:
     return regime_pipeline(returns_wide, **options)[0]
 
 
+# --------------------------------------------------------------------------- incremental pieces
+@dataclass(frozen=True)
+class RegimeSpec:
+    """Settings of the market regime pipeline (the defaults are the graph's)."""
+
+    window_spec: str = DEFAULT_WINDOW_SPEC
+    refit_frequency: str = DEFAULT_REFIT_FREQUENCY
+    min_train_rows: int = DEFAULT_MIN_TRAIN_ROWS
+    n_components: int = DEFAULT_REGIME_N_COMPONENTS
+    n_clusters: int = DEFAULT_N_CLUSTERS
+    random_state: int = 0
+    min_dwell: int = DEFAULT_MIN_DWELL
+    enter_confidence: float = DEFAULT_ENTER_CONFIDENCE
+    crisis_fast_track: int = DEFAULT_CRISIS_FAST_TRACK
+    region: str = "US"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.region}-market-{self.window_spec}-"
+
+
+#: Bumped when the fitting code changes in a way the training rows do not show: stored models
+#: whose fingerprint was made under another version are refitted.
+REGIME_FIT_VERSION: int = 1
+
+#: Columns of a state row that come from the model (not from the path): used to check that a
+#: stored row still matches what the current data and models give before its memory is carried.
+PREDICTION_COLUMNS: list[str] = ["raw_label", "confidence", *[f"dist_{lab}" for lab in REGIME_LABELS], "encoder_id", "regime_model_id", "train_end", "z_numeric"]
+
+STATE_COLUMNS: list[str] = (
+    ["date", "region", "regime_label", "confidence", "raw_label"]
+    + [f"dist_{lab}" for lab in REGIME_LABELS]
+    + ["days_in_regime", "candidate_label", "candidate_days", "encoder_id", "regime_model_id", "train_end", "z_numeric"]
+)
+
+
+@dataclass(frozen=True)
+class RegimeFitPlan:
+    """A fit :func:`regime_pipeline` makes: its date and training span (see :func:`plan_regime_fits`)."""
+
+    model_id: str
+    fit_date: pd.Timestamp
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    n_train: int
+
+
+def regime_features(returns_wide: pd.DataFrame, spec: RegimeSpec = RegimeSpec()) -> pd.DataFrame:
+    """Market features of the regime pipeline (:func:`market_features` over ``spec.window_spec``)."""
+    return market_features(returns_wide, WINDOW_SPECS[spec.window_spec])
+
+
+def _feature_arrays(features: pd.DataFrame) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray]:
+    dates = pd.to_datetime(features["date"]).astype("datetime64[ns]").reset_index(drop=True)
+    X = features[REGIME_FEATURE_COLUMNS].to_numpy(dtype="float64")
+    econ = features[list(ECONOMIC_COLUMNS)].to_numpy(dtype="float64")
+    return dates, X, econ, np.isfinite(X).all(axis=1)
+
+
+def plan_regime_fits(features: pd.DataFrame, spec: RegimeSpec = RegimeSpec()) -> list[RegimeFitPlan]:
+    """The (encoder, regime model) fits :func:`regime_pipeline` makes on ``features``, without fitting.
+
+    The same fit dates (:func:`refit_dates` of the feature dates) and the same skip rules as
+    :func:`fit_walk_forward` (fewer than ``min_train_rows`` finite rows) and
+    :func:`fit_regime_walk_forward` (fewer than ``n_clusters``), in fit-date order.
+    """
+    dates, X, econ, finite = _feature_arrays(features)
+    both = finite & np.isfinite(econ).all(axis=1)
+    plans: list[RegimeFitPlan] = []
+    for fit_date in refit_dates(pd.DatetimeIndex(dates), spec.refit_frequency):
+        fit_date = pd.Timestamp(fit_date)
+        before = (dates < fit_date).to_numpy()
+        n_enc = int((before & finite).sum())
+        train = before & both
+        if n_enc < spec.min_train_rows or n_enc == 0 or int(train.sum()) < spec.n_clusters:
+            continue
+        train_dates = dates[train]
+        plans.append(
+            RegimeFitPlan(
+                model_id=f"{spec.prefix}regime-{fit_date:%Y%m%d}",
+                fit_date=fit_date,
+                train_start=pd.Timestamp(train_dates.min()),
+                train_end=pd.Timestamp(train_dates.max()),
+                n_train=int(train.sum()),
+            )
+        )
+    return plans
+
+
+def training_fingerprint(features: pd.DataFrame, plan: RegimeFitPlan, spec: RegimeSpec = RegimeSpec()) -> str:
+    """sha256 over everything :func:`fit_planned` depends on: the spec, :data:`REGIME_FIT_VERSION`,
+    the mixture settings, the fit date and the training rows (dates, features, economics).
+
+    A stored model with the same fingerprint was fitted on exactly these rows with these
+    settings, so it is the model a refit would give (fits are deterministic for a seed).
+    """
+    import hashlib
+    import json
+
+    dates, X, econ, finite = _feature_arrays(features)
+    before = (dates < plan.fit_date).to_numpy()
+    header = json.dumps(
+        {
+            "version": REGIME_FIT_VERSION, "fit_date": str(plan.fit_date), "model_id": plan.model_id,
+            "spec": {k: getattr(spec, k) for k in ("window_spec", "min_train_rows", "n_components", "n_clusters", "random_state", "region")},
+            "features": REGIME_FEATURE_COLUMNS, "economics": list(ECONOMIC_COLUMNS),
+            "gmm": [GMM_N_INIT, GMM_COVARIANCE_TYPE, GMM_REG_COVAR, GMM_MAX_ITER],
+        },
+        sort_keys=True,
+    ).encode()
+    digest = hashlib.sha256(header)
+    day_ns = dates.to_numpy().astype("int64")
+    # the encoder trains on rows with finite features, the mixture on those with finite economics too
+    for mask in (before & finite, before & finite & np.isfinite(econ).all(axis=1)):
+        digest.update(np.ascontiguousarray(day_ns[mask]).tobytes())
+        digest.update(np.ascontiguousarray(X[mask]).tobytes())
+        digest.update(np.ascontiguousarray(econ[mask]).tobytes())
+    return digest.hexdigest()
+
+
+def fit_planned(features: pd.DataFrame, plan: RegimeFitPlan, spec: RegimeSpec = RegimeSpec()) -> FittedRegimeModel:
+    """Fit the encoder and regime model of one planned fit date.
+
+    Each walk-forward fit depends only on the rows before its own date, so this is the model
+    :func:`regime_pipeline` fits on that date (the same bytes: ``test_fit_planned_equals_walk_forward``).
+    """
+    encoders = fit_walk_forward(features, REGIME_FEATURE_COLUMNS, pd.DatetimeIndex([plan.fit_date]), min_train_rows=spec.min_train_rows, n_components=spec.n_components, prefix=spec.prefix)
+    models = fit_regime_walk_forward(features, REGIME_FEATURE_COLUMNS, encoders, n_clusters=spec.n_clusters, random_state=spec.random_state, prefix=spec.prefix)
+    if len(models) != 1 or models[0].model_id != plan.model_id:
+        raise ValueError(f"planned fit {plan.model_id} did not produce its model (got {[m.model_id for m in models]})")
+    return models[0]
+
+
+def regime_row_dates(features: pd.DataFrame, plans: list[RegimeFitPlan]) -> pd.DatetimeIndex:
+    """Dates that get a state row: a model is in force and every feature is finite."""
+    dates, _, _, finite = _feature_arrays(features)
+    which = model_index_for_dates(dates, [p.fit_date for p in plans]) if plans else np.full(len(dates), -1)
+    return pd.DatetimeIndex(dates[(which >= 0) & finite].to_numpy())
+
+
+def plans_in_force(plans: list[RegimeFitPlan], start: pd.Timestamp | None, end: pd.Timestamp) -> list[RegimeFitPlan]:
+    """The planned fits in force on some date of ``start`` … ``end`` (``start`` None: from the first)."""
+    fits = pd.DatetimeIndex([p.fit_date for p in plans])
+    lo = 0 if start is None else max(int(np.searchsorted(fits, pd.Timestamp(start), side="right")) - 1, 0)
+    return [p for p in plans[lo:] if p.fit_date <= pd.Timestamp(end)]
+
+
+def memory_of_row(row: pd.Series) -> RegimeMemory:
+    """The hysteresis state after a stored state row (its ``regime_label``, ``candidate_*`` and ``days_in_regime``)."""
+
+    def label(value: object) -> str | None:
+        return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+    return RegimeMemory(
+        label=label(row["regime_label"]),
+        candidate=label(row["candidate_label"]),
+        candidate_days=int(row["candidate_days"]),
+        days_in_regime=int(row["days_in_regime"]),
+    )
+
+
+def _same_prediction(stored: pd.Series, fresh: pd.Series) -> bool:
+    for col in PREDICTION_COLUMNS:
+        a, b = stored[col], fresh[col]
+        if col == "z_numeric":
+            if not np.array_equal(np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")):
+                return False
+        elif col == "train_end":
+            if pd.Timestamp(a) != pd.Timestamp(b):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def regime_states(
+    features: pd.DataFrame,
+    models: list[FittedRegimeModel],
+    start: pd.Timestamp | None,
+    end: pd.Timestamp,
+    spec: RegimeSpec = RegimeSpec(),
+    memory: RegimeMemory | None = None,
+) -> tuple[pd.DataFrame, RegimeMemory]:
+    """State rows dated ``start`` … ``end``, the hysteresis resumed from ``memory``.
+
+    ``models`` must hold every model in force on a date of the range (more is fine). ``memory``
+    is the state after the last state row before ``start`` (None: a fresh start, right when no
+    state row precedes ``start``). A day's raw regime depends only on its features and the model
+    in force (row by row: :meth:`NumericRegimeModel.predict_proba`), and :func:`smooth_regimes`
+    resumed from memory equals one uninterrupted run, so the rows equal those of
+    :func:`regime_pipeline` on the same features.
+    """
+    dates = pd.to_datetime(features["date"]).astype("datetime64[ns]")
+    keep = dates <= pd.Timestamp(end)
+    if start is not None:
+        keep &= dates >= pd.Timestamp(start)
+    raw = predict_regimes_walk_forward(features.loc[keep].reset_index(drop=True), REGIME_FEATURE_COLUMNS, models)
+    smoothed, after = smooth_regimes(
+        raw.set_index("date")[["raw_label", "confidence"]],
+        memory=memory,
+        min_dwell=spec.min_dwell,
+        enter_confidence=spec.enter_confidence,
+        crisis_fast_track=spec.crisis_fast_track,
+    )
+    out = pd.concat([raw.reset_index(drop=True), smoothed.reset_index(drop=True)], axis=1)
+    out.insert(1, "region", spec.region)
+    return out[STATE_COLUMNS], after
+
+
+def resume_regime_states(
+    features: pd.DataFrame,
+    models: list[FittedRegimeModel],
+    previous: pd.Series,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    spec: RegimeSpec = RegimeSpec(),
+) -> pd.DataFrame | None:
+    """State rows ``start`` … ``end`` carried on from ``previous``, the stored row of the last state date before ``start``.
+
+    ``previous`` (with its date in ``date``) is trusted only if its model-given columns
+    (:data:`PREDICTION_COLUMNS`) equal what ``models`` give for that date today, bit for bit;
+    then its path columns are exactly the hysteresis state after that day and the rows equal a
+    replay from the first day. Otherwise (a row from other data or other code) returns None:
+    replay with :func:`regime_states` from the first state date.
+    ``models`` must hold the models in force from ``previous``'s date to ``end``.
+    """
+    prev_date = pd.Timestamp(previous["date"])
+    fresh, _ = regime_states(features, models, prev_date, prev_date, spec)
+    if len(fresh) != 1 or not _same_prediction(previous, fresh.iloc[0]):
+        return None
+    later = features[pd.to_datetime(features["date"]) >= pd.Timestamp(start)]
+    out, _ = regime_states(later, models, start, end, spec, memory=memory_of_row(previous))
+    return out
+
+
 def regime_pipeline(
     returns_wide: pd.DataFrame,
     window_spec: str = DEFAULT_WINDOW_SPEC,
@@ -506,22 +795,14 @@ def regime_pipeline(
     region, regime_label, confidence, raw_label, dist_*, days_in_regime, candidate_label,
     candidate_days, encoder_id, regime_model_id, train_end, z_numeric`` (``regime_label`` is None
     until the first label is confirmed) — and the :class:`FittedRegimeModel` list.
-    """
 
-    window = WINDOW_SPECS[window_spec]
-    feats = market_features(returns_wide, window)
-    fit_at = refit_dates(pd.DatetimeIndex(feats["date"]), refit_frequency)
-    encoders = fit_walk_forward(feats, REGIME_FEATURE_COLUMNS, fit_at, min_train_rows=min_train_rows, n_components=n_components, prefix=f"{region}-market-{window_spec}-")
-    models = fit_regime_walk_forward(feats, REGIME_FEATURE_COLUMNS, encoders, n_clusters=n_clusters, random_state=random_state, prefix=f"{region}-market-{window_spec}-")
-    raw = predict_regimes_walk_forward(feats, REGIME_FEATURE_COLUMNS, models)
-    smoothed, _ = smooth_regimes(
-        raw.set_index("date")[["raw_label", "confidence"]],
-        min_dwell=min_dwell,
-        enter_confidence=enter_confidence,
-        crisis_fast_track=crisis_fast_track,
-    )
-    out = pd.concat([raw.reset_index(drop=True), smoothed.reset_index(drop=True)], axis=1)
-    out.insert(1, "region", region)
-    first = ["date", "region", "regime_label", "confidence", "raw_label"] + [f"dist_{lab}" for lab in REGIME_LABELS]
-    rest = ["days_in_regime", "candidate_label", "candidate_days", "encoder_id", "regime_model_id", "train_end", "z_numeric"]
-    return out[first + rest], models
+    The daily asset composes the same pieces incrementally (:func:`plan_regime_fits`, stored
+    models, :func:`resume_regime_states`); this is the one-shot reference.
+    """
+    spec = RegimeSpec(window_spec, refit_frequency, min_train_rows, n_components, n_clusters, random_state, min_dwell, enter_confidence, crisis_fast_track, region)
+    feats = regime_features(returns_wide, spec)
+    models = [fit_planned(feats, plan, spec) for plan in plan_regime_fits(feats, spec)]
+    dates = pd.to_datetime(feats["date"])
+    end = dates.max() if len(dates) else pd.Timestamp.max
+    states, _ = regime_states(feats, models, None, end, spec)
+    return states, models

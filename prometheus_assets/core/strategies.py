@@ -17,11 +17,36 @@ on each symbol's own bar sequence (the dates it traded), so the row dated t only
 dated <= t. No centred windows, no backward fill. Cross-sectional steps (momentum rank) only
 mix names on the same date.
 
+Incremental, and the same bits whatever the split (code version 2)
+--------------------------------------------------------------------
+The daily run must not cost more with 33 years of history than with one, and a history built in
+one pass, in several passes, or up to t − 1 and then one day must give byte-identical rows.
+:func:`advance_signals` therefore runs from a carried :class:`SignalState` (per symbol: bar count,
+last ``tail`` = 252 prices, the exact ``(w, ow)`` of its five exponential averages):
+
+* **finite windows** (Bollinger mean/std, mean |Δp|, 12-1 momentum) are computed on
+  (carried last prices + new bars), each value as a fixed left-to-right chain of operations on
+  exactly its window (:func:`window_sum`, :func:`window_mean_std`), so it depends only on the bars
+  in its window. Version 1 used pandas' online rolling mean/std, whose rounding carries the whole
+  past (differences up to ~1e-7 in σ, ~1e-9 in z on the bundled data): that is the only change of
+  values, plus the momentum dispersion below;
+* **exponential averages** (MACD, signal, Wilder RSI) are infinite-memory recursions; they are
+  continued from the carried state with pandas' own ``ewm(adjust=False)`` arithmetic
+  (:func:`ewm_adjust_false`, bit-identical to pandas: tested), so MACD and RSI values are
+  unchanged from version 1;
+* **cross-sections** (momentum rank, ``cs_dispersion``) use one date's row only; the dispersion
+  is summed over the names in symbol order (:func:`row_std`), not by numpy's pairwise sum whose
+  grouping depends on which other columns a panel holds.
+
+Without a state (first run, or a range whose previous session has none) it replays from the
+first bar, which gives the same floats.
+
 Formulas (p = price, on the symbol's own bars)
 ----------------------------------------------
 Bollinger (``window`` = n, ``k``)::
 
-    SMA_t = mean(p_{t-n+1..t}),  σ_t = population std(p_{t-n+1..t})   (ddof = 0, as Bollinger)
+    SMA_t = mean(p_{t-n+1..t}),  σ_t = population std(p_{t-n+1..t})   (ddof = 0, as Bollinger;
+            two passes over exactly the window, summed left to right)
     z_t   = (p_t − SMA_t) / σ_t             (0 when σ_t = 0: a flat window is neutral)
     %b_t  = (p_t − lower_t) / (upper_t − lower_t) = z_t / (2k) + 1/2,   bands = SMA ± kσ
     alpha = −clip(z / k, −1, 1)             (below the lower band → +1)
@@ -32,7 +57,8 @@ MACD / RSI confluence::
     MACD   = EMA_fast(p) − EMA_slow(p)               (ewm span, adjust=False)
     signal = EMA_signal(MACD);   hist = MACD − signal
     σ$     = mean(|Δp| over the last ``slow`` bars)   (price volatility in price units: a
-                                                      close-to-close ATR; robust on smooth trends)
+                                                      close-to-close ATR; robust on smooth trends;
+                                                      summed in a fixed order, see above)
     m      = tanh(hist / σ$)                          (MACD direction & strength in (−1, 1))
     RSI    = 100 − 100 / (1 + G / L),  G, L = Wilder averages of gains / losses
              (ewm alpha = 1/rsi_window, adjust=False, seeded with the first change;
@@ -49,6 +75,7 @@ Momentum rank (``lookback`` = 252, ``skip`` = 21)::
     alpha  = 2 (rank_t − 1)/(n_t − 1) − 1             (average ranks of mom across the n_t names
                                                       with a value on t; n_t = 1 → 0)
     confidence = |alpha|
+    cs_dispersion = population std of mom_t across the n_t names (summed in symbol order)
 
 Evaluation
 ----------
@@ -128,28 +155,13 @@ def signals_to_records(frame: pd.DataFrame) -> list[StrategySignal]:
 # helpers
 
 
-def _per_symbol(prices: pd.DataFrame, fn: Callable[[pd.Series], pd.DataFrame | pd.Series]) -> dict[str, pd.DataFrame]:
-    """Apply ``fn`` to each symbol's own bar sequence (its non-NaN prices), reindexed to all dates.
-
-    Dropping a symbol's NaN rows only removes dates it did not trade; the bars up to t are the
-    same whether or not later dates exist, so this is point in time.
-    """
-    results: dict[str, list[pd.Series]] = {}
-    for sym in prices.columns:
-        s = prices[sym].dropna().astype("float64")
-        res = fn(s)
-        if isinstance(res, pd.Series):
-            res = res.to_frame("value")
-        for name, col in res.items():
-            results.setdefault(str(name), []).append(col.reindex(prices.index).rename(sym))
-    return {name: pd.concat(cols, axis=1) for name, cols in results.items()}
-
-
 def _wide(prices: pd.DataFrame) -> pd.DataFrame:
+    """Dates × symbols, dates ascending, symbols sorted by name (the fixed order of every cross-section)."""
     p = prices.copy()
     p.index = pd.DatetimeIndex(p.index)
     p.columns = [str(c) for c in p.columns]
-    return p.sort_index().rename_axis(index="date", columns="symbol")
+    p = p.sort_index()
+    return p.reindex(sorted(p.columns), axis=1).astype("float64").rename_axis(index="date", columns="symbol")
 
 
 def _json_column(fields: dict[str, pd.Series | float | int]) -> pd.Series:
@@ -233,27 +245,285 @@ def _finite(*frames: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# indicators (one symbol's bar sequence)
+# kernels: exact, start-invariant building blocks (one symbol's bar sequence)
+
+#: An exponential average's carried state: (weighted value, old weight) as pandas keeps them.
+EwmState = tuple[float, float]
+#: The state before any observation.
+EWM_FRESH: EwmState = (float("nan"), 1.0)
+
+
+def ewm_com(span: float | None = None, alpha: float | None = None) -> float:
+    """The centre of mass pandas derives from ``span`` or ``alpha`` (``ewm``'s own formula, bit for bit)."""
+    if span is not None:
+        return float((span - 1) / 2)
+    if alpha is not None:
+        return float((1 - alpha) / alpha)
+    raise ValueError("one of span, alpha")
+
+
+def ewm_adjust_false(values: np.ndarray, com: float, state: EwmState = EWM_FRESH) -> tuple[np.ndarray, EwmState]:
+    """``pd.Series(values).ewm(com=com, adjust=False).mean()`` continued from ``state``, and the state after.
+
+    The recursion of pandas (``_libs/window/aggregations.pyx: ewm``, ``adjust=False``,
+    ``ignore_na=False``) with the same floating-point operations in the same order::
+
+        α = 1 / (1 + com);  unseeded (w = NaN): w ← x at the first observation
+        seeded: ow ← ow·(1 − α);  on an observation x: if w ≠ x: w ← (ow·w + α·x) / (ow + α);  ow ← 1
+
+    So running it over a sequence in two pieces, carrying ``(w, ow)`` across the cut, gives the
+    same floats as one run over the whole sequence (and as pandas: tested with hypothesis).
+    """
+    alpha = 1.0 / (1.0 + com)
+    factor = 1.0 - alpha
+    w, ow = float(state[0]), float(state[1])
+    seq = np.asarray(values, dtype="float64").tolist()
+    out = [0.0] * len(seq)
+    for i, x in enumerate(seq):
+        if w == w:
+            ow *= factor
+            if x == x:
+                if w != x:
+                    w = (ow * w + alpha * x) / (ow + alpha)
+                ow = 1.0
+        elif x == x:
+            w = x
+        out[i] = w
+    return np.array(out, dtype="float64"), (w, ow)
+
+
+def window_sum(x: np.ndarray, window: int) -> np.ndarray:
+    """Sum of ``x[i − window + 1 .. i]`` at each i (NaN before the first full window), added left to right.
+
+    Each value is the same chain of additions of the same ``window`` numbers wherever the
+    sequence starts, unlike pandas' online rolling sums (their rounding carries the whole past).
+    """
+    x = np.asarray(x, dtype="float64")
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n < window:
+        return out
+    acc = x[: n - window + 1].copy()
+    for j in range(1, window):
+        acc += x[j : n - window + 1 + j]
+    out[window - 1 :] = acc
+    return out
+
+
+def window_mean_std(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std (ddof 0, two passes) of each trailing ``window``, in a fixed order."""
+    x = np.asarray(x, dtype="float64")
+    n = len(x)
+    mean = window_sum(x, window) / window
+    std = np.full(n, np.nan)
+    if n >= window:
+        m = mean[window - 1 :]
+        acc = np.zeros(n - window + 1)
+        for j in range(window):
+            d = x[j : n - window + 1 + j] - m
+            acc += d * d
+        std[window - 1 :] = np.sqrt(acc / window)
+    return mean, std
+
+
+def _rsi_value(g: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = 100.0 - 100.0 / (1.0 + g / lo)
+    value = np.where(lo > 0, value, np.where(g > 0, 100.0, 50.0))
+    return np.where(np.isnan(g), np.nan, value)
+
+
+def _clip_lower_zero(x: np.ndarray) -> np.ndarray:
+    """``Series.clip(lower=0.0)``: NaN stays NaN."""
+    return np.where((x >= 0.0) | np.isnan(x), x, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# indicators with carried state
+
+
+@dataclass(frozen=True)
+class IndicatorParams:
+    """Parameters of the three strategies' indicators (the defaults are the published ones)."""
+
+    window: int = 20  # Bollinger
+    k: float = 2.0
+    fast: int = 12  # MACD
+    slow: int = 26
+    signal: int = 9
+    rsi_window: int = 14
+    lookback: int = 252  # momentum 12-1
+    skip: int = 21
+
+    @property
+    def tail(self) -> int:
+        """Previous bars a new bar's finite windows need (Bollinger, |Δp| mean, 12-1 momentum)."""
+        return max(self.window - 1, self.slow, self.lookback, self.skip, 1)
+
+    @property
+    def warmup(self) -> int:
+        """Bars before the MACD/RSI confluence is emitted."""
+        return max(self.slow + self.signal - 1, self.rsi_window + 1, self.slow + 1)
+
+
+#: Layout and arithmetic version of :class:`SignalState` (a stored state of another version is ignored).
+STATE_VERSION = 1
+#: The exponential averages a symbol carries.
+EWMS = ("fast", "slow", "signal", "gain", "loss")
+#: Indicator names produced per (date, symbol).
+INDICATORS = ("sma", "std", "z", "rsi", "macd", "macd_signal", "macd_hist", "macd_hist_norm", "momentum")
+
+
+@dataclass(frozen=True)
+class SymbolState:
+    """What one symbol carries from its last bar to its next one."""
+
+    bars: int  # bars seen so far
+    tail: tuple[float, ...]  # its last min(bars, params.tail) prices, oldest first
+    ewm: dict[str, EwmState]  # EWMS → (weighted value, old weight)
+
+
+@dataclass(frozen=True)
+class SignalState:
+    """The strategies' state after a session: per symbol its bar count, last prices and EMA states.
+
+    Serialized as JSON (float reprs round-trip exactly; NaN as ``NaN``) with sorted keys, so equal
+    states give equal bytes.
+    """
+
+    params: IndicatorParams = field(default_factory=IndicatorParams)
+    symbols: dict[str, SymbolState] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        payload = {
+            "version": STATE_VERSION,
+            "params": {k: getattr(self.params, k) for k in self.params.__dataclass_fields__},
+            "symbols": {
+                sym: {"bars": s.bars, "tail": [float(v) for v in s.tail], "ewm": {k: [float(s.ewm[k][0]), float(s.ewm[k][1])] for k in EWMS}}
+                for sym, s in sorted(self.symbols.items())
+            },
+        }
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "SignalState | None":
+        """The state stored by :meth:`to_json`, or None when it has another version (then replay)."""
+        payload = json.loads(text)
+        if payload.get("version") != STATE_VERSION:
+            return None
+        params = IndicatorParams(**payload["params"])
+        symbols = {
+            sym: SymbolState(int(s["bars"]), tuple(float(v) for v in s["tail"]), {k: (float(s["ewm"][k][0]), float(s["ewm"][k][1])) for k in EWMS})
+            for sym, s in payload["symbols"].items()
+        }
+        return cls(params, symbols)
+
+
+def _advance_symbol(bars: np.ndarray, state: SymbolState | None, prm: IndicatorParams) -> tuple[dict[str, np.ndarray], SymbolState]:
+    """Indicators at ``bars`` (one symbol's new prices, in date order) given its carried state.
+
+    Finite windows are computed on (carried tail + new bars) with :func:`window_sum` /
+    :func:`window_mean_std`, so a value depends only on the bars in its window; the exponential
+    averages continue from the carried ``(w, ow)``. One pass over a whole history and a pass over
+    any split of it therefore give the same floats.
+    """
+    if state is None:
+        state = SymbolState(0, (), {k: EWM_FRESH for k in EWMS})
+    tail = np.asarray(state.tail, dtype="float64")
+    m, n = len(tail), len(bars)
+    ext = np.concatenate([tail, bars])
+    new = slice(m, m + n)
+
+    # finite windows (Bollinger, mean |Δp| over `slow`, 12-1 momentum)
+    sma, sd = window_mean_std(ext, prm.window)
+    sma, sd = sma[new], sd[new]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        flat_b = sd <= _FLAT_TOL * np.maximum(np.abs(sma), 1.0)
+        z = np.where(flat_b, 0.0, (bars - sma) / sd)
+    z = np.where(np.isnan(sd), np.nan, z)
+    absdiff = np.abs(np.diff(ext, prepend=np.nan))
+    vol = window_sum(absdiff, prm.slow)[new] / prm.slow
+
+    def shifted(lag: int) -> np.ndarray:  # the price `lag` bars before each new bar (NaN before the first)
+        if lag > len(ext):
+            return np.full(n, np.nan)
+        return np.concatenate([np.full(lag, np.nan), ext[: len(ext) - lag]])[new]
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        momentum = shifted(prm.skip) / shifted(prm.lookback) - 1.0
+
+    # exponential averages (MACD by span, Wilder RSI by alpha = 1/rsi_window), continued exactly
+    ewm = dict(state.ewm)
+    fast, ewm["fast"] = ewm_adjust_false(bars, ewm_com(span=prm.fast), ewm["fast"])
+    slow, ewm["slow"] = ewm_adjust_false(bars, ewm_com(span=prm.slow), ewm["slow"])
+    line = fast - slow
+    sig, ewm["signal"] = ewm_adjust_false(line, ewm_com(span=prm.signal), ewm["signal"])
+    hist = line - sig
+    delta = np.diff(ext, prepend=np.nan)[new]
+    gain = _clip_lower_zero(delta)
+    loss = _clip_lower_zero(-delta)
+    g, ewm["gain"] = ewm_adjust_false(gain, ewm_com(alpha=1.0 / prm.rsi_window), ewm["gain"])
+    lo, ewm["loss"] = ewm_adjust_false(loss, ewm_com(alpha=1.0 / prm.rsi_window), ewm["loss"])
+    r = _rsi_value(g, lo)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        flat_m = vol <= _FLAT_TOL * np.maximum(np.abs(bars), 1.0)
+        norm = np.where(flat_m, 0.0, hist / vol)
+    norm = np.where(np.isnan(vol), np.nan, norm)
+    ready = (state.bars + np.arange(1, n + 1)) >= prm.warmup
+
+    out = {
+        "sma": sma, "std": sd, "z": z,
+        "rsi": np.where(ready, r, np.nan), "macd": line, "macd_signal": sig, "macd_hist": hist,
+        "macd_hist_norm": np.where(ready, norm, np.nan), "momentum": momentum,
+    }
+    keep = min(prm.tail, len(ext))
+    return out, SymbolState(state.bars + n, tuple(ext[len(ext) - keep :].tolist()), ewm)
+
+
+def indicators(prices: pd.DataFrame, state: SignalState | None = None, params: IndicatorParams | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], SignalState]:
+    """Every indicator per (date, symbol) of ``prices`` continuing from ``state``; the state after.
+
+    ``prices``: wide closes (NaN where a name does not trade), all dated after the session
+    ``state`` was taken at (``state=None``: from the first bar). Returns the sorted wide panel,
+    the :data:`INDICATORS` frames aligned to it and the new state (symbols absent from ``prices``
+    are carried unchanged).
+    """
+    if state is None:
+        state = SignalState(params or IndicatorParams())
+    elif params is not None and params != state.params:
+        raise ValueError(f"state was built with {state.params}, not {params}")
+    prm = state.params
+    p = _wide(prices)
+    values = p.to_numpy(dtype="float64")
+    frames = {name: np.full(values.shape, np.nan) for name in INDICATORS}
+    symbols = dict(state.symbols)
+    for j, sym in enumerate(p.columns):
+        rows = np.flatnonzero(~np.isnan(values[:, j]))
+        if len(rows) == 0:
+            continue
+        out, symbols[sym] = _advance_symbol(values[rows, j], symbols.get(sym), prm)
+        for name, arr in out.items():
+            frames[name][rows, j] = arr
+    ind = {name: pd.DataFrame(arr, index=p.index, columns=p.columns) for name, arr in frames.items()}
+    return p, ind, SignalState(prm, dict(sorted(symbols.items())))
 
 
 def rsi(prices: pd.Series, window: int = 14) -> pd.Series:
     """Wilder RSI (ewm alpha = 1/window, adjust=False): 100 when there are only gains, 50 when flat."""
-    delta = prices.diff()
-    gain = delta.clip(lower=0.0)
-    loss = (-delta).clip(lower=0.0)
-    g = gain.ewm(alpha=1.0 / window, adjust=False).mean()
-    lo = loss.ewm(alpha=1.0 / window, adjust=False).mean()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = 100.0 - 100.0 / (1.0 + g / lo)
-    value = value.where(lo > 0, np.where(g > 0, 100.0, 50.0))
-    return value.where(g.notna())
+    s = prices.astype("float64")
+    com = ewm_com(alpha=1.0 / window)
+    delta = s.diff().to_numpy()
+    g, _ = ewm_adjust_false(_clip_lower_zero(delta), com)
+    lo, _ = ewm_adjust_false(_clip_lower_zero(-delta), com)
+    return pd.Series(_rsi_value(g, lo), index=s.index)
 
 
 def macd(prices: pd.Series, fast: int = 12, slow: int = 26, signal: int = 9) -> pd.DataFrame:
     """MACD line, signal line and histogram (EMAs by span, ``adjust=False``)."""
-    line = prices.ewm(span=fast, adjust=False).mean() - prices.ewm(span=slow, adjust=False).mean()
-    sig = line.ewm(span=signal, adjust=False).mean()
-    return pd.DataFrame({"macd": line, "macd_signal": sig, "macd_hist": line - sig})
+    x = prices.astype("float64").to_numpy()
+    line = ewm_adjust_false(x, ewm_com(span=fast))[0] - ewm_adjust_false(x, ewm_com(span=slow))[0]
+    sig = ewm_adjust_false(line, ewm_com(span=signal))[0]
+    return pd.DataFrame({"macd": line, "macd_signal": sig, "macd_hist": line - sig}, index=prices.index)
 
 
 def rsi_alpha(rsi_value: pd.Series | pd.DataFrame | np.ndarray, lower: float = RSI_LOWER, upper: float = RSI_UPPER):
@@ -266,23 +536,33 @@ def rsi_alpha(rsi_value: pd.Series | pd.DataFrame | np.ndarray, lower: float = R
     return np.where(rsi_value < lower, below, np.where(rsi_value > upper, above, 0.0))
 
 
+def row_std(values: np.ndarray) -> np.ndarray:
+    """Population std of each row's non-NaN values, summed over the columns left to right (NaN: no value).
+
+    Absent values add +0.0, which never changes a sum that starts at +0.0, so a row's result
+    depends only on its present values in column order (not on which other columns exist).
+    """
+    ok = ~np.isnan(values)
+    n = ok.sum(axis=1)
+    x = np.where(ok, values, 0.0)
+    acc = np.zeros(values.shape[0])
+    for j in range(values.shape[1]):
+        acc += x[:, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = acc / n
+        acc2 = np.zeros(values.shape[0])
+        for j in range(values.shape[1]):
+            d = np.where(ok[:, j], x[:, j] - mean, 0.0)
+            acc2 += d * d
+        return np.where(n > 0, np.sqrt(acc2 / n), np.nan)
+
+
 # --------------------------------------------------------------------------------------------
-# strategies
+# strategies (wide indicator frames → long signal rows)
 
 
-def bollinger_mean_reversion(prices: pd.DataFrame, window: int = 20, k: float = 2.0, horizon_days: int = 5) -> pd.DataFrame:
-    """Mean reversion on the Bollinger z-score: far below the lower band → positive alpha."""
-    p = _wide(prices)
-
-    def one(s: pd.Series) -> pd.DataFrame:
-        roll = s.rolling(window, min_periods=window)
-        sma = roll.mean()
-        sd = roll.std(ddof=0)
-        flat = sd <= _FLAT_TOL * sma.abs().clip(lower=1.0)
-        z = ((s - sma) / sd).where(~flat, 0.0).where(sd.notna())
-        return pd.DataFrame({"sma": sma, "std": sd, "z": z})
-
-    ind = _per_symbol(p, one)
+def _bollinger_rows(p: pd.DataFrame, ind: dict[str, pd.DataFrame], prm: IndicatorParams, horizon_days: int = 5) -> pd.DataFrame:
+    k = prm.k
     z = ind["z"]
     alpha = -(z / k).clip(-1.0, 1.0)
     conf = (z.abs() / k).clip(upper=1.0)
@@ -302,43 +582,13 @@ def bollinger_mean_reversion(prices: pd.DataFrame, window: int = 20, k: float = 
             "lower": ind["sma"] - k * ind["std"],
             "z": z,
             "percent_b": z / (2.0 * k) + 0.5,
-            "window": int(window),
+            "window": int(prm.window),
             "k": float(k),
         },
     )
 
 
-def macd_rsi_confluence(
-    prices: pd.DataFrame,
-    fast: int = 12,
-    slow: int = 26,
-    signal: int = 9,
-    rsi_window: int = 14,
-    horizon_days: int = 10,
-) -> pd.DataFrame:
-    """RSI extremes (seed mapping) strengthened when the MACD histogram agrees, damped when it disagrees."""
-    p = _wide(prices)
-    warmup = max(slow + signal - 1, rsi_window + 1, slow + 1)
-
-    def one(s: pd.Series) -> pd.DataFrame:
-        m = macd(s, fast, slow, signal)
-        vol = s.diff().abs().rolling(slow, min_periods=slow).mean()
-        flat = vol <= _FLAT_TOL * s.abs().clip(lower=1.0)
-        norm = (m["macd_hist"] / vol).where(~flat, 0.0).where(vol.notna())
-        r = rsi(s, rsi_window)
-        bars = pd.Series(np.arange(1, len(s) + 1), index=s.index)
-        ready = bars >= warmup
-        return pd.DataFrame(
-            {
-                "rsi": r.where(ready),
-                "macd": m["macd"],
-                "macd_signal": m["macd_signal"],
-                "macd_hist": m["macd_hist"],
-                "macd_hist_norm": norm.where(ready),
-            }
-        )
-
-    ind = _per_symbol(p, one)
+def _confluence_rows(p: pd.DataFrame, ind: dict[str, pd.DataFrame], prm: IndicatorParams, horizon_days: int = 10) -> pd.DataFrame:
     r = ind["rsi"]
     a_rsi = pd.DataFrame(rsi_alpha(r.to_numpy()), index=r.index, columns=r.columns)
     strength = np.tanh(ind["macd_hist_norm"])
@@ -363,18 +613,16 @@ def macd_rsi_confluence(
             "agreement": agree,
             "rsi_lower": RSI_LOWER,
             "rsi_upper": RSI_UPPER,
-            "fast": int(fast),
-            "slow": int(slow),
-            "signal": int(signal),
-            "rsi_window": int(rsi_window),
+            "fast": int(prm.fast),
+            "slow": int(prm.slow),
+            "signal": int(prm.signal),
+            "rsi_window": int(prm.rsi_window),
         },
     )
 
 
-def momentum_rank(prices: pd.DataFrame, lookback: int = 252, skip: int = 21, horizon_days: int = 20) -> pd.DataFrame:
-    """Cross-sectional rank of 12-1 momentum mapped linearly to [−1, 1] (best +1, worst −1)."""
-    p = _wide(prices)
-    mom = _per_symbol(p, lambda s: s.shift(skip) / s.shift(lookback) - 1.0)["value"]
+def _momentum_rows(p: pd.DataFrame, ind: dict[str, pd.DataFrame], prm: IndicatorParams, horizon_days: int = 20) -> pd.DataFrame:
+    mom = ind["momentum"]
     valid = _finite(p, mom)
     mom = mom.where(valid)
     n = mom.notna().sum(axis=1)
@@ -383,7 +631,7 @@ def momentum_rank(prices: pd.DataFrame, lookback: int = 252, skip: int = 21, hor
     alpha = (2.0 * (ranks - 1.0)).div(denom, axis=0) - 1.0
     alpha = alpha.where(~(n == 1), 0.0).where(valid)
     conf = alpha.abs()
-    disp = mom.std(axis=1, ddof=0)
+    disp = row_std(mom.to_numpy(dtype="float64"))
     return _to_long(
         "momentum_rank",
         valid,
@@ -395,11 +643,39 @@ def momentum_rank(prices: pd.DataFrame, lookback: int = 252, skip: int = 21, hor
             "momentum": mom,
             "rank": ranks,
             "n_names": pd.DataFrame(np.repeat(n.to_numpy()[:, None], p.shape[1], axis=1), index=p.index, columns=p.columns),
-            "cs_dispersion": pd.DataFrame(np.repeat(disp.fillna(0.0).to_numpy()[:, None], p.shape[1], axis=1), index=p.index, columns=p.columns),
-            "lookback": int(lookback),
-            "skip": int(skip),
+            "cs_dispersion": pd.DataFrame(np.repeat(np.nan_to_num(disp, nan=0.0)[:, None], p.shape[1], axis=1), index=p.index, columns=p.columns),
+            "lookback": int(prm.lookback),
+            "skip": int(prm.skip),
         },
     )
+
+
+def bollinger_mean_reversion(prices: pd.DataFrame, window: int = 20, k: float = 2.0, horizon_days: int = 5) -> pd.DataFrame:
+    """Mean reversion on the Bollinger z-score: far below the lower band → positive alpha."""
+    prm = IndicatorParams(window=window, k=k)
+    p, ind, _ = indicators(prices, None, prm)
+    return _bollinger_rows(p, ind, prm, horizon_days)
+
+
+def macd_rsi_confluence(
+    prices: pd.DataFrame,
+    fast: int = 12,
+    slow: int = 26,
+    signal: int = 9,
+    rsi_window: int = 14,
+    horizon_days: int = 10,
+) -> pd.DataFrame:
+    """RSI extremes (seed mapping) strengthened when the MACD histogram agrees, damped when it disagrees."""
+    prm = IndicatorParams(fast=fast, slow=slow, signal=signal, rsi_window=rsi_window)
+    p, ind, _ = indicators(prices, None, prm)
+    return _confluence_rows(p, ind, prm, horizon_days)
+
+
+def momentum_rank(prices: pd.DataFrame, lookback: int = 252, skip: int = 21, horizon_days: int = 20) -> pd.DataFrame:
+    """Cross-sectional rank of 12-1 momentum mapped linearly to [−1, 1] (best +1, worst −1)."""
+    prm = IndicatorParams(lookback=lookback, skip=skip)
+    p, ind, _ = indicators(prices, None, prm)
+    return _momentum_rows(p, ind, prm, horizon_days)
 
 
 STRATEGIES: dict[str, Callable[..., pd.DataFrame]] = {
@@ -408,15 +684,33 @@ STRATEGIES: dict[str, Callable[..., pd.DataFrame]] = {
     "momentum_rank": momentum_rank,
 }
 
+_ROWS = (_bollinger_rows, _confluence_rows, _momentum_rows)
+
+
+def advance_signals(prices: pd.DataFrame, state: SignalState | None = None, since: pd.Timestamp | None = None) -> tuple[pd.DataFrame, SignalState]:
+    """The three strategies' signals (default parameters) dated ≥ ``since``, and the state after ``prices``.
+
+    ``state`` is the :class:`SignalState` after the session before ``prices`` begins (None: ``prices``
+    starts at the first bar). Signals from (state after day t − 1, prices from t) equal the rows
+    dated ≥ t of one pass from the first bar, bit for bit (see :func:`_advance_symbol`), so the
+    daily run reads one session of prices and a small state whatever the length of history.
+    """
+    p, ind, new_state = indicators(prices, state)
+    if since is not None:
+        keep = p.index >= pd.Timestamp(since)
+        p = p.loc[keep]
+        ind = {name: frame.loc[keep] for name, frame in ind.items()}
+    frames = [rows(p, ind, new_state.params) for rows in _ROWS]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return _empty(), new_state
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["date", "symbol", "strategy"], kind="stable").reset_index(drop=True), new_state
+
 
 def all_signals(prices: pd.DataFrame) -> pd.DataFrame:
     """The three strategies' signals (default parameters), sorted by (date, symbol, strategy)."""
-    frames = [fn(prices) for fn in STRATEGIES.values()]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return _empty()
-    out = pd.concat(frames, ignore_index=True)
-    return out.sort_values(["date", "symbol", "strategy"], kind="stable").reset_index(drop=True)
+    return advance_signals(prices)[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -80,6 +80,14 @@ class ModelStore:
         base = f"models/{check_identifier(kind)}/{_check_model_id(model_id)}"
         return self._store._relative_path(f"{base}.joblib"), self._store._relative_path(f"{base}.json")
 
+    def stored_ids(self, kind: str) -> set[str]:
+        """Ids of the models of ``kind`` with both an artifact and a manifest (one directory listing)."""
+        directory = self._store._relative_path(f"models/{check_identifier(kind)}")
+        if not self.fs.exists(directory):
+            return set()
+        names = {p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(directory, detail=False)}
+        return {n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".") and n[: -len(".json")] + ".joblib" in names}
+
     def exists(self, kind: str, model_id: str) -> bool:
         blob, manifest = self._paths(kind, model_id)
         return self.fs.exists(blob) and self.fs.exists(manifest)
@@ -93,6 +101,15 @@ class ModelStore:
             self._store._put_atomic(blob_path, data)  # blob first: a manifest never points at a missing blob
             self._store._put_atomic(manifest_path, json.dumps(manifest, sort_keys=True, default=str).encode())
         return manifest
+
+    def write_manifest(self, kind: str, model_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Replace the manifest of a stored model (same serialisation as :meth:`save`); its sha256 must stay the blob's."""
+        blob_path, manifest_path = self._paths(kind, model_id)
+        if manifest.get("model_id") != model_id or manifest.get("sha256") != self.manifest(kind, model_id).get("sha256"):
+            raise StorageError(f"a new manifest of {kind}/{model_id} must keep its model id and sha256")
+        with self._store._locked(blob_path):
+            self._store._put_atomic(manifest_path, json.dumps(manifest, sort_keys=True, default=str).encode())
+        return json.loads(json.dumps(manifest, sort_keys=True, default=str))
 
     def manifest(self, kind: str, model_id: str) -> dict[str, Any]:
         _, manifest_path = self._paths(kind, model_id)

@@ -15,6 +15,7 @@ from prometheus_assets.definitions import defs
 # Helpers that read tables on an asset's behalf: calling one reads these tables.
 HELPER_READS = {
     "market_panels": {"prices_daily", "returns_daily"},
+    "_prices_wide": {"prices_daily"},
     "load_context": {"prices_daily", "returns_daily", "assessment_scores", "strategy_signals", "regime_states"},
     "regime_labels": {"regime_states"},
     "read_universe": {"universes"},

@@ -1,7 +1,7 @@
 """Re-materializing gives byte-identical content: the whole graph, fitted models included.
 
 Every file under the storage root is hashed: the Parquet tables, the model artifacts and their
-manifests under ``models/``, the allocator's carried states, the reports and the DuckDB catalog.
+manifests under ``models/``, the carried states (allocator, strategy signals, books, evaluation blocks), the reports and the DuckDB catalog.
 The one file that legitimately differs is ``allocator_state_v1_meta.json``, which the allocator
 spec defines as a description of the last run (its requested range and a ``generated_at``
 timestamp): its other fields are compared instead. Writers' lock files (``.<file>.lock``) are
@@ -63,7 +63,7 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     assert {k: v for k, v in again_meta.items() if k != "generated_at"} == {k: v for k, v in first_meta.items() if k != "generated_at"}
 
     # One middle partition alone: every file is unchanged; the only new files are the states carried
-    # out of that day (the allocator's, and the books' under state/), which a later run resumes from.
+    # out of that day (the allocator's, the strategy signals' and the books'), which a later run resumes from.
     # (Stored assessment models are reused, not refitted, when their training data is unchanged:
     # tests/assets/test_state_spaces.py; a refit gives the same model.)
     rewritten = ["parquet/prices_daily/2018.parquet", "parquet/assessment_dataset_5d/2018.parquet"]
@@ -73,6 +73,7 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     middle, middle_meta = snapshot(home)
     new = differing(first, middle)
     books = {f"state/{asset}/{MIDDLE}.json" for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions")}
-    assert books <= set(new) <= books | {f"allocator/state_v1/{MIDDLE}.json"} and set(new.values()) == {"added"}, new
+    optional = {f"allocator/state_v1/{MIDDLE}.json", f"strategies/state/{MIDDLE}.json"}
+    assert books <= set(new) <= books | optional and set(new.values()) == {"added"}, new
     assert middle_meta["requested_start"] == middle_meta["requested_end"] == MIDDLE
     assert {k: v for k, v in middle_meta.items() if k not in RUN_FIELDS} == {k: v for k, v in first_meta.items() if k not in RUN_FIELDS}

@@ -153,3 +153,116 @@ def test_daily_run_reuses_stored_models_and_refits_only_a_changed_one(full_build
     np.testing.assert_array_equal(new_model.predict(data), old_model.predict(data))
     again = ParquetStore(str(home)).read("assessment_models")
     pd.testing.assert_frame_equal(again.drop(columns="sha256"), models.drop(columns="sha256"), check_exact=True)
+
+
+def test_daily_regime_run_carries_the_stored_state_and_reuses_the_model(full_build, tmp_path):
+    """The EOD run of regime_states loads the model in force and carries the hysteresis from the
+    previous session's stored row; a stale previous row makes it replay, with the same bytes."""
+    import json
+    import shutil
+
+    from tests.conftest import tree_hashes
+
+    home = tmp_path / "data"
+    shutil.copytree(full_build, home)
+    store = ParquetStore(str(home))
+    states = store.read("regime_states", date_column="as_of_date")
+    day = states["as_of_date"].iloc[-1].strftime("%Y-%m-%d")
+    watched = lambda: {k: v for k, v in tree_hashes(home, "**/*").items() if k.startswith(("models/regime_model", "parquet/regime_states"))}  # noqa: E731
+    before = watched()
+
+    result = run_range(synthetic(home, "2017-03-31"), day, day, selection=["regime_states"])
+    meta = _materialization_metadata(result, "regime_states")
+    assert meta["carried_from_stored_row"] == 1 and meta["models_fitted_this_run"] == 0
+    assert watched() == before
+
+    # a previous row that no longer matches what the model gives is not carried: the day is replayed
+    previous = states.iloc[[-2]].copy()
+    previous["confidence"] = previous["confidence"] * 0.5
+    store.write_dated("regime_states", previous, [previous["as_of_date"].iloc[0]], date_column="as_of_date")
+    result = run_range(synthetic(home, "2017-03-31"), day, day, selection=["regime_states"])
+    assert _materialization_metadata(result, "regime_states")["carried_from_stored_row"] == 0
+    again = store.read("regime_states", date_column="as_of_date")
+    pd.testing.assert_frame_equal(again.iloc[[-1]], states.iloc[[-1]], check_exact=True)
+
+    # a model whose recorded training data differs is refitted, to the same bytes
+    model_id = states["regime_model_id"].iloc[-1]
+    manifest_path = home / "models" / "regime_model" / f"{model_id}.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["training_fingerprint"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest, sort_keys=True))
+    store.write_dated("regime_states", states.iloc[[-2]], [states["as_of_date"].iloc[-2]], date_column="as_of_date")
+    result = run_range(synthetic(home, "2017-03-31"), day, day, selection=["regime_states"])
+    meta = _materialization_metadata(result, "regime_states")
+    assert meta["models_fitted_this_run"] == 1 and meta["carried_from_stored_row"] == 1
+    assert watched() == before
+
+
+def test_daily_run_reads_no_dataset_row_and_refits_only_the_models_a_changed_file_feeds(full_build, tmp_path):
+    """Reuse is decided from the sha256 of the year files before each fit date; a changed file is seen and its models refitted."""
+    import shutil
+
+    from tests.conftest import tree_hashes
+
+    home = tmp_path / "data"
+    shutil.copytree(full_build, home)
+    result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_models"])
+    meta = _materialization_metadata(result, "assessment_models")
+    assert meta["checked_from_data"] == 0 and meta["fitted_this_run"] == 0 and meta["reused"] == meta["models"] > 0
+    # a corrected upstream partition: one feature value of 2015 in the 5-day dataset changes
+    store = ParquetStore(str(home))
+    frame = store.read("assessment_dataset_5d", "2015-01-01", "2015-12-31", date_column="as_of_date")
+    frame.loc[frame["px_ret_5"].notna().idxmax(), "px_ret_5"] += 0.5
+    store.write_dated("assessment_dataset_5d", frame, pd.DatetimeIndex(frame["as_of_date"].unique()), date_column="as_of_date")
+    before = tree_hashes(home, "models/**/*")
+    models = store.read("assessment_models")
+    affected = models[(models["horizon"] == 5) & (pd.to_datetime(models["fit_date"]) > "2015-12-31")]
+    assert len(affected) == 4  # the 2016 and 2017 fits of both kinds train on that row
+    result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_models"])
+    meta = _materialization_metadata(result, "assessment_models")
+    assert meta["checked_from_data"] == 4 and meta["fitted_this_run"] == 4
+    incremental = tree_hashes(home, "models/**/*")
+    changed = {k for k, v in incremental.items() if before.get(k) != v}
+    assert changed == {f"models/assessment_model/{m}.{ext}" for m in affected["model_id"] for ext in ("joblib", "json")}
+    # the refitted models and their manifests are those a run without any stored model writes
+    shutil.rmtree(home / "models" / "assessment_model")
+    run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_models"])
+    assert {k: v for k, v in tree_hashes(home, "models/**/*").items() if "assessment_model/" in k} == {
+        k: v for k, v in incremental.items() if "assessment_model/" in k}
+
+
+def test_evaluation_state_incremental_run_equals_a_from_scratch_run(full_build, tmp_path):
+    """assessment_evaluation keeps per-date rows in yearly blocks: a run after an upstream change recomputes only the
+    blocks that read the changed file, and gives the bytes a run without any state gives."""
+    import shutil
+
+    from tests.conftest import tree_hashes
+
+    home = tmp_path / "data"
+    shutil.copytree(full_build, home)
+    output = "parquet/assessment_evaluation/data.parquet"
+    built = tree_hashes(home, "**/*")
+    assert any(k.startswith("state/assessment_evaluation/assessment/") for k in built)
+    result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_evaluation"])
+    assert _materialization_metadata(result, "assessment_evaluation")["blocks_recomputed"] == 0
+    after = tree_hashes(home, "**/*")
+    assert {k: v for k, v in after.items() if k.startswith(("state/", "parquet/assessment_evaluation", "reports/"))} == {
+        k: v for k, v in built.items() if k.startswith(("state/", "parquet/assessment_evaluation", "reports/"))}
+    # a re-materialized upstream partition with other content: the regime label of some 2016 days changes
+    store = ParquetStore(str(home))
+    regimes = store.read("regime_states", "2016-01-01", "2016-12-31", date_column="as_of_date")
+    days = regimes["as_of_date"].isin(regimes["as_of_date"].unique()[100:140])
+    assert days.sum() > 0
+    regimes.loc[days, "regime_label"] = np.where(regimes.loc[days, "regime_label"] == "CRISIS", "NEUTRAL", "CRISIS")
+    store.write_dated("regime_states", regimes, pd.DatetimeIndex(regimes["as_of_date"].unique()), date_column="as_of_date")
+    result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_evaluation"])
+    # the 2016 block reads that file, the 2017 block too (the latest regime row before its first date)
+    assert _materialization_metadata(result, "assessment_evaluation")["blocks_recomputed"] == 2
+    incremental = tree_hashes(home, "**/*")
+    assert incremental[output] != built[output]  # the change reached the by-regime tables
+    shutil.rmtree(home / "state")
+    result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=["assessment_evaluation"])
+    assert _materialization_metadata(result, "assessment_evaluation")["blocks_recomputed"] > 2
+    scratch = tree_hashes(home, "**/*")
+    keys = [k for k in scratch if k.startswith(("state/", "parquet/assessment_evaluation", "reports/"))]
+    assert {k: scratch[k] for k in keys} == {k: incremental.get(k) for k in keys}

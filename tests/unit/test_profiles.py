@@ -342,3 +342,10 @@ def test_no_regime_labels_gives_nan_traits(bundled):
 def test_as_of_dates_must_be_sessions(bundled):
     with pytest.raises(ValueError, match="sessions"):
         run(bundled, as_of=pd.DatetimeIndex(["2010-12-25"]))
+
+
+def test_no_snapshot_date_gives_exactly_empty_profiles(bundled):
+    """The asset skips reading the history on a day without a snapshot and writes empty_profiles(): the same frame."""
+    out = run(bundled, as_of=pd.DatetimeIndex([]))
+    pd.testing.assert_frame_equal(out, prof.empty_profiles(), check_exact=True)
+    assert list(out.columns) == list(prof.PROFILE_COLUMNS)

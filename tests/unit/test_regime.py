@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prometheus_assets.core import regime as rg
 from prometheus_assets.core.regime import (
     ECONOMIC_COLUMNS,
     REGIME_LABELS,
@@ -254,3 +255,120 @@ def test_regime_history_is_truncation_invariant(bundled_returns, history):
     head = history.loc[history["date"] <= CUT].reset_index(drop=True)
     assert len(head) == len(cut) > 0
     pd.testing.assert_frame_equal(head, cut, check_exact=True)
+
+
+# --------------------------------------------------------------------------- incremental pieces (the daily run)
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16), cuts=st.lists(st.integers(1, 399), max_size=6))
+def test_predict_is_batch_invariant(seed, cuts):
+    """A day's raw regime does not depend on how many days are predicted with it (the daily run predicts one)."""
+    X, econ, _ = _blobs(seed % 7, n=100)
+    model = NumericRegimeModel(random_state=0).fit(X, econ)
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(0, 4, (400, 3))
+    whole = model.predict(Z)
+    bounds = [0, *sorted(set(cuts)), 400]
+    parts = pd.concat([model.predict(Z[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a], ignore_index=True)
+    pd.testing.assert_frame_equal(parts, whole, check_exact=True)
+    singles = pd.concat([model.predict(Z[i : i + 1]) for i in range(0, 400, 37)], ignore_index=True)
+    pd.testing.assert_frame_equal(singles, whole.iloc[::37].reset_index(drop=True), check_exact=True)
+    # the same formula as scikit-learn, to rounding
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        reference = model.mixture_.predict_proba(Z) @ model.membership_
+    np.testing.assert_allclose(model.predict_proba(Z), reference, rtol=0, atol=1e-12)
+
+
+def test_memory_of_row_reads_missing_labels_as_none():
+    row = pd.Series({"regime_label": np.nan, "candidate_label": "CRISIS", "candidate_days": np.int64(1), "days_in_regime": np.int64(0)})
+    assert rg.memory_of_row(row) == RegimeMemory(label=None, candidate="CRISIS", candidate_days=1, days_in_regime=0)
+    row = pd.Series({"regime_label": "CARRY", "candidate_label": None, "candidate_days": 0, "days_in_regime": 12})
+    assert rg.memory_of_row(row) == RegimeMemory(label="CARRY", candidate=None, candidate_days=0, days_in_regime=12)
+
+
+@pytest.fixture(scope="module")
+def pieces(bundled_returns):
+    features = rg.regime_features(bundled_returns)
+    plans = rg.plan_regime_fits(features)
+    models = [rg.fit_planned(features, p) for p in plans]
+    return features, plans, models
+
+
+def test_fit_planned_equals_walk_forward(bundled_returns, pieces):
+    """One planned fit gives the model the walk-forward loop fits on that date (same bytes), and the plan's span is its span."""
+    from prometheus_assets.core.encoders import fit_walk_forward, refit_dates
+    from prometheus_assets.core.regime import REGIME_FEATURE_COLUMNS, fit_regime_walk_forward
+    from prometheus_assets.resources.models import model_bytes
+
+    features, plans, models = pieces
+    spec = rg.RegimeSpec()
+    encoders = fit_walk_forward(features, REGIME_FEATURE_COLUMNS, refit_dates(pd.DatetimeIndex(features["date"])), n_components=spec.n_components, prefix=spec.prefix)
+    reference = fit_regime_walk_forward(features, REGIME_FEATURE_COLUMNS, encoders, prefix=spec.prefix)
+    assert [m.model_id for m in reference] == [p.model_id for p in plans] == [m.model_id for m in models]
+    for plan, ref, model in zip(plans, reference, models):
+        assert model_bytes(model) == model_bytes(ref), plan.model_id
+        assert (plan.fit_date, plan.train_start, plan.train_end, plan.n_train) == (ref.fit_date, ref.train_start, ref.train_end, ref.n_train)
+
+
+def test_fingerprint_sees_training_rows_only(bundled_returns, pieces):
+    features, plans, _ = pieces
+    prints = [rg.training_fingerprint(features, p) for p in plans]
+    assert len(set(prints)) == len(prints)
+    cut = features[features["date"] <= "2010-06-30"]
+    assert [rg.training_fingerprint(cut, p) for p in rg.plan_regime_fits(cut)] == prints[:19]  # later rows: same fits
+    changed = features.copy()
+    row = changed.index[changed["date"] == pd.Timestamp("2009-03-10")][0]
+    changed.loc[row, "vol"] = np.nextafter(changed.loc[row, "vol"], np.inf)  # one ulp on one training row
+    moved = [rg.training_fingerprint(changed, p) for p in rg.plan_regime_fits(changed)]
+    assert [a == b for a, b in zip(prints, moved)] == [p.fit_date.year <= 2009 for p in plans]
+    assert rg.training_fingerprint(features, plans[0], rg.RegimeSpec(random_state=1)) != prints[0]
+
+
+def _stored(states: pd.DataFrame) -> pd.DataFrame:
+    """States as a reader may give them back (a missing label as NaN rather than None)."""
+    out = states.copy()
+    for col in ("regime_label", "candidate_label"):
+        out[col] = out[col].astype(object).where(out[col].notna(), np.nan)
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(first=st.integers(0, 7700), length=st.integers(1, 300))
+def test_resuming_from_the_previous_row_equals_the_full_history(bundled_returns, history, pieces, first, length):
+    """Rows from the models in force and the stored previous row equal the one-shot history, bit for bit."""
+    features, plans, models = pieces
+    start = history["date"].iloc[first]
+    end = history["date"].iloc[min(first + length, len(history) - 1)]
+    expected = history[(history["date"] >= start) & (history["date"] <= end)].reset_index(drop=True)
+    if first == 0:
+        got, _ = rg.regime_states(features, models, None, end)
+    else:
+        previous = _stored(history).iloc[first - 1]
+        in_force = {p.model_id for p in rg.plans_in_force(plans, previous["date"], end)}
+        assert len(in_force) <= 1 + (end.year - previous["date"].year)
+        got = rg.resume_regime_states(features, [m for m in models if m.model_id in in_force], previous, start, end)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_a_stale_previous_row_is_refused(history, pieces):
+    features, plans, models = pieces
+    i = 5000
+    previous = history.iloc[i - 1].copy()
+    start = end = history["date"].iloc[i]
+    assert rg.resume_regime_states(features, models, previous, start, end) is not None
+    for col, value in (("confidence", np.nextafter(previous["confidence"], 0)), ("regime_model_id", "US-market-63d-regime-19990104"),
+                       ("z_numeric", [*previous["z_numeric"][:2], 0.0])):
+        stale = previous.copy()
+        stale[col] = value
+        assert rg.resume_regime_states(features, models, stale, start, end) is None, col
+
+
+def test_regime_pipeline_rows_start_at_the_first_model(history, pieces):
+    features, plans, _ = pieces
+    dates = rg.regime_row_dates(features, plans)
+    assert list(dates) == list(history["date"])
+    assert rg.plans_in_force(plans, None, dates[-1]) == plans
+    assert [p.model_id for p in rg.plans_in_force(plans, pd.Timestamp("2008-01-02"), pd.Timestamp("2008-12-31"))] == ["US-market-63d-regime-20080102"]
+    assert [p.model_id for p in rg.plans_in_force(plans, pd.Timestamp("2007-12-31"), pd.Timestamp("2008-01-02"))] == [
+        "US-market-63d-regime-20070103", "US-market-63d-regime-20080102"]

@@ -314,3 +314,133 @@ def test_alpha_decay_on_full_history(sp500, sp500_signals):
     # (timings belong in bench/, not in tests)
     decay = S.alpha_decay(sp500_signals, sp500.pct_change(fill_method=None))
     assert len(decay) == 3 * 60 and decay["ic_mean"].notna().all()
+
+
+# ------------------------------------------------------------------ incremental state (code version 2)
+#
+# The daily run continues from the state carried out of the previous session instead of replaying
+# from the first day. These tests pin the acceptance gate: the same floats (and bytes) whether a
+# history is computed in one pass, in several, or up to t − 1 and then one day.
+
+
+def ewm_inputs():
+    """Arrays with repeats (w == x branches), NaNs inside and at the start, and ±0."""
+    values = st.one_of(st.sampled_from([0.0, -0.0, 1.0, 1.5, np.nan]), st.floats(-1e6, 1e6, allow_nan=False))
+    return st.lists(values, min_size=1, max_size=60).map(lambda v: np.array(v, dtype="float64"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ewm_inputs(), st.sampled_from([("span", 12), ("span", 26), ("span", 9), ("alpha", 1 / 14), ("alpha", 1 / 3)]), st.data())
+def test_ewm_kernel_is_pandas_ewm_adjust_false_bit_for_bit_also_when_continued(values, how, data):
+    kind, value = how
+    expected = pd.Series(values).ewm(adjust=False, **{kind: value}).mean().to_numpy()
+    com = S.ewm_com(**{kind: value})
+    whole, _ = S.ewm_adjust_false(values, com)
+    np.testing.assert_array_equal(whole, expected)
+    # in pieces, carrying the state (w, ow) across each cut (through JSON, as the asset stores it)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(values)), max_size=3)))
+    state, parts = S.EWM_FRESH, []
+    for a, b in zip([0, *cuts], [*cuts, len(values)]):
+        out, state = S.ewm_adjust_false(values[a:b], com, state)
+        state = tuple(json.loads(json.dumps(list(state))))
+        parts.append(out)
+    np.testing.assert_array_equal(np.concatenate(parts), expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=1, max_size=80), st.integers(1, 25), st.integers(0, 40))
+def test_window_statistics_depend_only_on_their_window(values, window, start):
+    # the value at i computed from x[start:] equals the one from the whole x: not true of pandas'
+    # online rolling mean/std (code version 1), whose rounding carries everything before the window
+    x = np.array(values)
+    start = min(start, len(x))
+    full_sum, part_sum = S.window_sum(x, window), S.window_sum(x[start:], window)
+    (full_mean, full_std), (part_mean, part_std) = S.window_mean_std(x, window), S.window_mean_std(x[start:], window)
+    for full, part in ((full_sum, part_sum), (full_mean, part_mean), (full_std, part_std)):
+        np.testing.assert_array_equal(full[start + window - 1 :], part[window - 1 :])
+        assert np.isnan(part[: window - 1]).all()
+    ref = pd.Series(x).rolling(window)
+    np.testing.assert_allclose(full_mean, ref.mean(), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(full_std, ref.std(ddof=0), rtol=1e-6, atol=1e-5)
+
+
+def test_row_std_ignores_absent_columns():
+    rows = np.array([[1.0, np.nan, 2.5, 4.0], [np.nan, np.nan, 3.0, np.nan], [np.nan] * 4])
+    out = S.row_std(rows)
+    assert out[0] == S.row_std(np.array([[1.0, 2.5, 4.0]]))[0] and np.isclose(out[0], np.std([1.0, 2.5, 4.0]))
+    assert out[1] == 0.0 and np.isnan(out[2])
+
+
+def run_in_pieces(prices: pd.DataFrame, cuts: list[int]) -> tuple[pd.DataFrame, str]:
+    """Signals of ``prices`` computed piece by piece (state through JSON between pieces), and the last state."""
+    state, parts = None, []
+    for a, b in zip([0, *cuts], [*cuts, len(prices)]):
+        piece = prices.iloc[a:b]
+        sig, after = S.advance_signals(piece, state)
+        parts.append(sig)
+        state = S.SignalState.from_json(after.to_json())
+        assert state.to_json() == after.to_json()  # (NaN states: compare the bytes, not ==)
+    parts = [p for p in parts if len(p)]
+    return (pd.concat(parts, ignore_index=True) if parts else S._empty()), state.to_json()
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 5), st.sampled_from([0.0, 0.1, 0.4]), st.data())
+def test_pieces_with_carried_state_equal_one_pass(seed, n_names, gap_prob, data):
+    prices = random_prices(seed, 330, n_names, gap_prob)
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, 329), min_size=1, max_size=3))))
+    one_pass, one_state = S.advance_signals(prices)
+    pieces, piece_state = run_in_pieces(prices, cuts)
+    pd.testing.assert_frame_equal(pieces, one_pass, check_exact=True)
+    assert piece_state == one_state.to_json()
+    assert one_pass.equals(S.all_signals(prices))
+
+
+def test_one_eod_day_from_the_carried_state_equals_the_full_replay(sp500):
+    prices = sp500.iloc[:1400]
+    full = S.all_signals(prices)
+    for t in (prices.index[300], prices.index[1399]):
+        _, state = S.advance_signals(prices.loc[prices.index < t])
+        day, after = S.advance_signals(prices.loc[[t]], state, since=t)
+        expected = full[full["date"] == t].reset_index(drop=True)
+        assert len(expected) == 60
+        pd.testing.assert_frame_equal(day, expected, check_exact=True)
+        # the state is bounded: the last `tail` prices per symbol, whatever the history length
+        assert all(len(s.tail) == state.params.tail and s.bars == prices.index.get_loc(t) + 1 for s in after.symbols.values())
+        # the full replay restricted to the day's rows, as the asset does without a state
+        replay, replay_state = S.advance_signals(prices.loc[:t], None, since=t)
+        pd.testing.assert_frame_equal(replay, expected, check_exact=True)
+        assert replay_state.to_json() == after.to_json()
+
+
+def test_days_without_bars_carry_the_state_unchanged():
+    prices = random_prices(3, 60, 3, 0.0)
+    _, state = S.advance_signals(prices)
+    empty = pd.DataFrame(index=pd.DatetimeIndex([], name="date"), dtype="float64")
+    sig, after = S.advance_signals(empty, state)
+    assert sig.empty and list(sig.columns) == S.SIGNAL_COLUMNS and after.to_json() == state.to_json()
+    # a symbol absent from a piece keeps its state; a new symbol starts fresh
+    later = pd.DataFrame({"S0": [55.0], "NEW": [10.0]}, index=[prices.index[-1] + pd.Timedelta(days=1)])
+    _, after = S.advance_signals(later, state)
+    assert after.symbols["S1"] is state.symbols["S1"] and after.symbols["NEW"].bars == 1
+    assert after.symbols["S0"].bars == state.symbols["S0"].bars + 1
+
+
+def test_a_state_of_another_version_is_ignored():
+    _, state = S.advance_signals(random_prices(1, 40, 2, 0.0))
+    payload = json.loads(state.to_json())
+    payload["version"] = S.STATE_VERSION + 1
+    assert S.SignalState.from_json(json.dumps(payload)) is None
+    with pytest.raises(ValueError):
+        S.indicators(random_prices(1, 5, 2, 0.0), state, S.IndicatorParams(window=10))
+
+
+def test_window_statistics_are_start_invariant_in_the_strategies():
+    # Bollinger rows (20-bar windows) of a history started 137 sessions later are the same bytes
+    prices = random_prices(7, 400, 4, 0.1)
+    full = S.bollinger_mean_reversion(prices)
+    late = S.bollinger_mean_reversion(prices.iloc[137:])
+    merged = late.merge(full, on=["date", "symbol"], suffixes=("", "_full"))
+    assert len(merged) == len(late) > 0
+    for col in ("alpha_score", "confidence", "metadata"):
+        assert (merged[col] == merged[f"{col}_full"]).all(), col

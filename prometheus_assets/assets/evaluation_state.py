@@ -1,0 +1,163 @@
+"""The incremental state of ``assessment_evaluation``: per-date IC rows in yearly blocks under the storage root.
+
+Layout::
+
+    <home>/state/assessment_evaluation/assessment/<YYYY>.parquet   evaluate_daily rows of the year (all horizons)
+    <home>/state/assessment_evaluation/strategy/<YYYY>.parquet     strategy_ic_by_date rows of the year
+    <home>/state/assessment_evaluation/manifest.json              per block: the upstream files it was computed from
+
+A block of year Y is a deterministic function of a few upstream year files (:func:`block_inputs`):
+the scores / regime files of Y and the latest earlier one (the previous scored date's top quintile,
+the latest regime row), the dataset and signal files of Y, the returns file of Y and the returns
+of the sessions after Y that its forward windows read (``FORWARD_SESSIONS``). The manifest records
+the sha256 of each of those files' bytes (and, for the returns after Y, a digest of just the rows
+used, so that appending a day to the newest year does not invalidate the year before once its
+forward windows are complete). A block is reused only while every recorded input is unchanged;
+any re-materialized upstream partition that changed a byte of a file a block read makes it
+recomputed. Blocks are written before the manifest, so a killed run leaves blocks the manifest
+does not vouch for (recomputed next time), never a manifest entry for a block not written.
+
+Every file is a deterministic function of the upstream data (sorted JSON, the store's Parquet
+writer), so a state built in one run and a state built day by day are byte-identical.
+"""
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prometheus_assets.assets.upstream_files import FileDigest
+from prometheus_assets.resources.storage import ParquetStore, parquet_write_options, to_arrow, to_pandas
+
+STATE_DIR = "state/assessment_evaluation"
+MANIFEST = f"{STATE_DIR}/manifest.json"
+#: Bump when a block's content definition changes: every block is then recomputed once.
+STATE_VERSION = 1
+#: The longest forward window read after a date (assessment horizon 60, alpha decay up to 60).
+FORWARD_SESSIONS = 60
+SECTIONS = ("assessment", "strategy")
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    """sha256 of a frame's columns, dtypes and values (row order included)."""
+    h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def previous_file(files: list[FileDigest], year: int) -> FileDigest | None:
+    """The latest year file dated before ``year`` (None if there is none)."""
+    earlier = [f for f in files if f.year is not None and f.year < year]
+    return max(earlier, key=lambda f: f.year) if earlier else None
+
+
+def year_file(files: list[FileDigest], year: int) -> FileDigest | None:
+    return next((f for f in files if f.year == year), None)
+
+
+@dataclass
+class Following:
+    """The returns rows after year Y that Y's forward windows read: per file (name, sha256, sessions used, digest of those rows)."""
+
+    parts: list[list]
+    complete: bool
+
+
+def following_returns(store: ParquetStore, returns: list[FileDigest], year: int, known: dict[str, tuple[str, list]] | None = None) -> Following:
+    """Walk the returns year files after ``year`` until ``FORWARD_SESSIONS`` sessions are covered (or the files end).
+
+    ``known``: file name -> (sha256, recorded part) from the manifest; a file whose bytes are
+    unchanged is not decoded (its part is the recorded one).
+    """
+    parts: list[list] = []
+    needed = FORWARD_SESSIONS
+    for f in sorted((f for f in returns if f.year is not None and f.year > year), key=lambda f: f.year):
+        if needed <= 0:
+            break
+        recorded = (known or {}).get(f.name)
+        if recorded is not None and recorded[0] == f.sha256 and recorded[1][2] == needed:
+            part = recorded[1]
+        else:
+            frame = to_pandas(pq.read_table(f.path) if store.is_local else pq.read_table(io.BytesIO(store.fs.cat_file(f.path))))
+            dates = pd.DatetimeIndex(sorted(frame["date"].unique()))
+            used = dates[:needed]
+            rows = frame[frame["date"].isin(used)].reset_index(drop=True)
+            part = [f.name, f.sha256, needed, int(len(used)), frame_digest(rows)]
+        # (the sha256 only lets an unchanged file skip decoding; validity compares the rest)
+        parts.append(part)
+        needed -= part[3]
+    return Following(parts, needed <= 0)
+
+
+def block_inputs(section: str, year: int, listing: dict[str, list[FileDigest]]) -> list[list[str]] | None:
+    """The upstream files (table, name, sha256) a block of ``year`` reads besides the returns after it; None if it has no block."""
+    def key(f: FileDigest | None) -> list[str] | None:
+        return [f.table, f.name, f.sha256] if f is not None else None
+
+    returns = year_file(listing["returns_daily"], year)
+    if section == "assessment":
+        scores = year_file(listing["assessment_scores"], year)
+        if scores is None or returns is None:
+            return None
+        files = [scores, previous_file(listing["assessment_scores"], year), returns,
+                 year_file(listing["regime_states"], year), previous_file(listing["regime_states"], year)]
+        files += [year_file(listing[t], year) for t in sorted(listing) if t.startswith("assessment_dataset_")]
+    else:
+        signals = year_file(listing["strategy_signals"], year)
+        if signals is None or returns is None:
+            return None
+        files = [signals, returns]
+    return [k for k in (key(f) for f in files) if k is not None]
+
+
+def same_following(a: list[list], b: list[list]) -> bool:
+    """Whether two recorded lists of following-returns parts read the same rows (file sha256s aside)."""
+    return [[p[0], *p[2:]] for p in a] == [[p[0], *p[2:]] for p in b]
+
+
+class BlockStore:
+    """Read and write the blocks and the manifest (atomic writes through the store)."""
+
+    def __init__(self, store: ParquetStore) -> None:
+        self.store = store
+
+    def manifest(self) -> dict:
+        raw = self.store.read_bytes(MANIFEST)
+        data = json.loads(raw) if raw else {}
+        return data if data.get("version") == STATE_VERSION else {"version": STATE_VERSION, "blocks": {}}
+
+    def write_manifest(self, manifest: dict) -> None:
+        data = json.dumps(manifest, sort_keys=True, indent=1).encode()
+        if self.store.read_bytes(MANIFEST) != data:
+            self.store.write_bytes(MANIFEST, data)
+
+    def path(self, section: str, year: int) -> str:
+        return f"{STATE_DIR}/{section}/{year:04d}.parquet"
+
+    def write(self, section: str, year: int, frame: pd.DataFrame) -> str:
+        """Write a block; returns the sha256 of its bytes."""
+        table = to_arrow(frame)
+        sink = io.BytesIO()
+        pq.write_table(table, sink, **parquet_write_options(table.schema))
+        data = sink.getvalue()
+        self.store.write_bytes(self.path(section, year), data)
+        return hashlib.sha256(data).hexdigest()
+
+    def read(self, section: str, year: int, sha256: str) -> pd.DataFrame | None:
+        """A block's rows, or None if it is missing or its bytes are not the recorded ones."""
+        data = self.store.read_bytes(self.path(section, year))
+        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        frame = pq.read_table(pa.BufferReader(data)).to_pandas(date_as_object=False)
+        date = "as_of_date" if section == "assessment" else "date"
+        frame[date] = frame[date].astype("datetime64[ns]")  # (what storage.to_pandas does, for the one date column)
+        return frame
+
+    def remove(self, section: str, year: int) -> None:
+        path = self.store._relative_path(self.path(section, year))
+        if self.store.fs.exists(path):
+            self.store.fs.rm(path)

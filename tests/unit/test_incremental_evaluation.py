@@ -1,0 +1,115 @@
+"""Incremental assessment state: per-date rows computed on windows equal the whole-history computation, bit for bit."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prometheus_assets.core import assessment as A
+from prometheus_assets.core import strategies as S
+from prometheus_assets.core import strategy_ic_dates as D
+from prometheus_assets.core.synthetic import generate_market
+
+H = 20
+
+
+@pytest.fixture(scope="module")
+def market():
+    """Three years of a synthetic market with listings / delistings (the symbol set changes over time)."""
+    sessions = pd.bdate_range("2015-01-02", "2017-12-29").astype("datetime64[ns]")
+    m = generate_market(sessions, 25, 4)
+    px = m.bars.pivot(index="date", columns="symbol", values="adj_close").sort_index()
+    px.index = pd.DatetimeIndex(px.index).astype("datetime64[ns]")
+    returns = px.pct_change(fill_method=None)
+    return px, returns
+
+
+def _years(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
+    return frame[(frame.index.year >= first) & (frame.index.year <= last)]
+
+
+def test_compensated_group_mean_is_pandas_kahan_and_depends_on_its_own_date_only():
+    rng = np.random.default_rng(0)
+    dates = np.repeat(pd.bdate_range("2020-01-01", periods=300).to_numpy(), 17)
+    values = pd.Series(rng.standard_normal(len(dates)) * 10.0 ** rng.integers(-6, 3, len(dates)))
+    keys = pd.Series(dates)
+    with_nan = values.copy()
+    with_nan.iloc[-5:] = np.nan  # pandas then takes its Kahan kernel for every group
+    expected = with_nan.groupby(keys).transform("mean").to_numpy()
+    got = A.compensated_group_mean(with_nan, keys).to_numpy()
+    np.testing.assert_array_equal(got, expected)
+    # a date's mean does not depend on other dates: dropping the NaN rows (pandas would switch to
+    # np.add.reduceat for the NaN-free sorted column) or the first half of the dates changes nothing
+    head = slice(0, len(values) - 17)
+    np.testing.assert_array_equal(A.compensated_group_mean(values.iloc[head], keys.iloc[head]).to_numpy(), got[head])
+    tail = slice(150 * 17, len(values) - 17)
+    np.testing.assert_array_equal(A.compensated_group_mean(values.iloc[tail], keys.iloc[tail]).to_numpy(), got[tail])
+
+
+def test_targets_of_a_window_of_years_equal_the_whole_history_targets(market):
+    _, returns = market
+    stacked = returns.rename_axis(index="as_of_date", columns="symbol").stack().reset_index()[["as_of_date", "symbol"]].assign(horizon=H)
+    whole = A.attach_targets(stacked, returns, H)
+    window = stacked[stacked["as_of_date"].dt.year == 2015].reset_index(drop=True)
+    part = A.attach_targets(window, _years(returns, 2015, 2016), H)
+    pd.testing.assert_frame_equal(part, whole[whole["as_of_date"].dt.year == 2015].reset_index(drop=True), check_exact=True)
+
+
+def test_strategy_ics_kept_per_year_summarise_to_the_whole_history_tables(market):
+    px, returns = market
+    signals = S.all_signals(px)
+    years = sorted(set(returns.index.year))
+    blocks = []
+    for y in years:
+        sig = signals[pd.DatetimeIndex(signals["date"]).year == y]
+        blocks.append(D.strategy_ic_by_date(sig, _years(returns, y, y + 1), pd.Timestamp(f"{y}-01-01"), pd.Timestamp(f"{y}-12-31")))
+    by_date = pd.concat(blocks, ignore_index=True)
+    assert by_date["date"].dt.year.nunique() == len(years) and by_date[D.horizon_column(60)].notna().sum() > 100
+    table, decay = D.strategy_tables(by_date)
+    pd.testing.assert_frame_equal(table, S.strategy_ic(signals, returns), check_exact=True)
+    pd.testing.assert_frame_equal(decay, S.alpha_decay(signals, returns), check_exact=True)
+
+
+def test_assessment_rows_kept_per_year_summarise_to_the_whole_history_evaluation(market):
+    _, returns = market
+    rng = np.random.default_rng(1)
+    stacked = returns.rename_axis(index="as_of_date", columns="symbol").stack().reset_index()[["as_of_date", "symbol"]].assign(horizon=H)
+    scores = pd.concat([stacked.assign(kind=kind, model_id=kind, score=rng.standard_normal(len(stacked))) for kind in ("hgb", "ridge")], ignore_index=True)
+    scores = scores[scores["as_of_date"] >= "2015-03-02"].sort_values(["horizon", "kind", "as_of_date", "symbol"], kind="stable").reset_index(drop=True)
+    labels = np.array(["CRISIS", "RISK_OFF", "CARRY", "NEUTRAL"], dtype=object)
+    sessions = returns.index[returns.index >= "2015-01-20"]
+    regimes = pd.DataFrame({"as_of_date": sessions, "regime_label": labels[(np.arange(len(sessions)) // 40) % 4]})
+
+    whole = A.evaluate(scores, A.attach_targets(stacked, returns, H), regimes)
+
+    rows = []
+    for y in (2015, 2016, 2017):
+        # the block's inputs: scores and regimes from the previous year on, dataset rows of the
+        # year, returns of the year and the next (the forward windows)
+        sc = scores[(scores["as_of_date"].dt.year >= y - 1) & (scores["as_of_date"].dt.year <= y)]
+        rg = regimes[(regimes["as_of_date"].dt.year >= y - 1) & (regimes["as_of_date"].dt.year <= y)]
+        data = A.attach_targets(stacked[stacked["as_of_date"].dt.year == y].reset_index(drop=True), _years(returns, y, y + 1), H)
+        daily = A.evaluate_daily(sc, data, rg)
+        rows.append(daily[daily["as_of_date"].dt.year == y])
+    kept = pd.concat(rows, ignore_index=True).sort_values(["horizon", "kind", "as_of_date"], kind="stable").reset_index(drop=True)
+    incremental = A.summarise_daily(kept)
+    for name in ("overall", "by_regime", "by_period", "daily"):
+        pd.testing.assert_frame_equal(incremental[name], whole[name], check_exact=True, obj=name)
+    assert whole["daily"]["top_turnover"].notna().sum() > 500  # turnover across the year boundaries is covered
+
+
+def test_training_inputs_are_the_files_before_the_fit_date_and_bind_the_fingerprint():
+    fit = pd.Timestamp("2016-01-04")
+    dataset = [(2014, ("d", "2014.parquet", "a")), (2015, ("d", "2015.parquet", "b")), (2016, ("d", "2016.parquet", "c")), (None, ("d", "empty.parquet", "e"))]
+    returns = [(2015, pd.Timestamp("2015-01-02"), ("r", "2015.parquet", "f")),
+               (2016, pd.Timestamp("2016-01-04"), ("r", "2016.parquet", "g"))]
+    used = A.inputs_before_fit(fit, dataset, returns)
+    assert sorted(used) == sorted([("d", "2014.parquet", "a"), ("d", "2015.parquet", "b"), ("d", "empty.parquet", "e"), ("r", "2015.parquet", "f")])
+    # a returns session of the fit's year before the fit date makes that file an input
+    early = [(2016, pd.Timestamp("2016-01-01"), ("r", "2016.parquet", "g"))]
+    assert ("r", "2016.parquet", "g") in A.inputs_before_fit(fit, dataset, early)
+    header = A.walk_forward_header("hgb", 5, ["px_ret_5"])
+    digest = A.training_inputs_digest("f" * 64, header, used)
+    assert digest == A.training_inputs_digest("f" * 64, header, list(reversed(used)))
+    assert digest != A.training_inputs_digest("0" * 64, header, used)  # an edited fingerprint is noticed
+    assert digest != A.training_inputs_digest("f" * 64, header, [*used[:-1], ("r", "2015.parquet", "changed")])
+    assert digest != A.training_inputs_digest("f" * 64, A.walk_forward_header("hgb", 5, ["px_ret_5", "px_ret_21"]), used)
