@@ -41,8 +41,7 @@ def graph_job() -> dg.JobDefinition:
 def test_multiprocess_executor_gives_the_same_bytes_as_one_process(tmp_path, monkeypatch):
     one, many = tmp_path / "one" / "data", tmp_path / "many" / "data"
     # Same history first (in one process) in both roots, then the next range: in one process / a
-    # process per step, two at a time. (The first range is not run multiprocess on an empty root:
-    # see the README's scale-out notes for the undeclared strategy_signals -> returns_daily read.)
+    # process per step, two at a time.
     for home in (one, many):
         run_range(settings_for(home), START, SPLIT, selection=PARALLEL)
     run_range(settings_for(one), NEXT, END, selection=PARALLEL)
