@@ -11,6 +11,7 @@ import pandas as pd
 
 from prometheus_assets.assets import book_inputs, history, metadata, plots
 from prometheus_assets.core import book_signals, performance, sleeves, trade_context, trades
+from prometheus_assets.core.backtest import valuation_prices
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import StorageResource
@@ -34,17 +35,17 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     )
     def sleeve_positions(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        configs = {b.config_id(): (b, b.combination) for b in books.books().values()}
+        configs = book_inputs.configured_configs(books.books())
         # continues each book's simulation from the state stored at the previous close (else from day one)
         prices, states = book_inputs.resumed_prices(storage, "sleeve_positions", configs, dates)
         positions = history.read(storage, "target_portfolios", None if states is None else dates[0], dates[-1])
         parts = []
-        new = book_inputs.BookStates(prices.index[-1], prices.columns, fingerprints={cid: book_inputs.config_fingerprint(b, m) for cid, (b, m) in configs.items()})
+        new = book_inputs.BookStates.for_configs(prices.index[-1], prices.columns, configs)
         for cid, (book, _) in configs.items():
             mine = positions[positions["book"] == book.name]
             carried = states.simulations.get(cid) if states is not None else None
             sim, new.simulations[cid] = book_inputs.simulated_returns_with_state(prices, sleeves.targets_wide(mine, prices.index, prices.columns), book.costs.total_bps, carried)
-            parts.append(sleeves.holdings(mine[mine["date"] >= dates[0]], sim.set_index("date")["equity"], book_inputs.seeded_prices(prices, carried), book.name))
+            parts.append(sleeves.holdings(mine[mine["date"] >= dates[0]], sim.set_index("date")["equity"], valuation_prices(prices, carried), book.name))
         book_inputs.save_states(storage, "sleeve_positions", dates, new)
         out = pd.concat(parts, ignore_index=True)
         return metadata.output(context, out, numbers={"positions": len(out), "resumed_from_state": states is not None})
@@ -63,12 +64,12 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         dates = keys_to_dates(context.partition_keys)
         run = book_inputs.book_run(storage, "sleeve_returns", book_inputs.all_configs(books.books()), instruments, dates)
         ctx = run.ctx
-        universe = book_inputs.read_universe(storage, dates[-1], ctx.returns.index[0] if run.starts else None)
+        universe = book_inputs.read_universe(storage, dates[-1], run.window_start)
         parts, states = [], run.new_states()
         for cid, (book, method) in run.configs.items():
             plan = book_inputs.plan(ctx, book, universe, method, start=run.start(cid))
             sim, states.simulations[cid] = run.simulate(cid, plan.targets, book.costs.total_bps)
-            states.weights[cid] = plan.weights.iloc[-1][plan.weights.iloc[-1] != 0]
+            states.keep_plan(cid, plan)
             parts.append(sim.assign(book=book.name, config_id=cid, combination_method=method, configured=method == book.combination))
         solved = book_inputs.save_memo(ctx)
         book_inputs.save_states(storage, "sleeve_returns", dates, states)

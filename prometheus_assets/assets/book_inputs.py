@@ -178,6 +178,11 @@ def simulated_returns_with_state(prices: pd.DataFrame, targets: pd.DataFrame, co
     return sim.rename(columns={"returns": "return"}).rename_axis("date").reset_index(), final
 
 
+def configured_configs(books: dict[str, BookConfig]) -> dict[str, tuple[BookConfig, str]]:
+    """Every book under its own combination method: config id -> (book, method)."""
+    return {book.config_id(): (book, book.combination) for book in books.values()}
+
+
 def all_configs(books: dict[str, BookConfig]) -> dict[str, tuple[BookConfig, str]]:
     """Every book under every combination method (the comparison): config id -> (book, method)."""
     return {book.config_id(m): (book, m) for book in books.values() for m in COMBINATION_METHODS}
@@ -214,6 +219,16 @@ class BookStates:
     simulations: dict[str, SimulationState | None] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def for_configs(cls, date: pd.Timestamp, symbols: pd.Index, configs: dict[str, tuple[BookConfig, str]]) -> "BookStates":
+        """An empty state at the close ``date`` of a run over ``symbols``, fingerprinted for ``configs``."""
+        return cls(date, symbols, fingerprints={cid: config_fingerprint(book, m) for cid, (book, m) in configs.items()})
+
+    def keep_plan(self, config_id: str, plan: portfolio.BookPlan) -> None:
+        """Keep the plan's end-of-day weights at its last session (the names held)."""
+        last = plan.weights.iloc[-1]
+        self.weights[config_id] = last[last != 0]
+
     def to_json(self) -> bytes:
         configs = {}
         for cid, fp in sorted(self.fingerprints.items()):
@@ -242,16 +257,12 @@ class BookStates:
 
 
 def _state_paths(storage: StorageResource, asset: str) -> dict[pd.Timestamp, str]:
-    store = storage.store()
-    directory = f"{store.root}/{BOOK_STATE_DIR}/{asset}"
-    if not store.fs.exists(directory):
-        return {}
+    """day -> relative path of every state ``asset`` has stored."""
     out = {}
-    for path in store.fs.ls(directory, detail=False):
-        base = path.rstrip("/").rsplit("/", 1)[-1]
-        if base.endswith(".json") and not base.startswith("."):
+    for name in storage.store().list_names(f"{BOOK_STATE_DIR}/{asset}"):
+        if name.endswith(".json"):
             try:
-                out[pd.Timestamp(base[: -len(".json")])] = f"{BOOK_STATE_DIR}/{asset}/{base}"
+                out[pd.Timestamp(name[: -len(".json")])] = f"{BOOK_STATE_DIR}/{asset}/{name}"
             except ValueError:
                 continue
     return out
@@ -264,10 +275,11 @@ def stored_states(storage: StorageResource, asset: str, first_day: pd.Timestamp,
     fingerprint differs (the book was changed or overridden for this run). Whether it is the
     close right before ``first_day`` is checked by the caller against the sessions it reads.
     """
-    earlier = [d for d in _state_paths(storage, asset) if d < first_day]
+    paths = _state_paths(storage, asset)
+    earlier = [d for d in paths if d < first_day]
     if not earlier:
         return None
-    relative = _state_paths(storage, asset)[max(earlier)]
+    relative = paths[max(earlier)]
     try:
         states = BookStates.from_json(storage.store().read_bytes(relative) or b"")
     except (ValueError, KeyError, TypeError) as exc:
@@ -284,7 +296,7 @@ def save_states(storage: StorageResource, asset: str, dates: list[pd.Timestamp],
     store = storage.store()
     for day, relative in _state_paths(storage, asset).items():
         if dates[0] <= day < states.date:
-            store.fs.rm(store._relative_path(relative))
+            store.remove(relative)
     store.write_bytes(f"{BOOK_STATE_DIR}/{asset}/{states.date:%Y-%m-%d}.json", states.to_json())
 
 
@@ -296,6 +308,11 @@ class BookRun:
     configs: dict[str, tuple[BookConfig, str]]
     starts: dict[str, portfolio.BookStart] | None
     simulations: dict[str, SimulationState | None] | None
+
+    @property
+    def window_start(self) -> pd.Timestamp | None:
+        """The first session read (None: the first day of history)."""
+        return None if self.starts is None else self.ctx.returns.index[0]
 
     @property
     def first_day(self) -> pd.Timestamp | None:
@@ -314,8 +331,7 @@ class BookRun:
 
     def new_states(self) -> BookStates:
         """An empty :class:`BookStates` at this run's last close, for the configs of this run."""
-        return BookStates(self.ctx.returns.index[-1], self.ctx.returns.columns,
-                          fingerprints={cid: config_fingerprint(book, m) for cid, (book, m) in self.configs.items()})
+        return BookStates.for_configs(self.ctx.returns.index[-1], self.ctx.returns.columns, self.configs)
 
 
 def book_run(storage: StorageResource, asset: str, configs: dict[str, tuple[BookConfig, str]], instruments: pd.DataFrame, dates: list[pd.Timestamp]) -> BookRun:
@@ -367,10 +383,3 @@ def resumed_prices(storage: StorageResource, asset: str, configs: dict[str, tupl
         _log.info("%s: stored state of %s is not the session before %s; replaying from the first day", asset, states.date.date(), dates[0].date())
     return history.market_panels(storage, None, dates[-1])["prices"], None
 
-
-def seeded_prices(prices: pd.DataFrame, state: SimulationState | None) -> pd.DataFrame:
-    """``prices`` forward-filled from the state's last known prices (what a full-history ffill would give)."""
-    if state is None:
-        return prices
-    seed = state.valuation_prices.reindex(prices.columns).to_frame().T
-    return pd.concat([seed, prices]).ffill().iloc[1:]

@@ -158,6 +158,4 @@ class BlockStore:
         return frame
 
     def remove(self, section: str, year: int) -> None:
-        path = self.store._relative_path(self.path(section, year))
-        if self.store.fs.exists(path):
-            self.store.fs.rm(path)
+        self.store.remove(self.path(section, year))

@@ -52,14 +52,14 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
     def target_portfolios(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
         configs = books.books()
-        run = book_inputs.book_run(storage, "target_portfolios", {b.config_id(): (b, b.combination) for b in configs.values()}, instruments, dates)
+        run = book_inputs.book_run(storage, "target_portfolios", book_inputs.configured_configs(configs), instruments, dates)
         ctx = run.ctx
-        universe = book_inputs.read_universe(storage, dates[-1], ctx.returns.index[0] if run.starts else None)
+        universe = book_inputs.read_universe(storage, dates[-1], run.window_start)
         parts, states = [], run.new_states()
         for name, book in configs.items():
             plan = book_inputs.plan(ctx, book, universe, start=run.start(book.config_id()))
             parts.append(plan.positions.assign(book=name, config_id=book.config_id()))
-            states.weights[book.config_id()] = plan.weights.iloc[-1][plan.weights.iloc[-1] != 0]
+            states.keep_plan(book.config_id(), plan)
         solved = book_inputs.save_memo(ctx)
         book_inputs.save_states(storage, "target_portfolios", dates, states)
         out = pd.concat(parts, ignore_index=True)

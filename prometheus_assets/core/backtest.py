@@ -49,7 +49,8 @@ class SimulationState:
 
     ``shares`` and ``valuation_prices`` (the last known price of each held symbol, which values a
     holding whose price is missing) are indexed by symbol; ``cash`` and ``equity`` are the
-    post-trade values at that close. See :func:`simulate` (``state``) and :func:`final_state`.
+    post-trade values at that close. :func:`simulate_with_state` returns it; :func:`simulate`
+    (``state``) continues from it.
     """
 
     shares: pd.Series
@@ -75,6 +76,16 @@ def _post_cost_equity(equity_before: float, w: np.ndarray, value: np.ndarray, ra
             return x_new
         x = x_new
     return x
+
+
+def valuation_prices(prices: pd.DataFrame, state: SimulationState | None = None) -> pd.DataFrame:
+    """``prices`` forward-filled for valuation: a missing price is the symbol's last known one,
+    from before ``prices``' first date when ``state`` carries it (NaN if it never had one)."""
+    if state is None:
+        return prices.ffill()
+    seed = state.valuation_prices.reindex(prices.columns).to_numpy(dtype=float)
+    filled = pd.DataFrame(np.vstack([seed, prices.to_numpy(dtype=float)]), columns=prices.columns).ffill().to_numpy(dtype=float)[1:]
+    return pd.DataFrame(filled, index=prices.index, columns=prices.columns)
 
 
 def simulate(
@@ -130,11 +141,9 @@ def simulate_with_state(
         unknown = state.shares[state.shares != 0].index.difference(prices.columns)
         if len(unknown):
             raise ValueError(f"simulation state holds symbols not in prices: {list(unknown)[:5]}")
-        # the last known prices before the first date value a holding that does not trade on it
-        seed = state.valuation_prices.reindex(prices.columns).to_numpy(dtype=float)
-        valued = pd.DataFrame(np.vstack([seed, raw]), columns=prices.columns).ffill().fillna(0.0).to_numpy(dtype=float)[1:]
-    elif np.isnan(raw).any():
-        valued = prices.ffill().fillna(0.0).to_numpy(dtype=float)
+    if state is not None or np.isnan(raw).any():
+        # the last known prices (carried in by ``state`` from before the first date) value a holding that does not trade
+        valued = valuation_prices(prices, state).fillna(0.0).to_numpy(dtype=float)
     else:
         valued = raw
     weights = tw.reindex(columns=prices.columns).fillna(0.0).to_numpy(dtype=float)
@@ -149,20 +158,28 @@ def simulate_with_state(
     turnover = np.zeros(n_days)
     costs = np.zeros(n_days)
 
+    def hold(a: int, b: int, shares: np.ndarray, cash: float) -> None:
+        """Value sessions a..b-1 (price rows) with fixed holdings.
+
+        Each day is a 1-D sum of its own row. Not a matrix product or a 2-D reduction: both group
+        the arithmetic by the period's length, so a day's value changed in the last bit when
+        history was cut (caught by the split-backfill test); a 1-D sum of the same row is the same
+        sum however long the period.
+        """
+        abs_shares = np.abs(shares)
+        for day in range(a, b):
+            row = valued[day]
+            equity[day - start] = cash + (row * shares).sum()
+            gross[day - start] = (row * abs_shares).sum()
+        cash_out[a - start : b - start] = cash
+
     shares = np.zeros(n_sym)
     cash = float(initial_equity)
     if state is not None:
         shares = state.shares.reindex(prices.columns).fillna(0.0).to_numpy(dtype=float, copy=True)
         cash = float(state.cash)
-        if len(reb_rows) == 0 or reb_rows[0] != 0:
-            # the holdings carried in are valued up to the first rebalance (no trade)
-            first = int(reb_rows[0]) if len(reb_rows) else len(prices.index)
-            abs_shares = np.abs(shares)
-            for day in range(0, first):
-                row = valued[day]
-                equity[day] = cash + (row * shares).sum()
-                gross[day] = (row * abs_shares).sum()
-            cash_out[:first] = cash
+        # the holdings carried in are held, untraded, up to the first rebalance
+        hold(0, int(reb_rows[0]) if len(reb_rows) else len(prices.index), shares, cash)
     ends = np.append(reb_rows[1:], len(prices.index))
     for k, (a, b) in enumerate(zip(reb_rows, ends)):
         px = raw[a]
@@ -178,17 +195,7 @@ def simulate_with_state(
         i = a - start
         costs[i] = equity_before - x
         turnover[i] = traded / x if x != 0 else np.nan
-        # Within the period, the holdings are fixed: value each day as a 1-D sum of its own row.
-        # Not a matrix product or a 2-D reduction: both group the arithmetic by the period's
-        # length, so a day's value changed in the last bit when history was cut (caught by the
-        # split-backfill test); a 1-D sum of the same row is the same sum however long the period.
-        abs_shares = np.abs(shares)
-        j = b - start
-        for day in range(a, b):
-            row = valued[day]
-            equity[day - start] = cash + (row * shares).sum()
-            gross[day - start] = (row * abs_shares).sum()
-        cash_out[i:j] = cash
+        hold(a, b, shares, cash)
         # The rebalance day's equity is x exactly (it equals cash + shares . price up to rounding).
         equity[i] = x
 

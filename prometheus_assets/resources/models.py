@@ -82,11 +82,8 @@ class ModelStore:
 
     def stored_ids(self, kind: str) -> set[str]:
         """Ids of the models of ``kind`` with both an artifact and a manifest (one directory listing)."""
-        directory = self._store._relative_path(f"models/{check_identifier(kind)}")
-        if not self.fs.exists(directory):
-            return set()
-        names = {p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(directory, detail=False)}
-        return {n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".") and n[: -len(".json")] + ".joblib" in names}
+        names = set(self._store.list_names(f"models/{check_identifier(kind)}"))
+        return {n[: -len(".json")] for n in names if n.endswith(".json") and n[: -len(".json")] + ".joblib" in names}
 
     def exists(self, kind: str, model_id: str) -> bool:
         blob, manifest = self._paths(kind, model_id)

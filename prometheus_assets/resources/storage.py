@@ -299,6 +299,23 @@ class ParquetStore:
         """Atomically write a text file (a report) at ``relative`` under the root; returns its URL."""
         return self.write_bytes(relative, text.encode("utf-8"))
 
+    def remove(self, relative: str) -> None:
+        """Delete the file at ``relative`` under the root, if there is one (under its lock)."""
+        path = self._relative_path(relative)
+        if not self.fs.exists(path):
+            return
+        with self._locked(path):
+            if self.fs.exists(path):
+                self.fs.rm(path)
+
+    def list_names(self, relative_dir: str) -> list[str]:
+        """Names of the visible files (hidden temporary and lock files excluded) in ``relative_dir`` under the root, sorted."""
+        directory = self._relative_path(relative_dir)
+        if not self.fs.exists(directory):
+            return []
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(directory, detail=False))
+        return sorted(n for n in names if not n.startswith("."))
+
     def read_bytes(self, relative: str) -> bytes | None:
         """The bytes of ``relative`` under the root, or None if there is no such file."""
         path = self._relative_path(relative)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prometheus_assets.errors import StorageError
+from prometheus_assets.errors import PathEscapeError, StorageError
 from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore, check_identifier
 
 
@@ -362,3 +362,19 @@ def test_update_bytes_merges_concurrent_updates_under_the_lock(home):
     before = (Path(home) / "cache" / "memo.json").stat().st_mtime_ns
     store.update_bytes("cache/memo.json", lambda old: old)  # unchanged bytes: not rewritten
     assert (Path(home) / "cache" / "memo.json").stat().st_mtime_ns == before
+
+
+def test_remove_and_list_names_stay_under_the_root(home):
+    """The small file API the carried states use: list a directory's visible files, remove one; paths are confined."""
+    store = ParquetStore(str(home))
+    assert store.list_names("state/x") == []
+    store.write_bytes("state/x/2024-01-03.json", b"{}")
+    store.write_bytes("state/x/2024-01-02.json", b"{}")
+    assert store.list_names("state/x") == ["2024-01-02.json", "2024-01-03.json"]  # sorted, lock files hidden
+    store.remove("state/x/2024-01-02.json")
+    store.remove("state/x/never-written.json")  # absent: nothing to do
+    assert store.list_names("state/x") == ["2024-01-03.json"]
+    with pytest.raises(PathEscapeError):
+        store.remove("../outside.json")
+    with pytest.raises(PathEscapeError):
+        store.list_names("../")
