@@ -82,7 +82,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", metadata={"partition_column": "exit_date"},
+        code_version="2", metadata={"partition_column": "exit_date"},
         deps=["target_portfolios", "prices_daily", "returns_daily", "regime_states", "soft_target_classes"],
         ins={"instruments": dg.AssetIn()},
         description=(

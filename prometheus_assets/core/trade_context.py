@@ -11,13 +11,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from prometheus_assets.core.frames import trailing_frame_moments
+
 VOLATILITY_WINDOW = 60
 VOLATILITY_BUCKETS: tuple[str, ...] = ("low", "mid", "high")
 
 
 def volatility_buckets(returns: pd.DataFrame, window: int = VOLATILITY_WINDOW) -> pd.DataFrame:
-    """Per (date, symbol): 'low' / 'mid' / 'high' tercile of trailing ``window``-session volatility."""
-    vol = returns.rolling(window, min_periods=window).std()
+    """Per (date, symbol): 'low' / 'mid' / 'high' tercile of trailing ``window``-session volatility.
+
+    The volatility is :func:`~prometheus_assets.core.frames.trailing_frame_moments` (start-invariant:
+    a run that reads a lookback window labels a day exactly as a full-history run does).
+    """
+    vol = trailing_frame_moments(returns, window, window)[1]
     pct = vol.rank(axis=1, pct=True).to_numpy(dtype=float)
     labels = np.select([pct <= 1 / 3, pct <= 2 / 3, pct <= 1.0], list(VOLATILITY_BUCKETS), default="")
     return pd.DataFrame(np.where(np.isnan(pct), None, labels), index=returns.index, columns=returns.columns)

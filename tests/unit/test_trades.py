@@ -6,8 +6,12 @@ import math
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
 
+from prometheus_assets.core import trade_context
+from prometheus_assets.core.edge.context import listing_sessions
+from prometheus_assets.core.frames import trailing_mean_std
 from prometheus_assets.core.trades import TRADE_COLUMNS, round_trips
 
 
@@ -108,3 +112,40 @@ def test_no_trades_gives_typed_empty_frame():
     got = round_trips(pd.DataFrame({"A": [0.0, 0.2, 0.2]}, index=dates), pd.DataFrame({"A": 1.0}, index=dates))
     assert got.empty and list(got.columns) == list(TRADE_COLUMNS)
     assert got["holding_sessions"].dtype == "int64"
+
+
+# --------------------------------------------------------------------------- start-invariant windows
+_values = arrays(np.float64, st.tuples(st.integers(1, 80), st.integers(1, 4)),
+                 elements=st.one_of(st.floats(-0.2, 0.2, allow_subnormal=False), st.just(np.nan)))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_values, st.integers(1, 30), st.integers(1, 30), st.integers(0, 40))
+def test_trailing_moments_match_pandas_and_do_not_depend_on_where_history_starts(x, window, min_periods, start):
+    min_periods = min(min_periods, window)
+    mean, std = trailing_mean_std(x, window, min_periods)
+    frame = pd.DataFrame(x)
+    np.testing.assert_allclose(mean, frame.rolling(window, min_periods=min_periods).mean().to_numpy(), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(std, frame.rolling(window, min_periods=min_periods).std().to_numpy(), rtol=1e-6, atol=1e-12)
+    # a window read that starts `start` rows later gives the same bits once it holds a full window
+    later_mean, later_std = trailing_mean_std(x[start:], window, min_periods)
+    full = slice(start + window - 1, None)
+    np.testing.assert_array_equal(later_mean[window - 1 :], mean[full])
+    np.testing.assert_array_equal(later_std[window - 1 :], std[full])
+
+
+def test_volatility_buckets_of_a_window_equal_the_full_history_ones():
+    rng = np.random.default_rng(3)
+    returns = pd.DataFrame(rng.normal(0, 0.02, (400, 9)) * rng.uniform(0.5, 2, 9), index=pd.bdate_range("2020-01-01", periods=400))
+    returns.iloc[50:70, 2] = np.nan
+    full = trade_context.volatility_buckets(returns)
+    window = trade_context.volatility_buckets(returns.iloc[150:])
+    pd.testing.assert_frame_equal(window.iloc[trade_context.VOLATILITY_WINDOW :], full.iloc[150 + trade_context.VOLATILITY_WINDOW :])
+
+
+def test_listing_sessions_carry_the_count_before_the_window():
+    returns = pd.DataFrame({"A": [np.nan, 0.1, 0.2, np.nan, 0.1, 0.0], "B": [np.nan] * 4 + [0.1, 0.1]})
+    full = listing_sessions(returns)
+    assert full["A"].tolist() == [0, 1, 2, 2, 3, 4] and full["B"].tolist() == [0, 0, 0, 0, 1, 2]
+    carried = full.iloc[2]  # counts through row 2
+    pd.testing.assert_frame_equal(listing_sessions(returns.iloc[3:], carried), full.iloc[3:])
