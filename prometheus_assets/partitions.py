@@ -39,3 +39,21 @@ def trading_day_partitions(start: pd.Timestamp | str) -> dg.TimeWindowPartitions
 def keys_to_dates(keys: list[str] | tuple[str, ...]) -> pd.DatetimeIndex:
     """Partition keys as a sorted ``DatetimeIndex`` of session dates."""
     return pd.DatetimeIndex(pd.to_datetime(list(keys), format=PARTITION_FORMAT)).sort_values().astype("datetime64[ns]")
+
+
+def run_first_day(tags: dict[str, str]) -> pd.Timestamp | None:
+    """The first session of the partition range a run was launched for (its tags), or None.
+
+    For an unpartitioned asset that carries state (the edge layer): a run over a range of daily
+    partitions rebuilds everything from the range's first day, so such an asset resumes from
+    the state stored at the session before it. None for a run launched without partitions.
+    """
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
+
+    key = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get(PARTITION_NAME_TAG)
+    if not key:
+        return None
+    try:
+        return pd.Timestamp(dt.datetime.strptime(key, PARTITION_FORMAT))
+    except ValueError:
+        return None

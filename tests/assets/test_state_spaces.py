@@ -77,6 +77,9 @@ def test_split_backfill_equals_one_backfill(full_build, tmp_path):
     for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions"):
         assert (split / "state" / asset / "2016-01-15.json").exists()
         assert _materialization_metadata(second, asset, partition="2016-01-19")["resumed_from_state"] is True
+    # so did the (unpartitioned) edge layer: its statistics, sized books and listing ages
+    assert (split / "state" / "edge_layer" / "2016-01-15.json").exists()
+    assert _materialization_metadata(second, "pattern_scope_stats")["resumed_from_state"] is True
 
 
 # --------------------------------------------------------------------------- assessment layer (same build)

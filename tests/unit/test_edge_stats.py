@@ -485,3 +485,39 @@ def test_default_masks_cover_every_dimension_and_run():
     assert len(full) == 3  # every trade has its own full scope
     assert full.iloc[0]["dimensions"] == "+".join(DIMENSION_NAMES)
     assert len(history) == int(stats["snapshots"].sum())
+
+
+# --------------------------------------------------------------------------- carried between runs
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_trade, min_size=0, max_size=40), st.integers(min_value=0, max_value=9))
+def test_a_carried_aggregator_continues_exactly_like_one_timeline(rows, cut_day):
+    """What the edge layer stores at a close (statistics without history rows, pickled) and resumes from
+    gives, after the later trades, the statistics of one pass over every trade, and the history rows
+    of the later days: bit for bit."""
+    import pickle
+
+    trades = _random_trades(rows)
+    cut = pd.Timestamp("2023-06-01") + pd.Timedelta(days=cut_day)
+    whole = EdgeTimeline(trades, PROPERTY_CONFIG).through_end()
+    earlier = EdgeTimeline(trades[trades["exit_date"] < cut], PROPERTY_CONFIG).through_end()
+    earlier.stats_frame()  # a stored aggregator has its statistics cached; the resumed one must not depend on that
+    carried = pickle.loads(pickle.dumps(earlier.without_history()))
+    # a reader that must add trades copies the carried aggregator first, leaving it as stored
+    reader = EdgeTimeline(trades[trades["exit_date"] >= cut], PROPERTY_CONFIG, start=carried, copy_on_write=True).through_end()
+    pd.testing.assert_frame_equal(reader.stats_frame(), whole.stats_frame())
+    pd.testing.assert_frame_equal(carried.stats_frame(), earlier.stats_frame())
+    resumed = EdgeTimeline(trades[trades["exit_date"] >= cut], PROPERTY_CONFIG, start=carried).through_end()
+    pd.testing.assert_frame_equal(resumed.stats_frame(), whole.stats_frame())
+    tail = whole.history_frame()
+    tail = tail[tail["ts"] >= cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(resumed.history_frame(), tail)
+    assert len(earlier.history_frame()) + len(resumed.history_frame()) == len(whole.history_frame())
+
+
+def test_a_carried_aggregator_refuses_earlier_trades_and_another_config():
+    trades = trades_frame([{"exit_date": D1, "intent": "long", "rr": 1.0}, {"exit_date": D2, "intent": "long", "rr": 0.5}])
+    carried = EdgeTimeline(trades, SMALL).through_end()
+    with pytest.raises(ValueError, match="not after the carried aggregator"):
+        EdgeTimeline(trades[trades["exit_date"] == D2], SMALL, start=carried)
+    with pytest.raises(ValueError, match="another edge config"):
+        EdgeTimeline(trades.iloc[:0], EdgeConfig(masks=(INTENT,)), start=carried)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_assets.core.edge.scope import DIMENSION_NAMES, UNKNOWN
+from prometheus_assets.core.frames import trailing_frame_moments
 from prometheus_assets.core.trade_context import volatility_buckets
 
 __all__ = [
@@ -40,6 +41,8 @@ LIQUIDITY_WINDOW: Final[int] = 60
 LEADER_QUANTILE: Final[float] = 0.8
 NEW_LISTING_SESSIONS: Final[int] = 252
 YOUNG_LISTING_SESSIONS: Final[int] = 1260
+#: Sessions of history every panel value reads before its own session (the longest trailing window).
+PANEL_LOOKBACK: Final[int] = SIZE_WINDOW
 
 
 class BookTraits(Protocol):
@@ -68,6 +71,18 @@ class ScopePanels:
         return int(i)
 
 
+def listing_sessions(returns: pd.DataFrame, seen_before: pd.Series | None = None) -> pd.DataFrame:
+    """Per (date, symbol): sessions with a return up to and including the date (the listing age).
+
+    ``seen_before`` (symbol -> count) carries the sessions before the frame's first row; integer
+    counts, so a window plus its carried count equals the count from the first day exactly.
+    """
+    seen = returns.notna().cumsum()
+    if seen_before is not None:
+        seen = seen + seen_before.reindex(returns.columns).fillna(0).to_numpy(dtype=np.int64)
+    return seen
+
+
 def _labels(values: np.ndarray, edges: tuple[float, ...], names: tuple[str, ...]) -> np.ndarray:
     """Bucket a float array: ``values <= edges[k]`` → ``names[k]``, above the last edge → last name; NaN → unknown."""
     out = np.full(values.shape, UNKNOWN, dtype=object)
@@ -91,8 +106,15 @@ def scope_panels(
     market_regimes: pd.Series,
     allocator_regimes: pd.Series,
     soft_target_classes: pd.DataFrame | None,
+    seen_before: pd.Series | None = None,
 ) -> ScopePanels:
     """Scope panels over ``returns``' sessions and symbols.
+
+    Every value on a session is a function of a trailing window ending there (fixed-order window
+    sums, :func:`~prometheus_assets.core.frames.trailing_frame_moments`), so panels built over a
+    lookback window equal, row for row, panels built over the whole history, provided the window
+    holds :data:`PANEL_LOOKBACK` sessions before the first row used and ``seen_before`` gives the
+    listing age carried into the window.
 
     Args:
         returns / prices / volumes: wide daily panels (volumes may be None: size and liquidity
@@ -100,6 +122,8 @@ def scope_panels(
         instruments: the registry (``symbol``, ``sector``, ``asset_class``).
         market_regimes: date -> regime layer label; allocator_regimes: date -> Allocator v1 regime.
         soft_target_classes: wide date × symbol stability classes (or None).
+        seen_before: symbol -> sessions with a return before the panels' first row (None: the
+            panels start at the beginning of history). The listing age counts them.
     """
     dates = pd.DatetimeIndex(returns.index)
     symbols = returns.columns
@@ -110,8 +134,8 @@ def scope_panels(
         "rank_position_bucket": _terciles(trailing, ("bottom", "middle", "top")),
     }
     per_symbol["vol_bucket"] = np.where(pd.isna(per_symbol["vol_bucket"]), UNKNOWN, per_symbol["vol_bucket"])
-    seen = returns.notna().cumsum().to_numpy(dtype=float)
-    first_seen = returns.notna().cummax().to_numpy()
+    seen = listing_sessions(returns, seen_before).to_numpy(dtype=float)
+    first_seen = seen > 0
     per_symbol["listing_age_bucket"] = np.where(
         first_seen, _labels(seen, (NEW_LISTING_SESSIONS - 0.5, YOUNG_LISTING_SESSIONS - 0.5), ("new", "young", "seasoned")), UNKNOWN
     )
@@ -129,8 +153,8 @@ def scope_panels(
     per_symbol["sector_leader"] = leader
     if volumes is not None and volumes.notna().any().any():
         dollar = (px * volumes.reindex(index=dates, columns=symbols)).where(lambda f: f > 0)
-        size = dollar.rolling(SIZE_WINDOW, min_periods=LIQUIDITY_WINDOW).mean()
-        amihud = (returns.abs() / dollar).rolling(LIQUIDITY_WINDOW, min_periods=LIQUIDITY_WINDOW // 2).mean()
+        size = trailing_frame_moments(dollar, SIZE_WINDOW, LIQUIDITY_WINDOW)[0]
+        amihud = trailing_frame_moments(returns.abs() / dollar, LIQUIDITY_WINDOW, LIQUIDITY_WINDOW // 2)[0]
         per_symbol["size_bucket"] = _terciles(size, ("small", "mid", "large"))
         per_symbol["liquidity_bucket"] = _terciles(amihud, ("liquid", "average", "illiquid"))
     else:
@@ -220,12 +244,13 @@ def risk_multiples(trades: pd.DataFrame, returns: pd.DataFrame, window: int) -> 
     """``rr`` of each trade: its return in units of the risk it was expected to take.
 
     rr = return / (σ × √holding_sessions), σ = standard deviation of the symbol's daily returns
-    over the ``window`` sessions up to and including the entry close (known at entry). NaN when
+    over the ``window`` sessions up to and including the entry close (known at entry; fixed-order
+    window sums, so ``returns`` may start anywhere ``window`` sessions before it). NaN when
     σ is unknown or zero (the statistics skip such trades and count them).
     """
     if trades.empty:
         return np.zeros(0)
-    sigma = returns.rolling(window, min_periods=window).std()
+    sigma = trailing_frame_moments(returns, window, window)[1]
     i = sigma.index.get_indexer(pd.DatetimeIndex(trades["entry_date"]))
     j = sigma.columns.get_indexer(pd.Index(trades["symbol"]))
     s = np.full(len(trades), np.nan)
