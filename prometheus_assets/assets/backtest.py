@@ -121,7 +121,12 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
                 "volatility, VaR 95%, win rate, profit factor, average win/loss, turnover, average holding period, trade win "
                 "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
                 "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0). The "
-                "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins.")),
+                "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins. "
+                "Incremental: a per-date IC is final once its forward window is known, so the ICs of every config are kept "
+                "in yearly blocks under state/sleeve_evaluation/ with the sha256 of the upstream year files each block's "
+                "window read; a run recomputes only the blocks whose inputs changed (the newest year) and summarises the "
+                "stored rows, which gives the same tables as a whole-history computation. The alpha-vs-realised scatter "
+                f"shows the rebalances of the last {ALPHA_POINTS_SESSIONS} sessions.")),
             "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata={"point_in_time_column": "date"}, description=(
                 "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
                 "drawdown and rank IC of the book's alpha (IC counted on the day it became known).")),
@@ -143,6 +148,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         ic_of = {key: rows for key, rows in ic_rows.groupby(["book", "combination_method"], sort=False)}
         no_rows = ic_rows.iloc[:0]
         tables = {"metrics": [], "rolling": []}
+        cut = None
         for config_id, rows in returns.groupby("config_id", sort=True):
             name, method = rows["book"].iloc[0], rows["combination_method"].iloc[0]
             book = configs[name]
@@ -152,8 +158,11 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             decay = sleeve_ic.alpha_decay_from_rows(by_date)
             sized = bool(rows["edge_sizing"].iloc[0])
             trades_of_config = closed[closed["book"] == name] if method == book.combination and not sized else None
-            m = performance.sliced_metrics(series["return"], regimes, series["turnover"], trades_of_config)
-            ic_by_slice = performance.slice_means(ic, pd.DatetimeIndex(series.index), regimes).rename(columns={"value": "ic"})
+            index = pd.DatetimeIndex(series.index)
+            if cut is None or not cut[0].equals(index):  # (the configs share their dates: slice them once)
+                cut = (index, performance.slices(index, regimes))
+            m = performance.sliced_metrics(series["return"], regimes, series["turnover"], trades_of_config, precomputed=cut[1])
+            ic_by_slice = performance.slice_means(ic, index, regimes, precomputed=cut[1]).rename(columns={"value": "ic"})
             m = m.merge(ic_by_slice, on=["scope", "slice"], how="left").assign(config_id=config_id, book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]), edge_sizing=sized)
             for h, v in decay.items():
                 m.loc[m["scope"] == "overall", f"ic_{h}d"] = float(v)

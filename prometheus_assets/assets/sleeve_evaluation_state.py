@@ -47,12 +47,12 @@ def window_start(year: int, books: dict[str, BookConfig]) -> pd.Timestamp:
     return history.lookback_start(pd.Timestamp(f"{year:04d}-01-01"), lookback)
 
 
-def block_inputs(year: int, listing: dict[str, list[upstream_files.FileDigest]], books: dict[str, BookConfig],
+def block_inputs(year: int, start: pd.Timestamp, listing: dict[str, list[upstream_files.FileDigest]],
                  configs: dict[str, tuple[BookConfig, str]]) -> list[list[str]] | None:
-    """The year files (table, name, sha256) of the block's window and the configs' fingerprints; None without a returns file of ``year``."""
+    """The year files (table, name, sha256) of the block's window (from ``start``) and the configs' fingerprints; None without a returns file of ``year``."""
     if evaluation_state.year_file(listing["returns_daily"], year) is None:
         return None
-    first = window_start(year, books).year
+    first = start.year
     files = [[f.table, f.name, f.sha256] for t in TABLES for f in listing[t] if f.year is not None and first <= f.year <= year]
     return files + [["config", cid, book_inputs.config_fingerprint(book, method)] for cid, (book, method) in sorted(configs.items())]
 
@@ -65,9 +65,9 @@ def _typed(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _compute(storage: StorageResource, books: dict[str, BookConfig], configs: dict[str, tuple[BookConfig, str]],
-             years: list[int], reach: dict[int, int]) -> dict[int, pd.DataFrame]:
+             years: list[int], starts: dict[int, pd.Timestamp], reach: dict[int, int]) -> dict[int, pd.DataFrame]:
     """The blocks of ``years``, each from its own window (the rows are read once for all of them, then cut per block)."""
-    lo = min(window_start(y, books) for y in years)
+    lo = min(starts[y] for y in years)
     hi = pd.Timestamp(f"{max(years):04d}-12-31")
     scores = history.read(storage, "assessment_scores", lo, hi, date_column="as_of_date")
     signals = history.read(storage, "strategy_signals", lo, hi)
@@ -76,7 +76,7 @@ def _compute(storage: StorageResource, books: dict[str, BookConfig], configs: di
     forward = sleeve_ic.forward_sessions(books)
     out = {}
     for year in years:
-        start, first, end = window_start(year, books), pd.Timestamp(f"{year:04d}-01-01"), pd.Timestamp(f"{year:04d}-12-31")
+        start, first, end = starts[year], pd.Timestamp(f"{year:04d}-01-01"), pd.Timestamp(f"{year:04d}-12-31")
         after = sessions[sessions > end][:forward]  # the rows evaluation_state.following_returns digests
         last = after[-1] if len(after) else end
         window = to_wide(returns[(returns["date"] >= start) & (returns["date"] <= last)], "return")
@@ -95,10 +95,11 @@ def alpha_ic_rows(storage: StorageResource, books: dict[str, BookConfig]) -> tup
     store = storage.store()
     listing = {t: upstream_files.file_digests(store, t) for t in TABLES}
     years = sorted({f.year for f in listing["returns_daily"] if f.year is not None})
+    starts = {y: window_start(y, books) for y in years}
     out, recomputed = evaluation_state.refresh_blocks(
         block_store(storage), years, (SECTION,), listing["returns_daily"],
-        lambda section, year: block_inputs(year, listing, books, configs),
-        lambda section, todo, reach: _compute(storage, books, configs, todo, reach),
+        lambda section, year: block_inputs(year, starts[year], listing, configs),
+        lambda section, todo, reach: _compute(storage, books, configs, todo, starts, reach),
         sessions=sleeve_ic.forward_sessions(books))
     rows = out[SECTION]
     if rows is None:
