@@ -215,56 +215,19 @@ def _evaluation_rows(storage: StorageResource, listing: dict) -> tuple[pd.DataFr
     first run) and split by year. Returns the two tables (blocks in year order, each as read back
     from its stored file, None when a section has no block) and the number of blocks recomputed.
     """
-    blocks = evaluation_state.BlockStore(storage.store())
-    recorded = blocks.manifest()["blocks"]
-    new: dict[str, dict] = {}
     years = sorted({f.year for f in listing["returns_daily"] if f.year is not None})
-    stale: dict[str, list[int]] = {section: [] for section in evaluation_state.SECTIONS}
-    reach: dict[int, int] = {}
-    kept: dict[tuple[str, int], pd.DataFrame] = {}
-    for year in years:
-        known = {}
-        for section in evaluation_state.SECTIONS:
-            old = recorded.get(f"{section}/{year:04d}")
-            if old:
-                known.update({p[0]: (p[1], p) for p in old["following"]})
-        following = evaluation_state.following_returns(storage.store(), listing["returns_daily"], year, known)
-        reach[year] = max([year] + [int(p[0][:4]) for p in following.parts])
-        for section in evaluation_state.SECTIONS:
-            inputs = evaluation_state.block_inputs(section, year, listing)
-            if inputs is None:
-                continue
-            name = f"{section}/{year:04d}"
-            old = recorded.get(name)
-            frame = None
-            if old and old["inputs"] == inputs and old["complete"] == following.complete and evaluation_state.same_following(old["following"], following.parts):
-                frame = blocks.read(section, year, old["sha256"])
-            new[name] = {"inputs": inputs, "following": following.parts, "complete": following.complete, "sha256": old["sha256"] if frame is not None else None}
-            if frame is None:
-                stale[section].append(year)
-            else:
-                kept[(section, year)] = frame
-    # blocks first, then the manifest that vouches for them (see evaluation_state)
-    for section, todo in stale.items():
-        if not todo:
-            continue
+
+    def compute(section: str, todo: list[int], reach: dict[int, int]) -> dict[int, pd.DataFrame]:
         first, last = min(todo), max(todo)
         rows = (_assessment_rows(storage, first, last, listing, reach[last]) if section == "assessment"
                 else _strategy_rows(storage, first, last, reach[last]))
         row_years = pd.DatetimeIndex(rows["as_of_date" if section == "assessment" else "date"]).year
-        for year in todo:
-            name = f"{section}/{year:04d}"
-            new[name]["sha256"] = blocks.write(section, year, _block(section, rows, row_years, year))
-            kept[(section, year)] = blocks.read(section, year, new[name]["sha256"])  # what later runs read: the stored bytes
-    blocks.write_manifest({"version": evaluation_state.STATE_VERSION, "blocks": new})
-    for name in sorted(set(recorded) - set(new)):
-        section, year = name.split("/")
-        blocks.remove(section, int(year))
-    out = {}
-    for section in evaluation_state.SECTIONS:
-        parts = [kept[(section, year)] for year in years if (section, year) in kept]
-        out[section] = pd.concat(parts, ignore_index=True) if parts else None
-    return out["assessment"], out["strategy"], sum(len(v) for v in stale.values())
+        return {year: _block(section, rows, row_years, year) for year in todo}
+
+    out, recomputed = evaluation_state.refresh_blocks(
+        evaluation_state.BlockStore(storage.store()), years, evaluation_state.SECTIONS, listing["returns_daily"],
+        lambda section, year: evaluation_state.block_inputs(section, year, listing), compute)
+    return out["assessment"], out["strategy"], recomputed
 
 
 def _strategy_state(storage: StorageResource, session: pd.Timestamp) -> strategies.SignalState | None:

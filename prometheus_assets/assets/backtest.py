@@ -9,8 +9,8 @@ the combination methods can be compared side by side and the meta-orchestrator c
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import book_inputs, history, metadata, plots
-from prometheus_assets.core import book_signals, performance, sleeves, trade_context, trades
+from prometheus_assets.assets import book_inputs, history, metadata, plots, sleeve_evaluation_state
+from prometheus_assets.core import performance, sleeve_ic, sleeves, trade_context, trades
 from prometheus_assets.core.backtest import valuation_prices
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -20,6 +20,8 @@ from prometheus_assets.resources.books import BooksResource
 GROUP = "backtest"
 OWNERS = ["team:prometheus-portfolio"]
 TAGS = {"layer": "backtest"}
+#: Sessions of rebalances in sleeve_metrics' alpha-vs-realised scatter (the most recent ones).
+ALPHA_POINTS_SESSIONS = 756
 RETURN_COLUMNS = ["date", "book", "config_id", "combination_method", "configured", "return", "equity", "turnover", "costs", "gross_exposure", "cash"]
 
 
@@ -119,7 +121,12 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
                 "volatility, VaR 95%, win rate, profit factor, average win/loss, turnover, average holding period, trade win "
                 "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
                 "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0). The "
-                "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins.")),
+                "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins. "
+                "Incremental: a per-date IC is final once its forward window is known, so the ICs of every config are kept "
+                "in yearly blocks under state/sleeve_evaluation/ with the sha256 of the upstream year files each block's "
+                "window read; a run recomputes only the blocks whose inputs changed (the newest year) and summarises the "
+                "stored rows, which gives the same tables as a whole-history computation. The alpha-vs-realised scatter "
+                f"shows the rebalances of the last {ALPHA_POINTS_SESSIONS} sessions.")),
             "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata={"point_in_time_column": "date"}, description=(
                 "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
                 "drawdown and rank IC of the book's alpha (IC counted on the day it became known).")),
@@ -134,19 +141,28 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             sized = history.read(storage, "edge_sleeve_returns", None, None)
             returns = pd.concat([returns, sized.assign(edge_sizing=True)[returns.columns]], ignore_index=True) if len(sized) else returns
         closed = history.read(storage, "closed_trades", None, None, date_column="exit_date")
-        ctx = book_inputs.load_context(storage, configs, instruments, returns["date"].max() if len(returns) else None)
+        end = returns["date"].max() if len(returns) else None
+        regimes = book_inputs.regime_labels(storage, end)
+        # per-date alpha ICs from the yearly blocks (only the new or changed ones are computed)
+        ic_rows, recomputed = sleeve_evaluation_state.alpha_ic_rows(storage, configs)
+        ic_of = {key: rows for key, rows in ic_rows.groupby(["book", "combination_method"], sort=False)}
+        no_rows = ic_rows.iloc[:0]
         tables = {"metrics": [], "rolling": []}
+        cut = None
         for config_id, rows in returns.groupby("config_id", sort=True):
             name, method = rows["book"].iloc[0], rows["combination_method"].iloc[0]
             book = configs[name]
             series = rows.set_index("date")
-            alpha = book_signals.book_alpha(book, ctx.panels, method)
-            ic = performance.alpha_ic(alpha, ctx.returns, book.horizon_days)
-            decay = performance.alpha_decay(alpha, ctx.returns)
+            by_date = ic_of.get((name, method), no_rows)
+            ic = sleeve_ic.alpha_ic_from_rows(by_date)
+            decay = sleeve_ic.alpha_decay_from_rows(by_date)
             sized = bool(rows["edge_sizing"].iloc[0])
             trades_of_config = closed[closed["book"] == name] if method == book.combination and not sized else None
-            m = performance.sliced_metrics(series["return"], ctx.regimes, series["turnover"], trades_of_config)
-            ic_by_slice = performance.slice_means(ic, pd.DatetimeIndex(series.index), ctx.regimes).rename(columns={"value": "ic"})
+            index = pd.DatetimeIndex(series.index)
+            if cut is None or not cut[0].equals(index):  # (the configs share their dates: slice them once)
+                cut = (index, performance.slices(index, regimes))
+            m = performance.sliced_metrics(series["return"], regimes, series["turnover"], trades_of_config, precomputed=cut[1])
+            ic_by_slice = performance.slice_means(ic, index, regimes, precomputed=cut[1]).rename(columns={"value": "ic"})
             m = m.merge(ic_by_slice, on=["scope", "slice"], how="left").assign(config_id=config_id, book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]), edge_sizing=sized)
             for h, v in decay.items():
                 m.loc[m["scope"] == "overall", f"ic_{h}d"] = float(v)
@@ -156,7 +172,10 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         metrics_table = pd.concat(tables["metrics"], ignore_index=True)
         rolling = pd.concat(tables["rolling"], ignore_index=True)
         comparison = performance.comparison_table(metrics_table[~metrics_table["edge_sizing"]])
-        points = book_inputs.alpha_points(history.read(storage, "target_portfolios", None, None), ctx.returns, configs)
+        # the scatter shows the recent rebalances only (its cost must not grow with the history)
+        since = history.lookback_start(end, ALPHA_POINTS_SESSIONS) if end is not None else None
+        points = book_inputs.alpha_points(history.read(storage, "target_portfolios", since, end),
+                                          to_wide(history.read(storage, "returns_daily", since, end), "return"), configs)
         configured = metrics_table[(metrics_table["scope"] == "overall") & metrics_table["configured"]].set_index("book")
         overall_sized = metrics_table[(metrics_table["scope"] == "overall") & metrics_table["edge_sizing"]]
         edge_comparison = performance.edge_sizing_comparison(metrics_table)
@@ -167,7 +186,9 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             **{f"ic_{b}": float(v) for b, v in configured["ic"].items()},
             **{f"sharpe_{c}": float(v) for c, v in overall_sized.set_index("config_id")["sharpe_ratio"].items()},
             "edge_sizing_comparison": plots.markdown_table(edge_comparison) if len(edge_comparison) else dg.MetadataValue.text("no edge-sized books"),
-            "alpha_vs_realised": plots.png_markdown(plots.alpha_scatter_figure(points), "Alpha vs realised return"),
+            "alpha_vs_realised": plots.png_markdown(plots.alpha_scatter_figure(
+                points, title=f"Alpha at rebalance vs realised forward return (last {ALPHA_POINTS_SESSIONS} sessions)"), "Alpha vs realised return"),
+            "ic_blocks_recomputed": recomputed,
         })
         yield dg.Output(rolling, output_name="sleeve_rolling_metrics", metadata={"rows": len(rolling)})
         yield dg.Output(comparison, output_name="combination_comparison", metadata={"comparison": plots.markdown_table(comparison)})

@@ -1,6 +1,9 @@
-"""The incremental state of ``assessment_evaluation``: per-date IC rows in yearly blocks under the storage root.
+"""Incremental evaluation state: per-date IC rows in yearly blocks under the storage root.
 
-Layout::
+Used by ``assessment_evaluation`` (the layout below) and ``sleeve_evaluation``
+(``state/sleeve_evaluation/alpha/<YYYY>.parquet``, see ``assets/backtest.py``): a :class:`BlockStore`
+per asset (its directory, state version and date columns) and :func:`refresh_blocks`, which keeps
+the blocks whose recorded inputs are unchanged and recomputes the others. The assessment layout::
 
     <home>/state/assessment_evaluation/assessment/<YYYY>.parquet   evaluate_daily rows of the year (all horizons)
     <home>/state/assessment_evaluation/strategy/<YYYY>.parquet     strategy_ic_by_date rows of the year
@@ -24,6 +27,7 @@ writer), so a state built in one run and a state built day by day are byte-ident
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -67,14 +71,15 @@ class Following:
     complete: bool
 
 
-def following_returns(store: ParquetStore, returns: list[FileDigest], year: int, known: dict[str, tuple[str, list]] | None = None) -> Following:
-    """Walk the returns year files after ``year`` until ``FORWARD_SESSIONS`` sessions are covered (or the files end).
+def following_returns(store: ParquetStore, returns: list[FileDigest], year: int, known: dict[str, tuple[str, list]] | None = None,
+                      sessions: int = FORWARD_SESSIONS) -> Following:
+    """Walk the returns year files after ``year`` until ``sessions`` sessions are covered (or the files end).
 
     ``known``: file name -> (sha256, recorded part) from the manifest; a file whose bytes are
     unchanged is not decoded (its part is the recorded one).
     """
     parts: list[list] = []
-    needed = FORWARD_SESSIONS
+    needed = sessions
     for f in sorted((f for f in returns if f.year is not None and f.year > year), key=lambda f: f.year):
         if needed <= 0:
             break
@@ -120,23 +125,36 @@ def same_following(a: list[list], b: list[list]) -> bool:
 
 
 class BlockStore:
-    """Read and write the blocks and the manifest (atomic writes through the store)."""
+    """Read and write the blocks and the manifest (atomic writes through the store).
 
-    def __init__(self, store: ParquetStore) -> None:
+    ``state_dir``: the asset's state directory; ``version``: bump when a block's content definition
+    changes (every block is then recomputed once); ``date_columns``: per section, the date columns a
+    read block gets back as datetime64[ns]. The defaults are ``assessment_evaluation``'s.
+    """
+
+    def __init__(self, store: ParquetStore, state_dir: str = STATE_DIR, version: int = STATE_VERSION,
+                 date_columns: dict[str, tuple[str, ...]] | None = None) -> None:
         self.store = store
+        self.state_dir = state_dir
+        self.version = version
+        self.date_columns = date_columns if date_columns is not None else {"assessment": ("as_of_date",), "strategy": ("date",)}
+
+    @property
+    def manifest_path(self) -> str:
+        return f"{self.state_dir}/manifest.json"
 
     def manifest(self) -> dict:
-        raw = self.store.read_bytes(MANIFEST)
+        raw = self.store.read_bytes(self.manifest_path)
         data = json.loads(raw) if raw else {}
-        return data if data.get("version") == STATE_VERSION else {"version": STATE_VERSION, "blocks": {}}
+        return data if data.get("version") == self.version else {"version": self.version, "blocks": {}}
 
     def write_manifest(self, manifest: dict) -> None:
         data = json.dumps(manifest, sort_keys=True, indent=1).encode()
-        if self.store.read_bytes(MANIFEST) != data:
-            self.store.write_bytes(MANIFEST, data)
+        if self.store.read_bytes(self.manifest_path) != data:
+            self.store.write_bytes(self.manifest_path, data)
 
     def path(self, section: str, year: int) -> str:
-        return f"{STATE_DIR}/{section}/{year:04d}.parquet"
+        return f"{self.state_dir}/{section}/{year:04d}.parquet"
 
     def write(self, section: str, year: int, frame: pd.DataFrame) -> str:
         """Write a block; returns the sha256 of its bytes."""
@@ -153,9 +171,78 @@ class BlockStore:
         if data is None or hashlib.sha256(data).hexdigest() != sha256:
             return None
         frame = pq.read_table(pa.BufferReader(data)).to_pandas(date_as_object=False)
-        date = "as_of_date" if section == "assessment" else "date"
-        frame[date] = frame[date].astype("datetime64[ns]")  # (what storage.to_pandas does, for the one date column)
+        for date in self.date_columns.get(section, ()):
+            frame[date] = frame[date].astype("datetime64[ns]")  # (what storage.to_pandas does, for the date columns)
         return frame
 
     def remove(self, section: str, year: int) -> None:
         self.store.remove(self.path(section, year))
+
+
+def refresh_blocks(
+    blocks: BlockStore,
+    years: list[int],
+    sections: tuple[str, ...],
+    returns_files: list[FileDigest],
+    inputs: Callable[[str, int], list | None],
+    compute: Callable[[str, list[int], dict[int, int]], dict[int, pd.DataFrame]],
+    sessions: int = FORWARD_SESSIONS,
+) -> tuple[dict[str, pd.DataFrame | None], int]:
+    """The blocks of every year and section, recomputing only those whose recorded inputs changed.
+
+    ``inputs(section, year)``: what the block reads besides the returns after its year (upstream
+    files as (table, name, sha256), anything else that shapes it, JSON-serialisable), None if the
+    year has no block. The returns after ``year`` it reads are the first ``sessions`` sessions
+    (:func:`following_returns`). A block is kept while its inputs, those following rows and their
+    completeness equal the manifest's and its file has the recorded bytes; the others are passed
+    to ``compute(section, stale_years, reach)`` (``reach[year]``: the last year of returns its
+    forward windows read), which returns their frames by year. Blocks are written first, then the
+    manifest that vouches for them; blocks no longer listed are removed.
+
+    Returns the blocks of each section concatenated in year order, each as read back from its
+    stored bytes (None for a section without any), and how many blocks were recomputed.
+    """
+    recorded = blocks.manifest()["blocks"]
+    new: dict[str, dict] = {}
+    stale: dict[str, list[int]] = {section: [] for section in sections}
+    reach: dict[int, int] = {}
+    kept: dict[tuple[str, int], pd.DataFrame] = {}
+    for year in years:
+        known = {}
+        for section in sections:
+            old = recorded.get(f"{section}/{year:04d}")
+            if old:
+                known.update({p[0]: (p[1], p) for p in old["following"]})
+        following = following_returns(blocks.store, returns_files, year, known, sessions)
+        reach[year] = max([year] + [int(p[0][:4]) for p in following.parts])
+        for section in sections:
+            needs = inputs(section, year)
+            if needs is None:
+                continue
+            name = f"{section}/{year:04d}"
+            old = recorded.get(name)
+            frame = None
+            if old and old["inputs"] == needs and old["complete"] == following.complete and same_following(old["following"], following.parts):
+                frame = blocks.read(section, year, old["sha256"])
+            new[name] = {"inputs": needs, "following": following.parts, "complete": following.complete, "sha256": old["sha256"] if frame is not None else None}
+            if frame is None:
+                stale[section].append(year)
+            else:
+                kept[(section, year)] = frame
+    for section, todo in stale.items():
+        if not todo:
+            continue
+        frames = compute(section, todo, reach)
+        for year in todo:
+            name = f"{section}/{year:04d}"
+            new[name]["sha256"] = blocks.write(section, year, frames[year])
+            kept[(section, year)] = blocks.read(section, year, new[name]["sha256"])  # what later runs read: the stored bytes
+    blocks.write_manifest({"version": blocks.version, "blocks": new})
+    for name in sorted(set(recorded) - set(new)):
+        section, year = name.split("/")
+        blocks.remove(section, int(year))
+    out: dict[str, pd.DataFrame | None] = {}
+    for section in sections:
+        parts = [kept[(section, year)] for year in years if (section, year) in kept]
+        out[section] = pd.concat(parts, ignore_index=True) if parts else None
+    return out, sum(len(v) for v in stale.values())

@@ -37,6 +37,7 @@ __all__ = [
     "alpha_ic",
     "rolling_metrics",
     "sliced_metrics",
+    "slices",
 ]
 
 #: Metrics :func:`sliced_metrics` adds to :func:`metrics.metric_vector`'s keys, in order.
@@ -54,8 +55,12 @@ DECAY_HORIZONS: Final[tuple[int, ...]] = (1, 5, 10, 20, 40, 60)
 # --------------------------------------------------------------------------------------------
 
 
-def _slices(index: pd.DatetimeIndex, regimes: pd.Series | None) -> list[tuple[str, str, np.ndarray]]:
-    """(scope, slice, boolean mask over ``index``) for every slice of :func:`sliced_metrics`."""
+def slices(index: pd.DatetimeIndex, regimes: pd.Series | None) -> list[tuple[str, str, np.ndarray]]:
+    """(scope, slice, boolean mask over ``index``) for every slice of :func:`sliced_metrics`.
+
+    Pass the result to :func:`sliced_metrics` / :func:`slice_means` to reuse it for several series
+    on the same dates (it is what they compute themselves otherwise).
+    """
     n = len(index)
     out: list[tuple[str, str, np.ndarray]] = [("overall", "all", np.ones(n, dtype=bool))]
     if regimes is not None:
@@ -80,6 +85,7 @@ def sliced_metrics(
     turnover: pd.Series | None = None,
     trades: pd.DataFrame | None = None,
     risk_free: float = 0.0,
+    precomputed: list[tuple[str, str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """The metric vector m(config) of one book, overall and per slice.
 
@@ -91,6 +97,7 @@ def sliced_metrics(
             date; aligned to ``returns``' dates.
         trades: optional closed round trips of the book (:func:`prometheus_assets.core.trades.round_trips`).
         risk_free: per-period risk-free rate for the Sharpe / Sortino ratios.
+        precomputed: :func:`slices` of ``returns``' dates and ``regimes``, if already at hand.
 
     Returns:
         One row per slice with columns ``scope, slice, start, end``, every key of
@@ -120,7 +127,7 @@ def sliced_metrics(
     turnover_values = turnover.reindex(index).to_numpy(dtype="float64") if turnover is not None else None
 
     rows = []
-    for scope, name, mask in _slices(index, regimes):
+    for scope, name, mask in precomputed if precomputed is not None else slices(index, regimes):
         if scope != "overall" and not mask.any():
             continue  # e.g. the first half of a one-day series
         dates = index[mask]
@@ -286,13 +293,16 @@ def alpha_decay(
     return pd.Series(means, index=pd.Index(list(horizons), name="horizon", dtype="int64"), name="ic_mean", dtype="float64")
 
 
-def slice_means(values: pd.Series, index: pd.DatetimeIndex, regimes: pd.Series | None = None) -> pd.DataFrame:
+def slice_means(values: pd.Series, index: pd.DatetimeIndex, regimes: pd.Series | None = None,
+                precomputed: list[tuple[str, str, np.ndarray]] | None = None) -> pd.DataFrame:
     """Mean of a daily series (e.g. a book's rank IC) over the same slices as :func:`sliced_metrics`.
 
     Columns ``scope, slice, value``; a slice with no values gets NaN. Merge on (scope, slice).
+    ``precomputed``: :func:`slices` of ``index`` and ``regimes``, if already at hand.
     """
     aligned = values.reindex(index)
-    rows = [(scope, name, float(aligned[mask].mean()) if aligned[mask].notna().any() else float("nan")) for scope, name, mask in _slices(index, regimes)]
+    parts = precomputed if precomputed is not None else slices(index, regimes)
+    rows = [(scope, name, float(aligned[mask].mean()) if aligned[mask].notna().any() else float("nan")) for scope, name, mask in parts]
     return pd.DataFrame(rows, columns=["scope", "slice", "value"])
 
 
