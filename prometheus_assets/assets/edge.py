@@ -251,9 +251,6 @@ def edge_layer(context: dg.AssetExecutionContext, storage: StorageResource, book
     if run.state is not None:
         stored = history.read(storage, "edge_history", None, None)  # ts is a timestamp column: filtered here
         edge_hist = _appended(stored[pd.DatetimeIndex(stored["ts"]) <= run.state.date], edge_hist)
-    seen = scope_context.listing_sessions(ctx.returns, run.seen_before).iloc[-1] if len(ctx.returns) else pd.Series(dtype="int64")
-    edge_state.save(storage, first_day, edge_state.EdgeState(books=states, edge=edge_state.edge_fingerprint(config), seen=seen.astype("int64"),
-                                                             trades=learned, skipped=skipped, aggregator=aggregator))
 
     yield dg.Output(stats, output_name="pattern_scope_stats", metadata={
         "trades": learned, "trades_new": len(trades), "trades_skipped": skipped, "resumed_from_state": run.state is not None, "mask_keys": len(stats),
@@ -271,6 +268,12 @@ def edge_layer(context: dg.AssetExecutionContext, storage: StorageResource, book
         "distributions": plots.quantile_bands(sizing, ["pm_strength_applied", "exposure_skew_applied", "max_alloc"], "Sizing multipliers per quarter (10–90% band, median)") if len(sizing) else dg.MetadataValue.text("no decisions"),
     })
     yield dg.Output(sized_returns, output_name="edge_sleeve_returns", metadata={"configs": int(sized_returns["config_id"].nunique()) if len(sized_returns) else 0})
+    # Only now, with all four tables stored (Dagster stores each output before it resumes this generator), the
+    # state that vouches for them: a run killed earlier leaves the previous state, and the next run replays
+    # instead of appending to tables that miss this run's rows.
+    seen = scope_context.listing_sessions(ctx.returns, run.seen_before).iloc[-1] if len(ctx.returns) else pd.Series(dtype="int64")
+    edge_state.save(storage, first_day, edge_state.EdgeState(books=states, edge=edge_state.edge_fingerprint(config), seen=seen.astype("int64"),
+                                                             trades=learned, skipped=skipped, aggregator=aggregator))
 
 
 def edge_assets() -> list[dg.AssetsDefinition]:
