@@ -385,7 +385,7 @@ def _market_levels(index: pd.DatetimeIndex, m_log: np.ndarray, start: MarketLeve
     ``np.cumsum`` / ``np.maximum.accumulate`` run left to right, one element at a time, so the
     value on a row is ``previous + step`` exactly as a run from the first day computes it.
     """
-    after = np.ones(len(index), dtype=bool) if start.date is None else (index > pd.Timestamp(start.date)).to_numpy()
+    after = np.ones(len(index), dtype=bool) if start.date is None else np.asarray(index > pd.Timestamp(start.date))
     level = np.full(len(index), np.nan)
     peak = np.full(len(index), np.nan)
     steps = m_log[after]
@@ -446,7 +446,7 @@ def market_features(returns: pd.DataFrame, window: int, start: MarketLevel = Mar
     m_mean, m_std = trailing_mean_std(market, window, window)
     has_row = _full_windows(market, window)
     if start.date is not None:
-        has_row &= (wide.index > pd.Timestamp(start.date)).to_numpy()
+        has_row &= np.asarray(wide.index > pd.Timestamp(start.date))
     level, all_time_peak = _market_levels(wide.index, m_log, start)
 
     valid = np.isfinite(r)
