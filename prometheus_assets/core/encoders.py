@@ -207,10 +207,10 @@ def _row_sums(values: np.ndarray) -> np.ndarray:
     so the sum is the same whichever value-less columns the frame has.
     """
     x = np.asarray(values, dtype="float64")
+    columns = np.ascontiguousarray(np.where(np.isfinite(x), x, 0.0).T)
     out = np.zeros(x.shape[0])
-    for j in range(x.shape[1]):
-        column = x[:, j]
-        out += np.where(np.isfinite(column), column, 0.0)
+    for column in columns:
+        out += column
     return out
 
 
