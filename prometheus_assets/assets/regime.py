@@ -47,7 +47,7 @@ def _models(store: ModelStore, features: pd.DataFrame, plans: list[rg.RegimeFitP
 def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "regime"},
-        kinds={"parquet", "scikit-learn"}, code_version="2", metadata={"partition_column": "as_of_date"},
+        kinds={"parquet", "scikit-learn"}, code_version="3", metadata={"partition_column": "as_of_date"},
         deps=["returns_daily"],
         description=(
             "RegimeState(region, as_of_date): regime_label in CRISIS / RISK_OFF / CARRY / NEUTRAL, "

@@ -22,16 +22,26 @@ Conventions
   non-missing returns on the ``window`` sessions ending at the date (``min_periods=window``).
 * Annualisation uses :data:`TRADING_DAYS_PER_YEAR` (252): means and slopes ``x 252``,
   volatilities ``x sqrt(252)``.
-* Everything is computed with rolling / shifted array operations over the whole history at
-  once; the only Python loops run over the offsets *inside* one window (at most ``window``
-  iterations), never over dates.
+* Everything is computed with shifted array operations over the whole history at once; the
+  Python loops run over the offsets *inside* one window (at most ``window`` iterations) or over
+  the symbols of a row, never over dates.
 
-Truncation invariance
----------------------
+Truncation and start invariance
+-------------------------------
 Every number for date ``t`` depends only on rows ``<= t`` and is computed by the same
 floating-point operations whatever comes after ``t``. So features, encoders and embeddings
 computed on a history cut at ``t`` equal the full-history ones for dates ``<= t`` exactly
 (tested with ``check_exact=True``).
+
+The window features of ``t`` are also the same bits whatever comes *before* the window: every
+window statistic is a fixed-order sum over the window's own rows (:func:`~prometheus_assets.core.frames.trailing_sums`,
+:func:`~prometheus_assets.core.frames.trailing_mean_std`, the offset loops here), never a
+pandas rolling or cumulative operation (those carry rounding from every earlier row); and every
+cross-sectional sum adds the symbols of a row left to right (:func:`_row_sums`), so a symbol
+without a value that day (listed later, delisted before: present in one read, absent from a
+shorter one) changes nothing. Hence a daily run can compute them from a lookback window. The
+one expanding feature, the market's ``drawdown_from_peak``, continues from an exact carried
+:class:`MarketLevel` instead (see :func:`market_features`).
 
 Pure numpy / pandas / scikit-learn: no Dagster, no I/O.
 """
@@ -46,6 +56,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from prometheus_assets.core.frames import trailing_mean_std, trailing_sums
+
 __all__ = [
     "DEFAULT_MIN_TRAIN_ROWS",
     "DEFAULT_N_COMPONENTS",
@@ -54,16 +66,23 @@ __all__ = [
     "SHORT_RETURN_DAYS",
     "TRADING_DAYS_PER_YEAR",
     "WINDOW_SPECS",
+    "FEATURE_VERSION",
     "FittedEncoder",
+    "MarketLevel",
     "NumericEncoder",
     "embed_walk_forward",
     "fit_walk_forward",
     "instrument_features",
     "market_features",
+    "market_level_at",
     "model_index_for_dates",
     "refit_dates",
 ]
 
+#: Version of the feature definitions and of their floating-point evaluation. Part of what a stored
+#: encoder is bound to (``embedding_space.encoder_header``): a new version never reuses an old fit.
+#: 2: start-invariant window sums and width-invariant cross-sectional sums.
+FEATURE_VERSION: str = "2"
 #: Named trailing windows (in trading sessions) used across the embedding layer.
 WINDOW_SPECS: dict[str, int] = {"21d": 21, "63d": 63, "252d": 252}
 #: Sessions per year, for annualising daily figures.
@@ -149,18 +168,20 @@ def _rolling_weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray
     return out
 
 
-def _rolling_max_drawdown(log_returns: np.ndarray, window: int) -> np.ndarray:
-    """Worst peak-to-trough log fall of the price path inside each trailing window (<= 0).
+def _rolling_drawdowns(log_returns: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Worst and current peak-to-trough log fall of the price path inside each trailing window (<= 0).
 
     The path starts at the level *before* the window's first return (so a loss on the first
     day counts) and compounds the ``window`` log returns. A loop over window offsets carries
     the cumulative log return, its running peak and the worst fall so far, for all window ends
-    at once.
+    at once. Returns ``(worst, current)``: the deepest fall inside the window and the fall of
+    its last level from the window's peak. NaN for the first ``window - 1`` rows.
     """
     n_rows = log_returns.shape[0]
-    out = np.full(log_returns.shape, np.nan)
+    worst_out = np.full(log_returns.shape, np.nan)
+    current_out = np.full(log_returns.shape, np.nan)
     if n_rows < window:
-        return out
+        return worst_out, current_out
     shape = (n_rows - window + 1,) + log_returns.shape[1:]
     cum = np.zeros(shape)
     peak = np.zeros(shape)
@@ -171,18 +192,69 @@ def _rolling_max_drawdown(log_returns: np.ndarray, window: int) -> np.ndarray:
         np.maximum(peak, cum, out=peak)
         np.subtract(cum, peak, out=fall)
         np.minimum(worst, fall, out=worst)
-    out[window - 1 :] = worst
+    worst_out[window - 1 :] = worst
+    current_out[window - 1 :] = fall
     # NaN inputs make np.maximum/np.minimum propagate NaN, which is what we want.
+    return worst_out, current_out
+
+
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Sum of the finite values of each row (axis 1), added left to right in column order.
+
+    Hand-written on purpose: NumPy sums a row pairwise, grouping values by their *positions*, so
+    an extra column without a value (a symbol absent that day, present in a longer read only)
+    can change the last bits of the row's sum. Here a column without a value adds an exact 0.0,
+    so the sum is the same whichever value-less columns the frame has.
+    """
+    x = np.asarray(values, dtype="float64")
+    columns = np.ascontiguousarray(np.where(np.isfinite(x), x, 0.0).T)
+    out = np.zeros(x.shape[0])
+    for column in columns:
+        out += column
     return out
 
 
 def _equal_weight_market(r: np.ndarray) -> np.ndarray:
     """Mean return of the symbols trading each day (NaN on a day nobody trades)."""
-    valid = np.isfinite(r)
-    count = valid.sum(axis=1)
-    total = np.where(valid, r, 0.0).sum(axis=1)
+    count = np.isfinite(r).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return np.where(count > 0, _row_sums(r) / np.maximum(count, 1), np.nan)
+
+
+def _full_windows(values: np.ndarray, window: int) -> np.ndarray:
+    """True where the ``window`` rows ending at a row are all non-NaN."""
+    return trailing_sums((~np.isnan(values)).astype("float64"), window) == window
+
+
+def _window_central_sums(x: np.ndarray, mean: np.ndarray, m: np.ndarray, m_mean: np.ndarray, window: int) -> tuple[np.ndarray, ...]:
+    """Per trailing window of ``x`` (dates × symbols) and ``m`` (dates): sums of ``d**2``, ``d**3``
+    and ``d * dm`` with ``d = x - mean`` and ``dm = m - m_mean`` (the window's means, at its last
+    row), and whether all ``x`` of the window equal its last one.
+
+    Two-pass moments over the window's own rows, oldest first (a fixed order, so the same bits
+    however much history precedes the window). NaN for the first ``window - 1`` rows.
+    """
+    n_rows = x.shape[0]
+    shape = x.shape
+    s2, s3, sxm = (np.full(shape, np.nan) for _ in range(3))
+    same = np.zeros(shape, dtype=bool)
+    if n_rows < window:
+        return s2, s3, sxm, same
+    ends = slice(window - 1, None)
+    mu, mu_m, last = mean[ends], m_mean[ends][:, None], x[ends]
+    a2, a3, axm = (np.zeros((n_rows - window + 1,) + shape[1:]) for _ in range(3))
+    equal = np.ones(a2.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for k in range(window):
+            rows = slice(k, n_rows - window + 1 + k)
+            d = x[rows] - mu
+            d2 = d * d
+            a2 += d2
+            a3 += d2 * d
+            axm += d * (m[rows][:, None] - mu_m)
+            equal &= x[rows] == last
+    s2[ends], s3[ends], sxm[ends], same[ends] = a2, a3, axm, equal
+    return s2, s3, sxm, same
 
 
 # --------------------------------------------------------------------------- instrument features
@@ -198,7 +270,10 @@ def instrument_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
         order of ``returns``), one row per (date, symbol) whose last ``window`` returns are all
         present. The market for ``beta`` / ``correlation`` is the equal-weight mean of the
         symbols trading each day. A feature can be NaN when undefined (e.g. ``correlation`` of
-        a symbol whose returns were constant over the window).
+        a symbol whose returns were constant over the window). ``skew`` is the bias-corrected
+        sample skewness (pandas' estimator; 0 for a constant window). Each value depends on the
+        window's rows only (and the market on each day's cross-section only): see the module's
+        "start invariance".
     """
     wide = _as_wide_returns(returns, window)
     r = wide.to_numpy(dtype="float64", copy=True)
@@ -207,29 +282,25 @@ def instrument_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
         log_r = np.log1p(r)
     market = _equal_weight_market(r)
 
-    frame = pd.DataFrame(r)
-    roll = frame.rolling(window, min_periods=window)
-    full = roll.count().to_numpy() == window
-    mean = roll.mean().to_numpy()
-    var = roll.var(ddof=1).to_numpy()
-    skew = roll.skew().to_numpy()
-    downside = pd.DataFrame(np.minimum(r, 0.0) ** 2).rolling(window, min_periods=window).mean().to_numpy()
-
-    m_roll = pd.Series(market).rolling(window, min_periods=window)
-    m_mean = m_roll.mean().to_numpy()
-    m_var = m_roll.var(ddof=1).to_numpy()
-    cross = pd.DataFrame(r * market[:, None]).rolling(window, min_periods=window).mean().to_numpy()
-    cov = (cross - mean * m_mean[:, None]) * (window / (window - 1.0))
-
+    full = _full_windows(r, window)
+    mean, std = trailing_mean_std(r, window, window)
+    m_mean, m_std = trailing_mean_std(market, window, window)
+    s2, s3, sxm, constant = _window_central_sums(r, mean, market, m_mean, window)
+    downside = trailing_sums(np.minimum(r, 0.0) ** 2, window) / window
+    n = float(window)
     with np.errstate(invalid="ignore", divide="ignore"):
-        beta = cov / m_var[:, None]
-        corr = cov / np.sqrt(var * m_var[:, None])
-    short = pd.DataFrame(log_r).rolling(SHORT_RETURN_DAYS, min_periods=SHORT_RETURN_DAYS).sum().to_numpy()
+        cov = sxm / (n - 1.0)
+        beta = cov / (m_std * m_std)[:, None]
+        corr = cov / (std * m_std[:, None])
+        skew = np.sqrt(n * (n - 1.0)) / (n - 2.0) * (s3 / n) / (s2 / n) ** 1.5 if window >= 3 else np.full(r.shape, np.nan)
+    skew = np.where(constant, 0.0, skew)
+    short = trailing_sums(log_r, SHORT_RETURN_DAYS)
+    short[: SHORT_RETURN_DAYS - 1] = np.nan
 
     columns = {
         "mean_return": mean * ann,
-        "vol": np.sqrt(var) * sqrt_ann,
-        "max_drawdown": np.expm1(_rolling_max_drawdown(log_r, window)),
+        "vol": std * sqrt_ann,
+        "max_drawdown": np.expm1(_rolling_drawdowns(log_r, window)[0]),
         "trend": _rolling_weighted_sum(log_r, _trend_weights(window)) * ann,
         "downside_vol": np.sqrt(downside) * sqrt_ann,
         "skew": skew,
@@ -246,7 +317,7 @@ def instrument_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- market features
-def _average_pairwise_correlation(r: np.ndarray, window: int, full: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _average_pairwise_correlation(r: np.ndarray, window: int, full: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Average off-diagonal correlation of the full-window symbols on each date, in O(N*W) per date.
 
     The trick: standardise each symbol's window, ``z_i = (r_i - mean_i) / ||r_i - mean_i||``
@@ -259,9 +330,10 @@ def _average_pairwise_correlation(r: np.ndarray, window: int, full: np.ndarray, 
         rho_bar = (||sum_i z_i||^2 - N) / (N (N - 1)).
 
     ``sum_i z_i`` is a length-W vector: its k-th entry is ``sum_i a_i r_{i,k} - sum_i a_i mean_i``
-    with ``a_i = 1 / ||r_i - mean_i||``. We build it one window offset k at a time for all dates
-    at once (a row-wise dot product over symbols), so the cost is O(N*W) per date instead of
-    the O(N^2 * W) of a correlation matrix. Symbols without a full window, or with constant
+    with ``a_i = 1 / ||r_i - mean_i||`` (``||r_i - mean_i|| = std_i sqrt(W - 1)``). We build it
+    one window offset k at a time for all dates at once (the sums over symbols with
+    :func:`_row_sums`, so absent symbols change nothing), so the cost is O(N*W) per date instead
+    of the O(N^2 * W) of a correlation matrix. Symbols without a full window, or with constant
     returns over it, are left out (``a_i = 0``) and not counted in ``N``.
 
     Returns ``(rho_bar, n_used)``; ``rho_bar`` is NaN where fewer than two symbols qualify.
@@ -272,17 +344,17 @@ def _average_pairwise_correlation(r: np.ndarray, window: int, full: np.ndarray, 
     if n_dates < window:
         return rho, n_used
     with np.errstate(invalid="ignore"):
-        norm = np.sqrt(var * (window - 1.0))
+        norm = std * np.sqrt(window - 1.0)
     usable = full & np.isfinite(norm) & (norm > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = np.where(usable, 1.0 / norm, 0.0)
-    centre = np.where(usable, a * mean, 0.0).sum(axis=1)
+    centre = _row_sums(np.where(usable, a * mean, 0.0))
     r0 = np.where(np.isfinite(r), r, 0.0)
     ends = slice(window - 1, None)
     a_end = a[ends]
     sq = np.zeros(n_dates - window + 1)
     for k in range(window):
-        u_k = np.einsum("tn,tn->t", a_end, r0[k : n_dates - window + 1 + k]) - centre[ends]
+        u_k = _row_sums(a_end * r0[k : n_dates - window + 1 + k]) - centre[ends]
         sq += u_k * u_k
     n = usable.sum(axis=1)[ends].astype("float64")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -291,7 +363,57 @@ def _average_pairwise_correlation(r: np.ndarray, window: int, full: np.ndarray, 
     return rho, n_used
 
 
-def market_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
+@dataclass(frozen=True)
+class MarketLevel:
+    """The equal-weight market's log level and its highest level so far, after the session ``date``.
+
+    The level is the sum of the market's daily log returns from the first day of the history (a
+    day without a market return adds nothing), added one day at a time; ``peak`` is the highest
+    of 0 and every level up to ``date``. ``date=None``: before the first day (both 0). Carried
+    from one run to the next, it lets :func:`market_features` continue ``drawdown_from_peak``
+    from a lookback window with the bits of a whole-history computation.
+    """
+
+    date: pd.Timestamp | None = None
+    level: float = 0.0
+    peak: float = 0.0
+
+
+def _market_levels(index: pd.DatetimeIndex, m_log: np.ndarray, start: MarketLevel) -> tuple[np.ndarray, np.ndarray]:
+    """Level and peak on each row after ``start.date`` (NaN on and before it), continuing ``start``.
+
+    ``np.cumsum`` / ``np.maximum.accumulate`` run left to right, one element at a time, so the
+    value on a row is ``previous + step`` exactly as a run from the first day computes it.
+    """
+    after = np.ones(len(index), dtype=bool) if start.date is None else np.asarray(index > pd.Timestamp(start.date))
+    level = np.full(len(index), np.nan)
+    peak = np.full(len(index), np.nan)
+    steps = m_log[after]
+    steps = np.where(np.isfinite(steps), steps, 0.0)
+    level[after] = np.cumsum(np.concatenate([[float(start.level)], steps]))[1:]
+    peak[after] = np.maximum.accumulate(np.concatenate([[float(start.peak)], level[after]]))[1:]
+    return level, peak
+
+
+def market_level_at(returns: pd.DataFrame, date: pd.Timestamp, start: MarketLevel = MarketLevel()) -> MarketLevel:
+    """The :class:`MarketLevel` after ``date``, continuing ``start`` over the rows of ``returns`` after it.
+
+    ``returns`` must hold every row dated after ``start.date`` up to ``date`` (from the first day
+    when ``start`` is the default).
+    """
+    wide = returns.loc[: pd.Timestamp(date)]
+    index = pd.DatetimeIndex(wide.index)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m_log = np.log1p(_equal_weight_market(wide.to_numpy(dtype="float64")))
+    level, peak = _market_levels(index, m_log, start)
+    done = ~np.isnan(level)
+    if not done.any():
+        return MarketLevel(pd.Timestamp(date), start.level, start.peak)
+    last = int(np.flatnonzero(done)[-1])
+    return MarketLevel(pd.Timestamp(date), float(level[last]), float(peak[last]))
+
+
+def market_features(returns: pd.DataFrame, window: int, start: MarketLevel = MarketLevel()) -> pd.DataFrame:
     """Trailing-window features of the equal-weight market, one row per date.
 
     The market return on a day is the mean return of the symbols trading that day. A date gets
@@ -306,6 +428,12 @@ def market_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
         is the window mean of each day's cross-sectional sample std of returns (all symbols
         trading that day). ``correlation`` / ``dispersion`` are NaN when fewer than two symbols
         qualify; ``breadth`` is NaN when none does.
+
+    ``start``: where ``drawdown_from_peak`` continues from. By default ``returns`` starts at the
+    first day of the history. Else ``returns`` is a lookback window: only rows dated after
+    ``start.date`` are returned, and they equal a whole-history computation's rows provided
+    ``start`` is the exact level after ``start.date`` (:func:`market_level_at`) and ``window - 1``
+    rows dated up to ``start.date`` precede them (every other feature is a window statistic).
     """
     wide = _as_wide_returns(returns, window)
     r = wide.to_numpy(dtype="float64", copy=True)
@@ -315,26 +443,23 @@ def market_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
         m_log = np.log1p(market)
         log_r = np.log1p(r)
 
-    m_roll = pd.Series(market).rolling(window, min_periods=window)
-    has_row = m_roll.count().to_numpy() == window
-
-    # Market level in logs, starting at 0 before the first date; a day without a market return
-    # leaves the level unchanged (such days never sit inside a full window anyway).
-    level = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(m_log), m_log, 0.0))])
-    window_peak = pd.Series(level).rolling(window + 1, min_periods=1).max().to_numpy()[1:]
-    all_time_peak = np.maximum.accumulate(level)[1:]
+    m_mean, m_std = trailing_mean_std(market, window, window)
+    has_row = _full_windows(market, window)
+    if start.date is not None:
+        has_row &= np.asarray(wide.index > pd.Timestamp(start.date))
+    level, all_time_peak = _market_levels(wide.index, m_log, start)
 
     valid = np.isfinite(r)
     n_trading = valid.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        xs_mean = np.where(valid, r, 0.0).sum(axis=1) / n_trading
-        xs_var = np.where(valid, (r - xs_mean[:, None]) ** 2, 0.0).sum(axis=1) / (n_trading - 1.0)
+        xs_mean = _row_sums(r) / n_trading
+        xs_var = _row_sums(np.where(valid, (r - xs_mean[:, None]) ** 2, np.nan)) / (n_trading - 1.0)
     xs_std = np.where(n_trading >= 2, np.sqrt(xs_var), np.nan)
 
-    roll = pd.DataFrame(r).rolling(window, min_periods=window)
-    full = roll.count().to_numpy() == window
-    rho, n_used = _average_pairwise_correlation(r, window, full, roll.mean().to_numpy(), roll.var(ddof=1).to_numpy())
-    window_log_return = pd.DataFrame(log_r).rolling(window, min_periods=window).sum().to_numpy()
+    full = _full_windows(r, window)
+    mean, std = trailing_mean_std(r, window, window)
+    rho, n_used = _average_pairwise_correlation(r, window, full, mean, std)
+    window_log_return = trailing_sums(log_r, window)
     n_full = full.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         breadth = np.where(n_full > 0, ((window_log_return > 0) & full).sum(axis=1) / n_full, np.nan)
@@ -342,12 +467,12 @@ def market_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "date": pd.Series(wide.index.to_numpy(), dtype="datetime64[ns]"),
-            "mean_return": m_roll.mean().to_numpy() * ann,
-            "vol": m_roll.std(ddof=1).to_numpy() * sqrt_ann,
-            "drawdown": np.expm1(level[1:] - window_peak),
-            "drawdown_from_peak": np.expm1(level[1:] - all_time_peak),
+            "mean_return": m_mean * ann,
+            "vol": m_std * sqrt_ann,
+            "drawdown": np.expm1(_rolling_drawdowns(m_log, window)[1]),
+            "drawdown_from_peak": np.expm1(level - all_time_peak),
             "trend": _rolling_weighted_sum(m_log, _trend_weights(window)) * ann,
-            "dispersion": pd.Series(xs_std).rolling(window, min_periods=window).mean().to_numpy(),
+            "dispersion": trailing_mean_std(xs_std, window, window)[0],
             "correlation": rho,
             "breadth": breadth,
             "n_symbols": n_full.astype("int64"),

@@ -310,3 +310,49 @@ def test_sleeve_evaluation_state_incremental_run_equals_a_from_scratch_run(full_
     scratch = tree_hashes(home, "**/*")
     keys = [k for k in scratch if k.startswith(mine)]
     assert {k: scratch[k] for k in keys} == {k: incremental.get(k) for k in keys}
+
+
+def test_daily_embedding_run_resumes_from_a_window_and_reuses_the_encoders(full_build, tmp_path):
+    """The EOD run of numeric_embeddings reads a lookback window, continues from the state carried out
+    of the previous session and loads the encoders in force: the same bytes as the full build. A state
+    or an encoder that no longer matches its inputs is not used (the run reads from the first day)."""
+    import json
+    import shutil
+
+    from tests.conftest import tree_hashes
+
+    home = tmp_path / "data"
+    shutil.copytree(full_build, home)
+    store = ParquetStore(str(home))
+    days = store.read("numeric_embeddings", date_column="as_of_date")["as_of_date"].drop_duplicates().sort_values()
+    day, previous = days.iloc[-1].strftime("%Y-%m-%d"), days.iloc[-2].strftime("%Y-%m-%d")
+    state_of = lambda d: home / "state" / "numeric_embeddings" / f"{d}.json"  # noqa: E731
+    assert state_of(day).exists()  # the one-run build carried its state out of its last day
+    full_state = state_of(day).read_bytes()
+    watched = lambda: {k: v for k, v in tree_hashes(home, "**/*").items() if k.startswith(("models/numeric_encoder", "parquet/numeric_embeddings"))}  # noqa: E731
+    before = watched()
+
+    # a run of the previous day alone (no state before it: from the first day) leaves its state
+    meta = _materialization_metadata(run_range(synthetic(home, "2017-03-31"), previous, previous, selection=["numeric_embeddings"]), "numeric_embeddings")
+    assert meta["resumed_from_state"] == 0 and meta["encoders_fitted_this_run"] > 0
+    assert watched() == before and state_of(previous).exists()
+
+    # the EOD run: resumed, nothing fitted, the same rows, models and carried state
+    meta = _materialization_metadata(run_range(synthetic(home, "2017-03-31"), day, day, selection=["numeric_embeddings"]), "numeric_embeddings")
+    assert meta["resumed_from_state"] == 1 and meta["encoders_fitted_this_run"] == 0 and meta["encoders_used"] == 6
+    assert watched() == before and state_of(day).read_bytes() == full_state
+
+    # an encoder whose recorded training inputs differ is not reused: the day is recomputed from the first day, to the same bytes
+    model_id = store.read("numeric_embeddings", date_column="as_of_date").query("entity_type == 'market'")["model_id"].iloc[-1]
+    manifest_path = home / "models" / "numeric_encoder" / f"{model_id}.json"
+    original = manifest_path.read_text()
+    manifest_path.write_text(json.dumps({**json.loads(original), "training_inputs": "0" * 64}, sort_keys=True))
+    meta = _materialization_metadata(run_range(synthetic(home, "2017-03-31"), day, day, selection=["numeric_embeddings"]), "numeric_embeddings")
+    assert meta["resumed_from_state"] == 0 and meta["encoders_fitted_this_run"] == 6
+    assert manifest_path.read_text() == original and watched() == before
+
+    # an edited carried state is refused too
+    state = json.loads(state_of(previous).read_text())
+    state_of(previous).write_text(json.dumps({**state, "market_peak": (float.fromhex(state["market_peak"]) + 1e-9).hex()}, sort_keys=True))
+    meta = _materialization_metadata(run_range(synthetic(home, "2017-03-31"), day, day, selection=["numeric_embeddings"]), "numeric_embeddings")
+    assert meta["resumed_from_state"] == 0 and watched() == before and state_of(day).read_bytes() == full_state

@@ -15,6 +15,7 @@ from prometheus_assets.core.encoders import (
     MARKET_FEATURE_COLUMNS,
     TRADING_DAYS_PER_YEAR,
     WINDOW_SPECS,
+    SHORT_RETURN_DAYS,
     FittedEncoder,
     NumericEncoder,
     embed_walk_forward,
@@ -313,3 +314,96 @@ def test_a_rows_embedding_does_not_depend_on_the_batch():
     np.testing.assert_array_equal(enc.transform(X[100:300]), whole[100:300])
     # the same projection as scikit-learn's PCA up to rounding
     np.testing.assert_allclose(whole[:, : enc.n_fitted_components_], enc.pca_.transform(enc.scaler_.transform(X)), rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- start invariance (the daily run's lookback window)
+def _window(returns: pd.DataFrame, first: int) -> pd.DataFrame:
+    """The rows from position ``first`` on, without the symbols that have no value there (as a window read pivots them)."""
+    part = returns.iloc[first:]
+    return part.loc[:, part.notna().any()]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), window=st.sampled_from([3, 5, 21]), lead=st.integers(0, 60), scale=st.sampled_from([1.0, 1e-3, 50.0]))
+def test_window_features_equal_the_full_history_features(seed, window, lead, scale):
+    """Features of the rows after a lookback of window - 1 rows are the full history's, bit for bit,
+    whatever comes before the lookback (including symbols that delisted before it)."""
+    from prometheus_assets.core.encoders import MarketLevel, market_level_at
+
+    rng = np.random.default_rng(seed)
+    returns = random_returns(seed, n_dates=160, n_symbols=9) * scale
+    returns.iloc[: rng.integers(1, 80), 5] = np.nan  # lists late
+    returns.iloc[rng.integers(20, 100):, 6] = np.nan  # delists (maybe before the window)
+    returns.iloc[:, 7] = 0.001  # a constant symbol (skew 0, correlation undefined)
+    cut = 80 + lead // 2  # the carry's row
+    first = cut - (max(window, SHORT_RETURN_DAYS) - 1) - lead % 7  # the lookback: at least the longest window - 1 rows
+    carry_date = returns.index[cut]
+    part = _window(returns, first)
+
+    full_inst = instrument_features(returns, window)
+    win_inst = instrument_features(part, window)
+    expected = full_inst[full_inst["date"] > carry_date].reset_index(drop=True)
+    got = win_inst[win_inst["date"] > carry_date].reset_index(drop=True)
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+    start = market_level_at(returns, carry_date)
+    full_mkt = market_features(returns, window)
+    got = market_features(part, window, start)
+    expected = full_mkt[full_mkt["date"] > carry_date].reset_index(drop=True)
+    assert len(got) > 0 and got["date"].min() > carry_date
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # the level carried on from the window equals the one cumulated from the first day
+    assert market_level_at(part, returns.index[-1], start) == market_level_at(returns, returns.index[-1])
+    assert market_level_at(returns, returns.index[0] - pd.Timedelta(days=1)) == MarketLevel(returns.index[0] - pd.Timedelta(days=1))
+
+
+def test_pandas_rolling_moments_were_not_start_invariant():
+    """Why the features do not use pandas: its rolling mean at t changes with where the data starts."""
+    x = pd.Series(np.random.default_rng(0).normal(0, 1, 3000) * np.r_[np.full(1500, 1e4), np.ones(1500)])
+    whole = x.rolling(21).mean().iloc[-1]
+    window = x.iloc[-21:].rolling(21).mean().iloc[-1]
+    assert whole != window  # a few ulps apart
+    from prometheus_assets.core.frames import trailing_mean_std
+
+    assert trailing_mean_std(x.to_numpy(), 21, 21)[0][-1] == trailing_mean_std(x.to_numpy()[-21:], 21, 21)[0][-1]
+
+
+def test_resumed_space_equals_the_full_space():
+    """A plan resumed from the carry of the previous session and a lookback window, given the stored
+    encoders, emits the full computation's rows and carries out the same state."""
+    from prometheus_assets.core.embedding_space import (
+        EmbeddingCarry,
+        embed_planned,
+        fit_planned_encoders,
+        lookback_rows_missing,
+        numeric_embedding_space,
+        plan_embedding_space,
+    )
+
+    returns = random_returns(5, n_dates=900, n_symbols=7)
+    returns.iloc[300:, 2] = np.nan
+    returns = returns.loc[:, returns.notna().any()]
+    specs = ("21d", "63d")
+    index = returns.index
+    for d0, d1 in [(index[-1], index[-1]), (pd.Timestamp("2023-01-02"), pd.Timestamp("2023-01-03")), (index[700], index[760])]:
+        pos = index.get_loc(d0)
+        full_plan = plan_embedding_space(returns.loc[:d1], d0, d1, window_specs=specs)
+        encoders = fit_planned_encoders(full_plan)
+        full = embed_planned(full_plan, encoders)
+        carry = plan_embedding_space(returns, index[pos - 1], index[pos - 1], window_specs=specs).carry
+        carry = EmbeddingCarry.from_payload(carry.payload())  # as stored
+        part = _window(returns.loc[:d1], pos - 70)
+        assert lookback_rows_missing(part, carry, specs) == 0 and lookback_rows_missing(part.iloc[10:], carry, specs) > 0
+        plan = plan_embedding_space(part, d0, d1, carry, window_specs=specs)
+        needed = {f.model_id(d) for f, d in plan.needed()}
+        assert needed == {e.model_id for e in full.encoders}
+        resumed = embed_planned(plan, {k: encoders[k] for k in needed})
+        pd.testing.assert_frame_equal(resumed.embeddings, full.embeddings, check_exact=True)
+        assert len(resumed.embeddings) > 0 and resumed.carry == full.carry
+        assert resumed.warmup_rows == full.warmup_rows
+        with pytest.raises(ValueError, match="resumed"):
+            fit_planned_encoders(plan)
+    whole = numeric_embedding_space(returns, index[0], index[-1], window_specs=specs)
+    assert whole.carry.last_fits == {"instrument/21d": pd.Timestamp("2024-01-01"), "market/21d": pd.Timestamp("2024-01-01"),
+                                     "instrument/63d": pd.Timestamp("2024-01-01"), "market/63d": pd.Timestamp("2024-01-01")}
