@@ -9,10 +9,9 @@ the combination methods can be compared side by side and the meta-orchestrator c
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import book_inputs, history, metadata, plots
-from prometheus_assets.core import book_signals, performance, sleeves, trade_context, trades
+from prometheus_assets.assets import book_inputs, history, metadata, plots, trade_inputs
+from prometheus_assets.core import book_signals, performance, sleeves
 from prometheus_assets.core.backtest import valuation_prices
-from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import StorageResource
 from prometheus_assets.resources.books import BooksResource
@@ -82,7 +81,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", metadata={"partition_column": "exit_date"},
+        code_version="2", metadata={"partition_column": "exit_date"},
         deps=["target_portfolios", "prices_daily", "returns_daily", "regime_states", "soft_target_classes"],
         ins={"instruments": dg.AssetIn()},
         description=(
@@ -93,21 +92,14 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     )
     def closed_trades(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        panels = history.market_panels(storage, None, dates[-1])
-        prices, returns = panels["prices"].reindex_like(panels["returns"]), panels["returns"]
-        positions = history.read(storage, "target_portfolios", None, dates[-1])
-        classes = book_inputs.soft_target_class_panel(storage, None, dates[-1])
-        regimes, sectors, buckets = book_inputs.regime_labels(storage, dates[-1]), book_inputs.sectors(instruments), trade_context.volatility_buckets(returns)
-        parts = []
-        for name, book in books.books().items():
-            mine = positions[positions["book"] == name]
-            weights = book_inputs.wide_weights(mine, name, returns.index, returns.columns)
-            alpha = to_wide(mine, "alpha") if len(mine) else None
-            found = trade_context.entry_context(trades.round_trips(weights, prices), regimes, classes, sectors, buckets, alpha)
-            parts.append(found.assign(book=name, config_id=book.config_id(), pattern_key=book.pattern_key))
-        out = pd.concat(parts, ignore_index=True)
-        out = out[out["exit_date"] >= dates[0]].sort_values(["exit_date", "book", "symbol"], kind="stable").reset_index(drop=True)
-        return metadata.output(context, out, numbers={"closed_trades": len(out), "trade_win_rate": float((out["return"] > 0).mean()) if len(out) else 0.0})
+        configured = books.books()
+        # continues from the trades open at the previous close (state/closed_trades/<day>.json), else from day one
+        inputs = trade_inputs.load(storage, dates, list(configured))
+        found, state = trade_inputs.closed_and_open(inputs, configured, book_inputs.sectors(instruments))
+        trade_inputs.save(storage, dates, state)
+        out = found[found["exit_date"] >= dates[0]].sort_values(["exit_date", "book", "symbol"], kind="stable").reset_index(drop=True)
+        return metadata.output(context, out, numbers={"closed_trades": len(out), "trade_win_rate": float((out["return"] > 0).mean()) if len(out) else 0.0,
+                                                      "resumed_from_state": inputs.state is not None})
 
     @dg.multi_asset(
         group_name=GROUP, can_subset=False, backfill_policy=SINGLE_RUN,
