@@ -10,7 +10,7 @@ combined book built from it, ``portfolio_returns``, is the baseline the allocato
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import book_inputs, history, metadata, plots
+from prometheus_assets.assets import book_inputs, history, metadata, plots, portfolio_state
 from prometheus_assets.core import meta
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -34,8 +34,8 @@ def _complexity(configs: dict, config_ids: list[str]) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    rows = history.read(storage, "sleeve_returns", None, end)
+def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None, start: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    rows = history.read(storage, "sleeve_returns", start, end)
     return rows, to_wide(rows, "return", columns="config_id"), to_wide(rows, "turnover", columns="config_id")
 
 
@@ -70,18 +70,36 @@ def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         description=(
             "The combined book's daily return: each sleeve's return times the risk budget of the latest meta-orchestrator "
             "selection effective on that day (made at an earlier month end); equal budgets over the configured books until "
-            "the first selection. Equity, drawdown, live sleeves, gross budget. The baseline the allocator scales."
+            "the first selection. Equity, drawdown, live sleeves, gross budget. The baseline the allocator scales. A daily run "
+            "continues the equity and running peak stored at the previous close (state/portfolio_returns/)."
         ),
     )
     def portfolio_returns(context: dg.AssetExecutionContext, config: CombinedBookConfig, storage: StorageResource, books: BooksResource, meta_orchestrator: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        rows, returns, _ = _sleeve_panels(storage, dates[-1])
-        defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
-        regimes = book_inputs.regime_labels(storage, dates[-1])
-        combined = meta.combine_portfolio(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets)
+        # continues the equity and peak stored at the previous close (state/portfolio_returns/<day>.json), else from day one
+        state = portfolio_state.stored(storage, dates[0], config.regime_dependent_budgets)
+        carry, start = None, None
+        if state is not None:
+            start = history.lookback_start(dates[0], portfolio_state.PLOT_SESSIONS)
+            rows, returns, _ = _sleeve_panels(storage, dates[-1], start)
+            before = returns.index[returns.index < dates[0]]
+            if len(before) and before[-1] == state.carry.date and (returns.index >= dates[0]).any():
+                carry = state.carry
+                returns = returns.reindex(columns=sorted(set(returns.columns) | set(state.configs)))
+                defaults = sorted(set(rows.loc[rows["configured"], "config_id"]) | set(state.defaults))
+            else:
+                context.log.info(f"stored state of {state.carry.date.date()} is not the session before {dates[0].date()}; replaying from the first day")
+                start = None
+        if carry is None:
+            rows, returns, _ = _sleeve_panels(storage, dates[-1])
+            defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
+        regimes = book_inputs.regime_labels(storage, dates[-1], start)
+        combined = meta.combine_portfolio(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets, carry=carry)
         contributions = meta.contributions(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets)
         out = combined[combined["date"] >= dates[0]].reset_index(drop=True)
-        return metadata.output(context, out, numbers={"equity": float(out["equity"].iloc[-1]) if len(out) else 1.0}, pictures={
+        portfolio_state.save(storage, dates, portfolio_state.PortfolioState(
+            meta.portfolio_carry(combined, carry), list(returns.columns), list(defaults), config.regime_dependent_budgets))
+        return metadata.output(context, out, numbers={"equity": float(out["equity"].iloc[-1]) if len(out) else 1.0, "resumed_from_state": carry is not None}, pictures={
             "strategy_contribution": plots.png_markdown(plots.contribution_figure(contributions), "Sleeve contributions"),
         })
 

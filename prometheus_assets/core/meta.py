@@ -46,6 +46,7 @@ Pure numpy / pandas: no Dagster, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -59,11 +60,13 @@ __all__ = [
     "MIN_REGIME_DAYS",
     "OBJECTIVES",
     "PORTFOLIO_COLUMNS",
+    "PortfolioCarry",
     "SELECTION_COLUMNS",
     "assess_configs",
     "combine_portfolio",
     "contributions",
     "pareto_efficient",
+    "portfolio_carry",
     "regime_budgets",
     "risk_budgets",
     "walk_forward_selection",
@@ -499,12 +502,30 @@ def contributions(
     return _weighted(budgets, sleeve_returns)
 
 
+@dataclass(frozen=True)
+class PortfolioCarry:
+    """The combined book at one close: its equity and its running peak (the starting capital 1 counts as a peak)."""
+
+    date: pd.Timestamp
+    equity: float
+    peak: float
+
+
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Sum of each row, adding the columns left to right (the same bits whatever the number or layout of rows)."""
+    out = np.zeros(values.shape[0])
+    for j in range(values.shape[1]):
+        out = out + values[:, j]
+    return out
+
+
 def combine_portfolio(
     sleeve_returns: pd.DataFrame,
     selection: pd.DataFrame,
     default_configs: list[str],
     regimes: pd.Series | None = None,
     regime_dependent: bool = False,
+    carry: PortfolioCarry | None = None,
 ) -> pd.DataFrame:
     """The combined book's daily returns from walk-forward selections.
 
@@ -518,28 +539,52 @@ def combine_portfolio(
         regime_dependent: use the ``budget_<LABEL>`` budgets of the regime label of the
             *previous* session (known when the book was set at that close) instead of
             ``risk_budget``; a missing or unknown label uses ``risk_budget``.
+        carry: continue from the book at this close (a row of ``sleeve_returns``, which then
+            only provides the previous session's regime label): only the sessions after it are
+            returned, their equity and peak continuing from the carried ones.
 
     On session t the budgets are those of the latest selection with ``effective_from <= t``;
     ``return_t = Σ_k budget_k · r_k,t`` (NaN sleeve return counts 0; unbudgeted money is cash at
-    0%). Columns :data:`PORTFOLIO_COLUMNS`: ``equity`` = cumulative product of ``1 + return``
-    starting from 1, ``drawdown`` = equity / running peak − 1 where the starting capital 1
-    counts as a peak (so its minimum equals :func:`metrics.max_drawdown` of the returns),
-    ``selection_as_of`` (the as-of date of the selection used, NaT before the first),
-    ``live_sleeves`` (configs with a budget > 0) and ``gross_budget`` (sum of budgets).
+    0%; the sum adds the configs in column order). Columns :data:`PORTFOLIO_COLUMNS`: ``equity``
+    = cumulative product of ``1 + return`` starting from 1 (``equity_t = equity_t-1 · (1 +
+    return_t)``, so a run carrying ``equity_t-1`` gives the same bits), ``drawdown`` = equity /
+    running peak − 1 where the starting capital 1 counts as a peak (so its minimum equals
+    :func:`metrics.max_drawdown` of the returns), ``selection_as_of`` (the as-of date of the
+    selection used, NaT before the first), ``live_sleeves`` (configs with a budget > 0) and
+    ``gross_budget`` (sum of budgets, in column order).
     """
     budgets, used = _daily_budgets(sleeve_returns, selection, default_configs, regimes, regime_dependent)
-    daily = _weighted(budgets, sleeve_returns).sum(axis=1).to_numpy(dtype="float64")
-    equity = np.cumprod(1.0 + daily)
-    peak = np.maximum(np.maximum.accumulate(equity), 1.0) if len(equity) else equity
+    daily = _row_sums(_weighted(budgets, sleeve_returns).to_numpy(dtype="float64"))
+    budget_values = budgets.to_numpy(dtype="float64")
+    dates = budgets.index
+    if carry is not None:
+        after = np.asarray(dates > carry.date)
+        if not (dates == carry.date).any():
+            raise ValueError(f"the carried close {carry.date} is not a row of sleeve_returns")
+        dates, daily, budget_values, used = dates[after], daily[after], budget_values[after], used[after]
+        equity = np.multiply.accumulate(np.concatenate([[carry.equity], 1.0 + daily]))[1:]
+        peak = np.maximum(np.maximum.accumulate(np.concatenate([[carry.peak], equity]))[1:], 1.0)
+    else:
+        equity = np.cumprod(1.0 + daily)
+        peak = np.maximum(np.maximum.accumulate(equity), 1.0) if len(equity) else equity
     return pd.DataFrame(
         {
-            "date": budgets.index,
+            "date": dates,
             "return": daily,
             "equity": equity,
             "drawdown": (equity - peak) / peak,
             "selection_as_of": used.to_numpy(),
-            "live_sleeves": (budgets.to_numpy() > 0).sum(axis=1).astype("int64"),
-            "gross_budget": budgets.to_numpy().sum(axis=1),
+            "live_sleeves": (budget_values > 0).sum(axis=1).astype("int64"),
+            "gross_budget": _row_sums(budget_values),
         },
         columns=list(PORTFOLIO_COLUMNS),
     )
+
+
+def portfolio_carry(combined: pd.DataFrame, carried: PortfolioCarry | None = None) -> PortfolioCarry | None:
+    """The carry at the last row of a :func:`combine_portfolio` result (continued from ``carried``, if it was)."""
+    if not len(combined):
+        return carried
+    equity = combined["equity"].to_numpy(dtype="float64")
+    peak = max(float(np.max(equity)), 1.0 if carried is None else carried.peak, 1.0)
+    return PortfolioCarry(pd.Timestamp(combined["date"].iloc[-1]), float(equity[-1]), peak)
