@@ -61,6 +61,7 @@ __all__ = [
     "OBJECTIVES",
     "PORTFOLIO_COLUMNS",
     "PortfolioCarry",
+    "SelectionAnchor",
     "SELECTION_COLUMNS",
     "assess_configs",
     "combine_portfolio",
@@ -68,7 +69,9 @@ __all__ = [
     "pareto_efficient",
     "portfolio_carry",
     "regime_budgets",
+    "reselection_dates",
     "risk_budgets",
+    "selection_anchors",
     "walk_forward_selection",
 ]
 
@@ -289,6 +292,12 @@ def _reselection_positions(index: pd.DatetimeIndex, frequency: str) -> np.ndarra
     return np.flatnonzero(is_last)
 
 
+def reselection_dates(index: pd.DatetimeIndex, frequency: str = "monthly") -> pd.DatetimeIndex:
+    """The last session of each period present in ``index`` (the candidate as-of dates of :func:`walk_forward_selection`)."""
+    index = pd.DatetimeIndex(index)
+    return index[_reselection_positions(index, frequency)]
+
+
 def _empty_selection(date_dtype: object) -> pd.DataFrame:
     out = pd.DataFrame({c: pd.Series(dtype="float64") for c in SELECTION_COLUMNS})
     for c in ("as_of_date", "effective_from"):
@@ -300,6 +309,50 @@ def _empty_selection(date_dtype: object) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class SelectionAnchor:
+    """Where a walk-forward run can continue: a re-selection date, the sessions of the index up to and including it
+    and each config's count of non-NaN returns up to and including it (from the first day of history)."""
+
+    as_of_date: pd.Timestamp
+    sessions: int
+    counts: Mapping[str, int]
+
+
+def _anchor_offsets(index: pd.DatetimeIndex, values: np.ndarray, configs: list[str], anchor: SelectionAnchor | None, lookback: int) -> tuple[int, np.ndarray]:
+    """Sessions before ``index``' first row and each config's non-NaN count before it (0 and 0 without an anchor)."""
+    if anchor is None:
+        return 0, np.zeros(len(configs), dtype=np.int64)
+    at = index.get_indexer([anchor.as_of_date])[0]
+    if at < 0:
+        raise ValueError(f"the anchor {anchor.as_of_date} is not a row of sleeve_returns")
+    offset = anchor.sessions - (at + 1)
+    if offset < 0:
+        raise ValueError("the anchor counts fewer sessions than sleeve_returns has up to it")
+    if offset > 0 and at + 1 < lookback - 1:
+        raise ValueError(f"continuing after {anchor.as_of_date} needs {lookback - 1} sessions up to it, got {at + 1}")
+    counted = np.array([int(anchor.counts.get(c, 0)) for c in configs], dtype=np.int64)
+    before = counted - np.sum(~np.isnan(values[: at + 1]), axis=0)
+    if (before < 0).any():
+        raise ValueError("the anchor counts fewer returns than sleeve_returns has up to it")
+    return offset, before
+
+
+def selection_anchors(sleeve_returns: pd.DataFrame, as_of_dates: Sequence[pd.Timestamp], anchor: SelectionAnchor | None = None) -> list[SelectionAnchor]:
+    """The :class:`SelectionAnchor` at each of ``as_of_dates`` (rows of ``sleeve_returns``, which starts at the first
+    day of history or contains ``anchor``'s date, whose counts it continues). One per date, over every column."""
+    index = pd.DatetimeIndex(sleeve_returns.index)
+    configs = [str(c) for c in sleeve_returns.columns]
+    values = sleeve_returns.to_numpy(dtype="float64")
+    offset, before = _anchor_offsets(index, values, configs, anchor, 1)
+    counts = before + np.cumsum(~np.isnan(values), axis=0)
+    out = []
+    for d in as_of_dates:
+        at = index.get_loc(pd.Timestamp(d))
+        out.append(SelectionAnchor(pd.Timestamp(d), int(offset + at + 1), {c: int(v) for c, v in zip(configs, counts[at], strict=True)}))
+    return out
+
+
 def walk_forward_selection(
     sleeve_returns: pd.DataFrame,
     complexity: pd.Series,
@@ -308,6 +361,7 @@ def walk_forward_selection(
     lookback: int = 756,
     min_history: int = 252,
     frequency: str = "monthly",
+    anchor: SelectionAnchor | None = None,
 ) -> pd.DataFrame:
     """Point-in-time config selection and budgets at every re-selection date.
 
@@ -321,6 +375,11 @@ def walk_forward_selection(
             date; a config with fewer non-NaN returns than this up to the as-of date gets NaN
             metrics (so it is never efficient nor selected).
         frequency: ``"monthly"`` (default), ``"weekly"``, ``"quarterly"`` or ``"annual"``.
+        anchor: continue after an earlier re-selection date (:func:`selection_anchors` of a
+            previous run): ``sleeve_returns`` then starts later than the first day of history,
+            contains the anchor's date and at least ``lookback - 1`` sessions before it (else
+            ValueError), and only the re-selection dates after the anchor are returned. Their
+            rows are those of a run over the whole history (the same window, the same counts).
 
     Re-selection dates are the last session of each calendar period present in the index. At
     each of them (``as_of_date``), per config over the trailing window: ``sharpe_ratio``,
@@ -349,7 +408,8 @@ def walk_forward_selection(
         return _empty_selection(index.dtype)
     frame = sleeve_returns.set_axis([str(c) for c in sleeve_returns.columns], axis=1)[configs]
     values = frame.to_numpy(dtype="float64")
-    history = np.cumsum(~np.isnan(values), axis=0)  # non-NaN returns up to each date, per config
+    offset, before = _anchor_offsets(index, values, configs, anchor, lookback)
+    history = before + np.cumsum(~np.isnan(values), axis=0)  # non-NaN returns up to each date, per config
     if turnover is not None:
         turnover_values = turnover.set_axis([str(c) for c in turnover.columns], axis=1).reindex(index=index, columns=configs).to_numpy(dtype="float64")
     else:
@@ -363,7 +423,7 @@ def walk_forward_selection(
 
     blocks = []
     for p in _reselection_positions(index, frequency):
-        if p + 1 < min_history:
+        if offset + p + 1 < min_history or (anchor is not None and index[p] <= anchor.as_of_date):
             continue
         lo = max(0, p + 1 - lookback)
         window = values[lo : p + 1]

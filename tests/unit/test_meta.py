@@ -379,3 +379,28 @@ def test_combine_portfolio_carried_from_a_previous_close_equals_the_full_replay(
     # the carry after the part continues the same way
     after = portfolio_carry(part, carry)
     assert after == portfolio_carry(full.iloc[:end])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 49), st.integers(0, 6), st.integers(0, 3))
+def test_walk_forward_continued_from_an_anchor_equals_the_full_history(seed, which, extra_rows):
+    """Continuing after a stored re-selection date with its anchor (sessions and non-NaN counts) over a window of
+    ``lookback - 1`` sessions before it gives the full run's rows for every later date, bit for bit."""
+    from prometheus_assets.core.meta import selection_anchors
+
+    returns, complexity, regimes, turnover = _sleeves(n_days=420, seed=seed)
+    returns.iloc[:200, 2] = np.nan  # a config whose history count matters (< min_history inside some windows)
+    kwargs = {"lookback": 120, "min_history": 150}
+    full = walk_forward_selection(returns, complexity, regimes, turnover, **kwargs)
+    dates = sorted(full["as_of_date"].unique())
+    at = dates[min(which, len(dates) - 2)]
+    (anchor,) = selection_anchors(returns, [at])
+    pos = returns.index.get_loc(at)
+    window = returns.iloc[pos + 1 - (kwargs["lookback"] - 1) - extra_rows :]
+    part = walk_forward_selection(window, complexity, regimes.loc[window.index], turnover.loc[window.index], anchor=anchor, **kwargs)
+    pd.testing.assert_frame_equal(part, full[full["as_of_date"] > at].reset_index(drop=True), check_exact=True)
+    # anchors continue too
+    later = [d for d in dates if d > at]
+    assert selection_anchors(window, later, anchor) == selection_anchors(returns, later)
+    with pytest.raises(ValueError, match="needs"):
+        walk_forward_selection(returns.iloc[pos - 10 :], complexity, regimes, turnover, anchor=anchor, **kwargs)
