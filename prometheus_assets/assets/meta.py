@@ -113,7 +113,7 @@ def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             "(state/meta_orchestrator/manifest.json) and computes only the later ones from a trailing window."
         ),
     )
-    def meta_orchestrator(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
+    def meta_orchestrator(storage: StorageResource, books: BooksResource) -> dg.Output:
         configs = books.books()
         store = storage.store()
         upstream, year_rows = meta_state.Upstream.of(store), meta_state.YearRows(store)
