@@ -9,8 +9,8 @@ the combination methods can be compared side by side and the meta-orchestrator c
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import book_inputs, history, metadata, plots, sleeve_evaluation_state
-from prometheus_assets.core import performance, sleeve_ic, sleeves, trade_context, trades
+from prometheus_assets.assets import book_inputs, history, metadata, plots, sleeve_evaluation_state, trade_inputs
+from prometheus_assets.core import performance, sleeve_ic, sleeves
 from prometheus_assets.core.backtest import valuation_prices
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -95,21 +95,14 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     )
     def closed_trades(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        panels = history.market_panels(storage, None, dates[-1])
-        prices, returns = panels["prices"].reindex_like(panels["returns"]), panels["returns"]
-        positions = history.read(storage, "target_portfolios", None, dates[-1])
-        classes = book_inputs.soft_target_class_panel(storage, None, dates[-1])
-        regimes, sectors, buckets = book_inputs.regime_labels(storage, dates[-1]), book_inputs.sectors(instruments), trade_context.volatility_buckets(returns)
-        parts = []
-        for name, book in books.books().items():
-            mine = positions[positions["book"] == name]
-            weights = book_inputs.wide_weights(mine, name, returns.index, returns.columns)
-            alpha = to_wide(mine, "alpha") if len(mine) else None
-            found = trade_context.entry_context(trades.round_trips(weights, prices), regimes, classes, sectors, buckets, alpha)
-            parts.append(found.assign(book=name, config_id=book.config_id(), pattern_key=book.pattern_key))
-        out = pd.concat(parts, ignore_index=True)
-        out = out[out["exit_date"] >= dates[0]].sort_values(["exit_date", "book", "symbol"], kind="stable").reset_index(drop=True)
-        return metadata.output(context, out, numbers={"closed_trades": len(out), "trade_win_rate": float((out["return"] > 0).mean()) if len(out) else 0.0})
+        configured = books.books()
+        # continues from the trades open at the previous close (state/closed_trades/<day>.json), else from day one
+        inputs = trade_inputs.load(storage, dates, list(configured))
+        found, state = trade_inputs.closed_and_open(inputs, configured, book_inputs.sectors(instruments))
+        trade_inputs.save(storage, dates, state)
+        out = found[found["exit_date"] >= dates[0]].sort_values(["exit_date", "book", "symbol"], kind="stable").reset_index(drop=True)
+        return metadata.output(context, out, numbers={"closed_trades": len(out), "trade_win_rate": float((out["return"] > 0).mean()) if len(out) else 0.0,
+                                                      "resumed_from_state": inputs.state is not None})
 
     @dg.multi_asset(
         group_name=GROUP, can_subset=False, backfill_policy=SINGLE_RUN,

@@ -10,7 +10,7 @@ combined book built from it, ``portfolio_returns``, is the baseline the allocato
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import book_inputs, history, metadata, plots
+from prometheus_assets.assets import book_inputs, history, meta_state, metadata, plots, portfolio_state
 from prometheus_assets.core import meta
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -34,9 +34,69 @@ def _complexity(configs: dict, config_ids: list[str]) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    rows = history.read(storage, "sleeve_returns", None, end)
+def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None, start: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    rows = history.read(storage, "sleeve_returns", start, end)
     return rows, to_wide(rows, "return", columns="config_id"), to_wide(rows, "turnover", columns="config_id")
+
+
+#: The walk-forward parameters of ``meta_orchestrator`` (core.meta.walk_forward_selection's defaults).
+WALK_FORWARD = {"lookback": 756, "min_history": 252, "frequency": "monthly"}
+#: Calendar sessions added to the lookback for sessions without sleeve returns.
+LOOKBACK_SLACK = 21
+
+
+def _resume(storage: StorageResource, configs: dict, manifest: dict | None, upstream: "meta_state.Upstream", year_rows: "meta_state.YearRows"):
+    """The selection continued after the last stored as-of date whose inputs are unchanged (see meta_state), or None.
+
+    Returns ``(selection, sleeve returns window, anchors of the dates computed, manifest entries kept)``.
+    """
+    if manifest is None or not manifest.get("entries"):
+        return None
+    names = [str(c) for c in manifest["configs"]]
+    expected = meta_state.header(complexity=_complexity(configs, names), **WALK_FORWARD)
+    valid, anchor, entries = meta_state.valid_prefix(manifest, expected, upstream, year_rows)
+    if anchor is None:
+        return None
+    start = history.lookback_start(anchor.as_of_date, WALK_FORWARD["lookback"] + LOOKBACK_SLACK)
+    _, returns, turnover = _sleeve_panels(storage, None, start)
+    if set(returns.columns) - set(names) or anchor.as_of_date not in returns.index:
+        return None  # a new config (every stored row lacks it) or an inconsistent window: recompute all
+    upto = int((returns.index <= anchor.as_of_date).sum())
+    if anchor.sessions > upto and upto < WALK_FORWARD["lookback"] - 1:
+        return None
+    returns = returns.reindex(columns=names)
+    turnover = turnover.reindex(index=returns.index, columns=names)
+    regimes = book_inputs.regime_labels(storage, None, start)
+    new = meta.walk_forward_selection(returns, _complexity(configs, names), regimes, turnover, anchor=anchor, **WALK_FORWARD)
+    stored = storage.store().read("meta_orchestrator", date_column="as_of_date")
+    if not set(valid) <= set(stored["as_of_date"]):
+        return None
+    kept_dates = [d for d in valid if d < anchor.as_of_date]
+    reused = stored[stored["as_of_date"].isin(kept_dates)]
+    parts = [reused]
+    if anchor.as_of_date in meta.reselection_dates(returns.index, WALK_FORWARD["frequency"]):
+        # still a re-selection date (not yesterday's provisional mid-month row): its next session may be new
+        kept_dates.append(anchor.as_of_date)
+        at = returns.index.get_loc(anchor.as_of_date)
+        following = returns.index[at + 1] if at + 1 < len(returns.index) else pd.NaT
+        parts.append(stored[stored["as_of_date"] == anchor.as_of_date].assign(effective_from=following))
+    parts.append(new)
+    selection = pd.concat(parts, ignore_index=True).sort_values("as_of_date", kind="stable").reset_index(drop=True)
+    selection = _canonical_selection(selection)
+    dates = sorted(new["as_of_date"].unique()) if len(new) else []
+    return selection, returns, meta.selection_anchors(returns, dates, anchor), {f"{d:%Y-%m-%d}": entries[f"{d:%Y-%m-%d}"] for d in kept_dates}
+
+
+def _canonical_selection(selection: pd.DataFrame) -> pd.DataFrame:
+    """The dtypes :func:`core.meta.walk_forward_selection` gives (stored rows and new rows concatenated)."""
+    out = selection[list(meta.SELECTION_COLUMNS)].copy()
+    for column in ("as_of_date", "effective_from"):
+        out[column] = pd.to_datetime(out[column]).astype("datetime64[ns]")
+    for column in ("config_id", "simpler_alternative"):
+        out[column] = out[column].astype("str")
+    for column in ("pareto_efficient", "narrow_slice", "selected"):
+        out[column] = out[column].astype("bool")
+    return out
 
 
 def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -49,17 +109,32 @@ def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             "set (Sharpe, drawdown, volatility, turnover); a simpler alternative when one is within 0.1 Sharpe; a narrow-slice "
             "flag (Sharpe ≥ 1 in one regime and ≤ −1 in another); the selected live sleeves with inverse-volatility risk "
             "budgets (≤ 0.6 each) and regime-dependent budgets (halved in regimes where the sleeve loses). Rules: "
-            "prometheus_assets/core/meta.py."
+            "prometheus_assets/core/meta.py. A daily run reuses the stored as-of dates whose inputs are unchanged "
+            "(state/meta_orchestrator/manifest.json) and computes only the later ones from a trailing window."
         ),
     )
     def meta_orchestrator(storage: StorageResource, books: BooksResource) -> dg.Output:
         configs = books.books()
-        _, returns, turnover = _sleeve_panels(storage, None)
-        regimes = book_inputs.regime_labels(storage, None)
-        selection = meta.walk_forward_selection(returns, _complexity(configs, list(returns.columns)), regimes, turnover)
+        store = storage.store()
+        upstream, year_rows = meta_state.Upstream.of(store), meta_state.YearRows(store)
+        manifest = meta_state.load(store) if store.exists("meta_orchestrator") else None
+        resumed = _resume(storage, configs, manifest, upstream, year_rows)
+        if resumed is not None:
+            selection, returns, new_anchors, kept = resumed
+        else:
+            _, returns, turnover = _sleeve_panels(storage, None)
+            regimes = book_inputs.regime_labels(storage, None)
+            selection = _canonical_selection(meta.walk_forward_selection(returns, _complexity(configs, list(returns.columns)), regimes, turnover, **WALK_FORWARD))
+            dates = sorted(selection["as_of_date"].unique()) if len(selection) else []
+            new_anchors, kept = meta.selection_anchors(returns, dates), {}
+        names = [str(c) for c in returns.columns]
+        entries = {**kept, **{f"{a.as_of_date:%Y-%m-%d}": meta_state.entry(upstream, year_rows, a, names) for a in new_anchors}}
+        meta_state.save(store, {"header": meta_state.header(complexity=_complexity(configs, names), **WALK_FORWARD), "configs": names, "entries": entries})
         latest = selection[selection["as_of_date"] == selection["as_of_date"].max()] if len(selection) else selection
         return dg.Output(selection, metadata={
             "selections": int(selection["as_of_date"].nunique()) if len(selection) else 0,
+            "computed_this_run": len(new_anchors),
+            "reused": len(kept),
             "live_sleeves_now": int(latest["selected"].sum()) if len(latest) else 0,
             "latest_selection": dg.MetadataValue.json({str(k): round(float(v), 4) for k, v in latest.set_index("config_id")["risk_budget"].items() if v > 0}),
         })
@@ -70,18 +145,36 @@ def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         description=(
             "The combined book's daily return: each sleeve's return times the risk budget of the latest meta-orchestrator "
             "selection effective on that day (made at an earlier month end); equal budgets over the configured books until "
-            "the first selection. Equity, drawdown, live sleeves, gross budget. The baseline the allocator scales."
+            "the first selection. Equity, drawdown, live sleeves, gross budget. The baseline the allocator scales. A daily run "
+            "continues the equity and running peak stored at the previous close (state/portfolio_returns/)."
         ),
     )
     def portfolio_returns(context: dg.AssetExecutionContext, config: CombinedBookConfig, storage: StorageResource, books: BooksResource, meta_orchestrator: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        rows, returns, _ = _sleeve_panels(storage, dates[-1])
-        defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
-        regimes = book_inputs.regime_labels(storage, dates[-1])
-        combined = meta.combine_portfolio(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets)
+        # continues the equity and peak stored at the previous close (state/portfolio_returns/<day>.json), else from day one
+        state = portfolio_state.stored(storage, dates[0], config.regime_dependent_budgets)
+        carry, start = None, None
+        if state is not None:
+            start = history.lookback_start(dates[0], portfolio_state.PLOT_SESSIONS)
+            rows, returns, _ = _sleeve_panels(storage, dates[-1], start)
+            before = returns.index[returns.index < dates[0]]
+            if len(before) and before[-1] == state.carry.date and (returns.index >= dates[0]).any():
+                carry = state.carry
+                returns = returns.reindex(columns=sorted(set(returns.columns) | set(state.configs)))
+                defaults = sorted(set(rows.loc[rows["configured"], "config_id"]) | set(state.defaults))
+            else:
+                context.log.info(f"stored state of {state.carry.date.date()} is not the session before {dates[0].date()}; replaying from the first day")
+                start = None
+        if carry is None:
+            rows, returns, _ = _sleeve_panels(storage, dates[-1])
+            defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
+        regimes = book_inputs.regime_labels(storage, dates[-1], start)
+        combined = meta.combine_portfolio(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets, carry=carry)
         contributions = meta.contributions(returns, meta_orchestrator, defaults, regimes, config.regime_dependent_budgets)
         out = combined[combined["date"] >= dates[0]].reset_index(drop=True)
-        return metadata.output(context, out, numbers={"equity": float(out["equity"].iloc[-1]) if len(out) else 1.0}, pictures={
+        portfolio_state.save(storage, dates, portfolio_state.PortfolioState(
+            meta.portfolio_carry(combined, carry), list(returns.columns), list(defaults), config.regime_dependent_budgets))
+        return metadata.output(context, out, numbers={"equity": float(out["equity"].iloc[-1]) if len(out) else 1.0, "resumed_from_state": carry is not None}, pictures={
             "strategy_contribution": plots.png_markdown(plots.contribution_figure(contributions), "Sleeve contributions"),
         })
 

@@ -46,6 +46,7 @@ Pure numpy / pandas: no Dagster, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -59,13 +60,18 @@ __all__ = [
     "MIN_REGIME_DAYS",
     "OBJECTIVES",
     "PORTFOLIO_COLUMNS",
+    "PortfolioCarry",
+    "SelectionAnchor",
     "SELECTION_COLUMNS",
     "assess_configs",
     "combine_portfolio",
     "contributions",
     "pareto_efficient",
+    "portfolio_carry",
     "regime_budgets",
+    "reselection_dates",
     "risk_budgets",
+    "selection_anchors",
     "walk_forward_selection",
 ]
 
@@ -286,6 +292,12 @@ def _reselection_positions(index: pd.DatetimeIndex, frequency: str) -> np.ndarra
     return np.flatnonzero(is_last)
 
 
+def reselection_dates(index: pd.DatetimeIndex, frequency: str = "monthly") -> pd.DatetimeIndex:
+    """The last session of each period present in ``index`` (the candidate as-of dates of :func:`walk_forward_selection`)."""
+    index = pd.DatetimeIndex(index)
+    return index[_reselection_positions(index, frequency)]
+
+
 def _empty_selection(date_dtype: object) -> pd.DataFrame:
     out = pd.DataFrame({c: pd.Series(dtype="float64") for c in SELECTION_COLUMNS})
     for c in ("as_of_date", "effective_from"):
@@ -297,6 +309,50 @@ def _empty_selection(date_dtype: object) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class SelectionAnchor:
+    """Where a walk-forward run can continue: a re-selection date, the sessions of the index up to and including it
+    and each config's count of non-NaN returns up to and including it (from the first day of history)."""
+
+    as_of_date: pd.Timestamp
+    sessions: int
+    counts: Mapping[str, int]
+
+
+def _anchor_offsets(index: pd.DatetimeIndex, values: np.ndarray, configs: list[str], anchor: SelectionAnchor | None, lookback: int) -> tuple[int, np.ndarray]:
+    """Sessions before ``index``' first row and each config's non-NaN count before it (0 and 0 without an anchor)."""
+    if anchor is None:
+        return 0, np.zeros(len(configs), dtype=np.int64)
+    at = index.get_indexer([anchor.as_of_date])[0]
+    if at < 0:
+        raise ValueError(f"the anchor {anchor.as_of_date} is not a row of sleeve_returns")
+    offset = anchor.sessions - (at + 1)
+    if offset < 0:
+        raise ValueError("the anchor counts fewer sessions than sleeve_returns has up to it")
+    if offset > 0 and at + 1 < lookback - 1:
+        raise ValueError(f"continuing after {anchor.as_of_date} needs {lookback - 1} sessions up to it, got {at + 1}")
+    counted = np.array([int(anchor.counts.get(c, 0)) for c in configs], dtype=np.int64)
+    before = counted - np.sum(~np.isnan(values[: at + 1]), axis=0)
+    if (before < 0).any():
+        raise ValueError("the anchor counts fewer returns than sleeve_returns has up to it")
+    return offset, before
+
+
+def selection_anchors(sleeve_returns: pd.DataFrame, as_of_dates: Sequence[pd.Timestamp], anchor: SelectionAnchor | None = None) -> list[SelectionAnchor]:
+    """The :class:`SelectionAnchor` at each of ``as_of_dates`` (rows of ``sleeve_returns``, which starts at the first
+    day of history or contains ``anchor``'s date, whose counts it continues). One per date, over every column."""
+    index = pd.DatetimeIndex(sleeve_returns.index)
+    configs = [str(c) for c in sleeve_returns.columns]
+    values = sleeve_returns.to_numpy(dtype="float64")
+    offset, before = _anchor_offsets(index, values, configs, anchor, 1)
+    counts = before + np.cumsum(~np.isnan(values), axis=0)
+    out = []
+    for d in as_of_dates:
+        at = index.get_loc(pd.Timestamp(d))
+        out.append(SelectionAnchor(pd.Timestamp(d), int(offset + at + 1), {c: int(v) for c, v in zip(configs, counts[at], strict=True)}))
+    return out
+
+
 def walk_forward_selection(
     sleeve_returns: pd.DataFrame,
     complexity: pd.Series,
@@ -305,6 +361,7 @@ def walk_forward_selection(
     lookback: int = 756,
     min_history: int = 252,
     frequency: str = "monthly",
+    anchor: SelectionAnchor | None = None,
 ) -> pd.DataFrame:
     """Point-in-time config selection and budgets at every re-selection date.
 
@@ -318,6 +375,11 @@ def walk_forward_selection(
             date; a config with fewer non-NaN returns than this up to the as-of date gets NaN
             metrics (so it is never efficient nor selected).
         frequency: ``"monthly"`` (default), ``"weekly"``, ``"quarterly"`` or ``"annual"``.
+        anchor: continue after an earlier re-selection date (:func:`selection_anchors` of a
+            previous run): ``sleeve_returns`` then starts later than the first day of history,
+            contains the anchor's date and at least ``lookback - 1`` sessions before it (else
+            ValueError), and only the re-selection dates after the anchor are returned. Their
+            rows are those of a run over the whole history (the same window, the same counts).
 
     Re-selection dates are the last session of each calendar period present in the index. At
     each of them (``as_of_date``), per config over the trailing window: ``sharpe_ratio``,
@@ -346,7 +408,8 @@ def walk_forward_selection(
         return _empty_selection(index.dtype)
     frame = sleeve_returns.set_axis([str(c) for c in sleeve_returns.columns], axis=1)[configs]
     values = frame.to_numpy(dtype="float64")
-    history = np.cumsum(~np.isnan(values), axis=0)  # non-NaN returns up to each date, per config
+    offset, before = _anchor_offsets(index, values, configs, anchor, lookback)
+    history = before + np.cumsum(~np.isnan(values), axis=0)  # non-NaN returns up to each date, per config
     if turnover is not None:
         turnover_values = turnover.set_axis([str(c) for c in turnover.columns], axis=1).reindex(index=index, columns=configs).to_numpy(dtype="float64")
     else:
@@ -360,7 +423,7 @@ def walk_forward_selection(
 
     blocks = []
     for p in _reselection_positions(index, frequency):
-        if p + 1 < min_history:
+        if offset + p + 1 < min_history or (anchor is not None and index[p] <= anchor.as_of_date):
             continue
         lo = max(0, p + 1 - lookback)
         window = values[lo : p + 1]
@@ -499,12 +562,30 @@ def contributions(
     return _weighted(budgets, sleeve_returns)
 
 
+@dataclass(frozen=True)
+class PortfolioCarry:
+    """The combined book at one close: its equity and its running peak (the starting capital 1 counts as a peak)."""
+
+    date: pd.Timestamp
+    equity: float
+    peak: float
+
+
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Sum of each row, adding the columns left to right (the same bits whatever the number or layout of rows)."""
+    out = np.zeros(values.shape[0])
+    for j in range(values.shape[1]):
+        out = out + values[:, j]
+    return out
+
+
 def combine_portfolio(
     sleeve_returns: pd.DataFrame,
     selection: pd.DataFrame,
     default_configs: list[str],
     regimes: pd.Series | None = None,
     regime_dependent: bool = False,
+    carry: PortfolioCarry | None = None,
 ) -> pd.DataFrame:
     """The combined book's daily returns from walk-forward selections.
 
@@ -518,28 +599,52 @@ def combine_portfolio(
         regime_dependent: use the ``budget_<LABEL>`` budgets of the regime label of the
             *previous* session (known when the book was set at that close) instead of
             ``risk_budget``; a missing or unknown label uses ``risk_budget``.
+        carry: continue from the book at this close (a row of ``sleeve_returns``, which then
+            only provides the previous session's regime label): only the sessions after it are
+            returned, their equity and peak continuing from the carried ones.
 
     On session t the budgets are those of the latest selection with ``effective_from <= t``;
     ``return_t = Σ_k budget_k · r_k,t`` (NaN sleeve return counts 0; unbudgeted money is cash at
-    0%). Columns :data:`PORTFOLIO_COLUMNS`: ``equity`` = cumulative product of ``1 + return``
-    starting from 1, ``drawdown`` = equity / running peak − 1 where the starting capital 1
-    counts as a peak (so its minimum equals :func:`metrics.max_drawdown` of the returns),
-    ``selection_as_of`` (the as-of date of the selection used, NaT before the first),
-    ``live_sleeves`` (configs with a budget > 0) and ``gross_budget`` (sum of budgets).
+    0%; the sum adds the configs in column order). Columns :data:`PORTFOLIO_COLUMNS`: ``equity``
+    = cumulative product of ``1 + return`` starting from 1 (``equity_t = equity_t-1 · (1 +
+    return_t)``, so a run carrying ``equity_t-1`` gives the same bits), ``drawdown`` = equity /
+    running peak − 1 where the starting capital 1 counts as a peak (so its minimum equals
+    :func:`metrics.max_drawdown` of the returns), ``selection_as_of`` (the as-of date of the
+    selection used, NaT before the first), ``live_sleeves`` (configs with a budget > 0) and
+    ``gross_budget`` (sum of budgets, in column order).
     """
     budgets, used = _daily_budgets(sleeve_returns, selection, default_configs, regimes, regime_dependent)
-    daily = _weighted(budgets, sleeve_returns).sum(axis=1).to_numpy(dtype="float64")
-    equity = np.cumprod(1.0 + daily)
-    peak = np.maximum(np.maximum.accumulate(equity), 1.0) if len(equity) else equity
+    daily = _row_sums(_weighted(budgets, sleeve_returns).to_numpy(dtype="float64"))
+    budget_values = budgets.to_numpy(dtype="float64")
+    dates = budgets.index
+    if carry is not None:
+        after = np.asarray(dates > carry.date)
+        if not (dates == carry.date).any():
+            raise ValueError(f"the carried close {carry.date} is not a row of sleeve_returns")
+        dates, daily, budget_values, used = dates[after], daily[after], budget_values[after], used[after]
+        equity = np.multiply.accumulate(np.concatenate([[carry.equity], 1.0 + daily]))[1:]
+        peak = np.maximum(np.maximum.accumulate(np.concatenate([[carry.peak], equity]))[1:], 1.0)
+    else:
+        equity = np.cumprod(1.0 + daily)
+        peak = np.maximum(np.maximum.accumulate(equity), 1.0) if len(equity) else equity
     return pd.DataFrame(
         {
-            "date": budgets.index,
+            "date": dates,
             "return": daily,
             "equity": equity,
             "drawdown": (equity - peak) / peak,
             "selection_as_of": used.to_numpy(),
-            "live_sleeves": (budgets.to_numpy() > 0).sum(axis=1).astype("int64"),
-            "gross_budget": budgets.to_numpy().sum(axis=1),
+            "live_sleeves": (budget_values > 0).sum(axis=1).astype("int64"),
+            "gross_budget": _row_sums(budget_values),
         },
         columns=list(PORTFOLIO_COLUMNS),
     )
+
+
+def portfolio_carry(combined: pd.DataFrame, carried: PortfolioCarry | None = None) -> PortfolioCarry | None:
+    """The carry at the last row of a :func:`combine_portfolio` result (continued from ``carried``, if it was)."""
+    if not len(combined):
+        return carried
+    equity = combined["equity"].to_numpy(dtype="float64")
+    peak = max(float(np.max(equity)), 1.0 if carried is None else carried.peak, 1.0)
+    return PortfolioCarry(pd.Timestamp(combined["date"].iloc[-1]), float(equity[-1]), peak)

@@ -11,22 +11,42 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prometheus_assets.core.frames import trailing_frame_moments
+from prometheus_assets.core.frames import trailing_mean_std
 
 VOLATILITY_WINDOW = 60
 VOLATILITY_BUCKETS: tuple[str, ...] = ("low", "mid", "high")
 
 
-def volatility_buckets(returns: pd.DataFrame, window: int = VOLATILITY_WINDOW) -> pd.DataFrame:
+def trailing_std(returns: pd.DataFrame, window: int = VOLATILITY_WINDOW, dates: pd.DatetimeIndex | None = None) -> pd.DataFrame:
+    """Sample standard deviation (ddof 1) of each column over the trailing ``window`` rows, per row.
+
+    NaN where the ``window`` rows ending at a row are not all present (fewer rows before it, or a
+    NaN among them), as ``rolling(window, min_periods=window).std()``. The value at a row comes
+    from exactly its own ``window`` rows in a fixed order
+    (:func:`~prometheus_assets.core.frames.trailing_mean_std`), so it does not depend on how many
+    rows precede the window: a run that reads only a lookback window gives the bits a
+    full-history run gives. ``dates``: only these rows (each must be in ``returns``' index).
+    """
+    if window < 2:
+        raise ValueError("window must be >= 2")
+    index = pd.DatetimeIndex(returns.index)
+    rows = np.arange(len(index)) if dates is None else index.get_indexer(pd.DatetimeIndex(dates))
+    if (rows < 0).any():
+        raise KeyError("dates must be rows of returns")
+    std = trailing_mean_std(returns.to_numpy(dtype="float64"), window, window)[1]
+    return pd.DataFrame(std[rows], index=index[rows], columns=returns.columns)
+
+
+def volatility_buckets(returns: pd.DataFrame, window: int = VOLATILITY_WINDOW, dates: pd.DatetimeIndex | None = None) -> pd.DataFrame:
     """Per (date, symbol): 'low' / 'mid' / 'high' tercile of trailing ``window``-session volatility.
 
-    The volatility is :func:`~prometheus_assets.core.frames.trailing_frame_moments` (start-invariant:
-    a run that reads a lookback window labels a day exactly as a full-history run does).
+    The volatility is :func:`trailing_std` (start-invariant: a row's bucket depends only on the
+    ``window`` rows ending at it and the symbols present that day); ``dates``: only these rows.
     """
-    vol = trailing_frame_moments(returns, window, window)[1]
+    vol = trailing_std(returns, window, dates)
     pct = vol.rank(axis=1, pct=True).to_numpy(dtype=float)
     labels = np.select([pct <= 1 / 3, pct <= 2 / 3, pct <= 1.0], list(VOLATILITY_BUCKETS), default="")
-    return pd.DataFrame(np.where(np.isnan(pct), None, labels), index=returns.index, columns=returns.columns)
+    return pd.DataFrame(np.where(np.isnan(pct), None, labels), index=vol.index, columns=returns.columns)
 
 
 def lookup(wide: pd.DataFrame | None, dates: pd.Series, symbols: pd.Series) -> np.ndarray:
@@ -42,6 +62,33 @@ def lookup(wide: pd.DataFrame | None, dates: pd.Series, symbols: pd.Series) -> n
     return out
 
 
+#: The entry-context columns :func:`entry_context` adds besides ``sector`` (what a carried open trade keeps).
+CONTEXT_COLUMNS: tuple[str, ...] = ("regime_label", "soft_target_class", "vol_bucket", "entry_alpha")
+
+
+def _missing_as_none(values: np.ndarray) -> np.ndarray:
+    out = np.asarray(values, dtype=object).copy()
+    out[pd.isna(out)] = None
+    return out
+
+
+def context_values(
+    trades: pd.DataFrame,
+    regimes: pd.Series,
+    classes: pd.DataFrame | None,
+    vol_buckets: pd.DataFrame,
+    alpha: pd.DataFrame | None,
+) -> dict[str, np.ndarray]:
+    """The :data:`CONTEXT_COLUMNS` of each trade at its ``entry_date`` (object arrays, None where unknown)."""
+    entry, sym = trades["entry_date"], trades["symbol"]
+    return {
+        "regime_label": _missing_as_none(regimes.reindex(pd.DatetimeIndex(entry)).to_numpy(dtype=object)),
+        "soft_target_class": _missing_as_none(lookup(classes, entry, sym)),
+        "vol_bucket": _missing_as_none(lookup(vol_buckets, entry, sym)),
+        "entry_alpha": _missing_as_none(lookup(alpha, entry, sym)),
+    }
+
+
 def entry_context(
     trades: pd.DataFrame,
     regimes: pd.Series,
@@ -49,14 +96,28 @@ def entry_context(
     sectors: pd.Series,
     vol_buckets: pd.DataFrame,
     alpha: pd.DataFrame | None,
+    known: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """``trades`` (from :func:`prometheus_assets.core.trades.round_trips`) with entry-context columns."""
-    entry, sym = trades["entry_date"], trades["symbol"]
-    alpha_at = lookup(alpha, entry, sym)
+    """``trades`` (from :func:`prometheus_assets.core.trades.round_trips`) with entry-context columns.
+
+    ``known``: context values already fixed for some trades (object arrays over ``trades``' rows,
+    with a boolean array under ``"mask"``): those rows take them instead of a lookup (an open
+    trade carried from an earlier run keeps the context recorded when it was opened).
+    """
+    values = context_values(trades, regimes, classes, vol_buckets, alpha)
+    if known is not None:
+        mask = np.asarray(known["mask"], dtype=bool)
+        for column in CONTEXT_COLUMNS:
+            values[column][mask] = np.asarray(known[column], dtype=object)[mask]
+    return with_context(trades, values, sectors)
+
+
+def with_context(trades: pd.DataFrame, values: dict[str, np.ndarray], sectors: pd.Series) -> pd.DataFrame:
+    """``trades`` with the :data:`CONTEXT_COLUMNS` ``values`` and the sector of each symbol."""
     return trades.assign(
-        regime_label=pd.Series(regimes.reindex(pd.DatetimeIndex(entry)).to_numpy(dtype=object), index=trades.index),
-        soft_target_class=lookup(classes, entry, sym),
-        sector=sym.map(sectors).to_numpy(dtype=object),
-        vol_bucket=lookup(vol_buckets, entry, sym),
-        entry_alpha=pd.to_numeric(pd.Series(alpha_at, index=trades.index), errors="coerce"),
+        regime_label=pd.Series(values["regime_label"], index=trades.index, dtype=object),
+        soft_target_class=values["soft_target_class"],
+        sector=trades["symbol"].map(sectors).to_numpy(dtype=object),
+        vol_bucket=values["vol_bucket"],
+        entry_alpha=pd.to_numeric(pd.Series(values["entry_alpha"], index=trades.index, dtype=object), errors="coerce"),
     )

@@ -63,7 +63,8 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     assert {k: v for k, v in again_meta.items() if k != "generated_at"} == {k: v for k, v in first_meta.items() if k != "generated_at"}
 
     # One middle partition alone: every file is unchanged; the only new files are the states carried
-    # out of that day (the allocator's, the strategy signals', the books' and the embeddings'), which a later run resumes from.
+    # out of that day (the allocator's, the strategy signals', the books', the embeddings', the closed trades'
+    # and the combined book's), which a later run resumes from.
     # (Stored assessment models are reused, not refitted, when their training data is unchanged:
     # tests/assets/test_state_spaces.py; a refit gives the same model.)
     rewritten = ["parquet/prices_daily/2018.parquet", "parquet/assessment_dataset_5d/2018.parquet"]
@@ -72,7 +73,7 @@ def test_rematerializing_the_graph_gives_identical_bytes(tmp_path):
     assert all((home / k).stat().st_ino != inodes[k] for k in rewritten)  # really written again (a new file renamed in)
     middle, middle_meta = snapshot(home)
     new = differing(first, middle)
-    books = {f"state/{asset}/{MIDDLE}.json" for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions", "numeric_embeddings")}
+    books = {f"state/{asset}/{MIDDLE}.json" for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions", "numeric_embeddings", "closed_trades", "portfolio_returns")}
     optional = {f"allocator/state_v1/{MIDDLE}.json", f"strategies/state/{MIDDLE}.json"}
     assert books <= set(new) <= books | optional and set(new.values()) == {"added"}, new
     assert middle_meta["requested_start"] == middle_meta["requested_end"] == MIDDLE

@@ -74,12 +74,21 @@ def test_split_backfill_equals_one_backfill(full_build, tmp_path):
     comparisons = lookahead.compare(str(full_build), str(split), "2017-03-31", POINT_IN_TIME)
     assert all(c.ok for c in comparisons), "\n".join(lookahead.report(comparisons))
     # the second run's books continued from the state the first run stored at its last close
-    for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions"):
+    for asset in ("target_portfolios", "sleeve_returns", "sleeve_positions", "closed_trades", "portfolio_returns"):
         assert (split / "state" / asset / "2016-01-15.json").exists()
         assert _materialization_metadata(second, asset, partition="2016-01-19")["resumed_from_state"] is True
     # so did the (unpartitioned) edge layer: its statistics, sized books and listing ages
     assert (split / "state" / "edge_layer" / "2016-01-15.json").exists()
     assert _materialization_metadata(second, "pattern_scope_stats")["resumed_from_state"] is True
+    # the carried states at the last close and the whole-table meta selection are the same bytes too
+    from tests.conftest import tree_hashes
+
+    watched = ("state/closed_trades/2017-03-31.json", "state/portfolio_returns/2017-03-31.json", "state/meta_orchestrator/manifest.json",
+               "parquet/meta_orchestrator/data.parquet")
+    one, two = tree_hashes(full_build, "**/*"), tree_hashes(split, "**/*")
+    assert {k: two.get(k) for k in watched} == {k: one[k] for k in watched}
+    meta = _materialization_metadata(second, "meta_orchestrator")
+    assert 0 < meta["reused"] and meta["reused"] + meta["computed_this_run"] == meta["selections"]
 
 
 # --------------------------------------------------------------------------- assessment layer (same build)

@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from prometheus_assets.core import trade_context
 from prometheus_assets.core.edge.context import listing_sessions
 from prometheus_assets.core.frames import trailing_mean_std
-from prometheus_assets.core.trades import TRADE_COLUMNS, round_trips
+from prometheus_assets.core.trades import OPEN_COLUMNS, TRADE_COLUMNS, round_trips, round_trips_with_open
 
 
 def _loop_round_trips(weights: pd.DataFrame, prices: pd.DataFrame) -> list[dict]:
@@ -149,3 +149,49 @@ def test_listing_sessions_carry_the_count_before_the_window():
     assert full["A"].tolist() == [0, 1, 2, 2, 3, 4] and full["B"].tolist() == [0, 0, 0, 0, 1, 2]
     carried = full.iloc[2]  # counts through row 2
     pd.testing.assert_frame_equal(listing_sessions(returns.iloc[3:], carried), full.iloc[3:])
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 25).flatmap(
+        lambda n_days: st.tuples(
+            st.just(n_days),
+            st.lists(st.lists(weight_value, min_size=n_days, max_size=n_days), min_size=1, max_size=4),
+            st.integers(0, 10_000),
+            st.lists(st.integers(1, n_days - 1), min_size=1, max_size=3, unique=True),
+        )
+    )
+)
+def test_resumed_round_trips_equal_one_pass_over_the_whole_history(case):
+    """Cut anywhere (several times): the trades closed in each part, continued from the open trades and last
+    prices of the previous part, are bit for bit the one-pass trades; the final open trades are identical."""
+    n_days, columns, seed, cuts = case
+    dates = pd.bdate_range("2022-01-03", periods=n_days)
+    symbols = [f"S{k}" for k in range(len(columns))]
+    weights = pd.DataFrame(np.array(columns).T, index=dates, columns=symbols)
+    rng = np.random.default_rng(seed)
+    prices = pd.DataFrame(np.exp(rng.normal(0, 0.1, size=(n_days, len(symbols))).cumsum(axis=0)) * 50, index=dates, columns=symbols)
+    prices = prices.mask(rng.random(prices.shape) < 0.3)
+
+    full_closed, full_open = round_trips_with_open(weights, prices)
+    pd.testing.assert_frame_equal(full_closed, round_trips(weights, prices), check_exact=True)
+    bounds = [0, *sorted(cuts), n_days]
+    parts, carried, last = [], None, None
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        # a part sees only its own prices (plus the carried last known prices)
+        closed, carried = round_trips_with_open(weights.iloc[lo:hi], prices.iloc[lo:hi], carried, last)
+        parts.append(closed)
+        last = prices.iloc[:hi].ffill().iloc[-1].dropna()
+    resumed = pd.concat(parts, ignore_index=True).sort_values(["symbol", "entry_date"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(resumed, full_closed.sort_values(["symbol", "entry_date"], kind="stable").reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(carried, full_open, check_exact=True)
+    assert list(full_open.columns) == list(OPEN_COLUMNS)
+
+
+def test_open_trades_by_hand():
+    dates = pd.bdate_range("2023-03-01", periods=4)
+    weights = pd.DataFrame({"A": [0.1, 0.3, 0.2, 0.2], "B": [0.0, -0.2, 0.0, 0.0]}, index=dates)
+    prices = pd.DataFrame({"A": [10.0, 11.0, 12.0, 13.0], "B": 5.0}, index=dates)
+    closed, open_ = round_trips_with_open(weights, prices)
+    assert closed["symbol"].tolist() == ["B"]
+    row = open_.iloc[0]
+    assert (row["symbol"], row["side"], row["entry_date"], row["entry_price"], row["entry_weight"], row["max_abs_weight"], row["held_sessions"]) == (
+        "A", 1.0, dates[0], 10.0, 0.1, 0.3, 3)

@@ -1,0 +1,51 @@
+"""End-of-day state files of the incremental assets that are not books: ``state/<asset>/<YYYY-MM-DD>.json``.
+
+The same layout and rules as the books' :class:`~prometheus_assets.assets.book_inputs.BookStates`:
+a run over partitions ``[A, B]`` continues from the state stored at the latest close before ``A``
+(the caller checks that it is the session right before ``A``, else it replays from the first
+day), stores its own state dated ``B`` and drops states dated inside ``[A, B)`` (they may be
+stale after a re-materialization). States are JSON with sorted keys and exact float reprs, so the
+same state always has the same bytes. Deleting a state directory is safe: the next run replays.
+"""
+
+import logging
+
+import pandas as pd
+
+from prometheus_assets.resources import StorageResource
+
+STATE_DIR = "state"
+
+_log = logging.getLogger(__name__)
+
+
+def state_paths(storage: StorageResource, asset: str) -> dict[pd.Timestamp, str]:
+    """day -> relative path of every state ``asset`` has stored."""
+    out = {}
+    for name in storage.store().list_names(f"{STATE_DIR}/{asset}"):
+        if name.endswith(".json"):
+            try:
+                out[pd.Timestamp(name[: -len(".json")])] = f"{STATE_DIR}/{asset}/{name}"
+            except ValueError:
+                continue
+    return out
+
+
+def latest_before(storage: StorageResource, asset: str, first_day: pd.Timestamp) -> tuple[pd.Timestamp, bytes] | None:
+    """``(day, bytes)`` of the state ``asset`` stored at the latest close before ``first_day`` (None if there is none)."""
+    paths = state_paths(storage, asset)
+    earlier = [d for d in paths if d < first_day]
+    if not earlier:
+        return None
+    day = max(earlier)
+    data = storage.store().read_bytes(paths[day])
+    return None if data is None else (day, data)
+
+
+def save(storage: StorageResource, asset: str, dates: list[pd.Timestamp], day: pd.Timestamp, data: bytes) -> None:
+    """Store ``data`` as the state of the close ``day`` (a run's last day); drop older states dated inside the run's range."""
+    store = storage.store()
+    for old, relative in state_paths(storage, asset).items():
+        if dates[0] <= old < day:
+            store.remove(relative)
+    store.write_bytes(f"{STATE_DIR}/{asset}/{day:%Y-%m-%d}.json", data)
