@@ -21,6 +21,8 @@ import pandas as pd
 
 EOD_TARGET_S = 15.0
 RATIO_TARGET = 1.2
+#: How many of the EOD run's largest step bodies to print (where the time goes).
+STEPS_SHOWN = 8
 
 
 def _eod(source: str, start: str | None, tmp: str) -> tuple[float, list[str], str]:
@@ -45,7 +47,9 @@ def _eod(source: str, start: str | None, tmp: str) -> tuple[float, list[str], st
     result, split, _, _ = build(settings, last, last, echo=False)
     if not result.success or split is None:
         raise RuntimeError(f"EOD run of {last} failed")
-    return split.wall, split.lines(), f"{first} … {last}"
+    steps = sorted(split.per_step.items(), key=lambda kv: -kv[1]["body"])[:STEPS_SHOWN]
+    lines = split.lines() + ["  largest step bodies: " + ", ".join(f"{name} {s['body']:.2f} s" for name, s in steps)]
+    return split.wall, lines, f"{first} … {last}"
 
 
 def main() -> int:
