@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from prometheus_assets.assets import history
+from prometheus_assets.assets import carried_state, history
 from prometheus_assets.core import book_signals, portfolio, sleeves
 from prometheus_assets.core.backtest import SimulationState, simulate_with_state
 from prometheus_assets.core.books import COMBINATION_METHODS, BookConfig
@@ -32,8 +32,6 @@ from prometheus_assets.resources import StorageResource
 #: (:func:`prometheus_assets.core.portfolio.memoised_risk_parity_weights`). Deleting it is safe:
 #: the next run solves again (slower) and writes it back.
 RISK_PARITY_MEMO_FILE = "cache/risk_parity_memo.json"
-#: Where book assets keep their end-of-day state: ``state/<asset>/<YYYY-MM-DD>.json``.
-BOOK_STATE_DIR = "state"
 #: Bump when the book or simulation arithmetic changes: older stored states are then ignored.
 BOOK_STATE_VERSION = 1
 #: Upper bound of an alpha source's horizon (books allow up to 252 sessions).
@@ -256,18 +254,6 @@ class BookStates:
         return out
 
 
-def _state_paths(storage: StorageResource, asset: str) -> dict[pd.Timestamp, str]:
-    """day -> relative path of every state ``asset`` has stored."""
-    out = {}
-    for name in storage.store().list_names(f"{BOOK_STATE_DIR}/{asset}"):
-        if name.endswith(".json"):
-            try:
-                out[pd.Timestamp(name[: -len(".json")])] = f"{BOOK_STATE_DIR}/{asset}/{name}"
-            except ValueError:
-                continue
-    return out
-
-
 def stored_states(storage: StorageResource, asset: str, first_day: pd.Timestamp, configs: dict[str, tuple[BookConfig, str]]) -> BookStates | None:
     """The state ``asset`` stored at the latest close before ``first_day``, if it serves every config in ``configs``.
 
@@ -275,15 +261,8 @@ def stored_states(storage: StorageResource, asset: str, first_day: pd.Timestamp,
     fingerprint differs (the book was changed or overridden for this run). Whether it is the
     close right before ``first_day`` is checked by the caller against the sessions it reads.
     """
-    paths = _state_paths(storage, asset)
-    earlier = [d for d in paths if d < first_day]
-    if not earlier:
-        return None
-    relative = paths[max(earlier)]
-    try:
-        states = BookStates.from_json(storage.store().read_bytes(relative) or b"")
-    except (ValueError, KeyError, TypeError) as exc:
-        _log.warning("ignoring unreadable book state %s (%s); replaying from the first day", relative, exc)
+    states = carried_state.load_latest_before(storage, asset, first_day, BookStates.from_json)
+    if states is None:
         return None
     for cid, (book, method) in configs.items():
         if states.fingerprints.get(cid) != config_fingerprint(book, method):
@@ -293,11 +272,7 @@ def stored_states(storage: StorageResource, asset: str, first_day: pd.Timestamp,
 
 def save_states(storage: StorageResource, asset: str, dates: list[pd.Timestamp], states: BookStates) -> None:
     """Store ``states`` (dated the range's last day) and drop older states dated inside the range (they may be stale)."""
-    store = storage.store()
-    for day, relative in _state_paths(storage, asset).items():
-        if dates[0] <= day < states.date:
-            store.remove(relative)
-    store.write_bytes(f"{BOOK_STATE_DIR}/{asset}/{states.date:%Y-%m-%d}.json", states.to_json())
+    carried_state.save(storage, asset, dates, states.date, states.to_json())
 
 
 @dataclass

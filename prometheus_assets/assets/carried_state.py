@@ -9,6 +9,8 @@ same state always has the same bytes. Deleting a state directory is safe: the ne
 """
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 import pandas as pd
 
@@ -17,6 +19,7 @@ from prometheus_assets.resources import StorageResource
 STATE_DIR = "state"
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def state_paths(storage: StorageResource, asset: str) -> dict[pd.Timestamp, str]:
@@ -49,3 +52,15 @@ def save(storage: StorageResource, asset: str, dates: list[pd.Timestamp], day: p
         if dates[0] <= old < day:
             store.remove(relative)
     store.write_bytes(f"{STATE_DIR}/{asset}/{day:%Y-%m-%d}.json", data)
+
+
+def load_latest_before(storage: StorageResource, asset: str, first_day: pd.Timestamp, decode: Callable[[bytes], T]) -> T | None:
+    """:func:`latest_before`, decoded; None (the caller replays) when there is none or it is unreadable (logged)."""
+    found = latest_before(storage, asset, first_day)
+    if found is None:
+        return None
+    try:
+        return decode(found[1])
+    except (ValueError, KeyError, TypeError) as exc:
+        _log.warning("ignoring unreadable %s state of %s (%s); replaying from the first day", asset, found[0].date(), exc)
+        return None

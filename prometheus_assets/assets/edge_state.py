@@ -29,14 +29,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from prometheus_assets.assets.book_inputs import BOOK_STATE_DIR, BookStates, config_fingerprint
+from prometheus_assets.assets import carried_state
+from prometheus_assets.assets.book_inputs import BookStates, config_fingerprint
 from prometheus_assets.core.books import BookConfig
 from prometheus_assets.core.edge.config import EdgeConfig
 from prometheus_assets.core.edge.stats import EdgeAggregator
 from prometheus_assets.resources import StorageResource
 
 ASSET = "edge_layer"
-STATE_DIR = f"{BOOK_STATE_DIR}/{ASSET}"
+STATE_DIR = f"{carried_state.STATE_DIR}/{ASSET}"
 #: Bump when the meaning of a stored state changes: older states are then ignored (one replay).
 EDGE_STATE_VERSION = 1
 
@@ -71,14 +72,7 @@ def _paths(date: pd.Timestamp) -> tuple[str, str]:
 
 
 def _stored_days(storage: StorageResource) -> list[pd.Timestamp]:
-    days = []
-    for name in storage.store().list_names(STATE_DIR):
-        if name.endswith(".json"):
-            try:
-                days.append(pd.Timestamp(name[: -len(".json")]))
-            except ValueError:
-                continue
-    return sorted(days)
+    return sorted(carried_state.state_paths(storage, ASSET))
 
 
 def save(storage: StorageResource, first_day: pd.Timestamp | None, state: EdgeState) -> None:

@@ -11,7 +11,6 @@ Without a usable state (first run, a range not right after the stored close, the
 """
 
 import json
-import logging
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,8 +24,6 @@ ASSET = "portfolio_returns"
 STATE_VERSION = 1
 #: Sessions of sleeve returns a resumed run reads before its range (the contribution plot's window).
 PLOT_SESSIONS = 252
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,15 +49,8 @@ class PortfolioState:
 
 def stored(storage: StorageResource, first_day: pd.Timestamp, regime_dependent: bool) -> PortfolioState | None:
     """The state stored at the latest close before ``first_day`` for the same budget setting (else None: replay)."""
-    found = carried_state.latest_before(storage, ASSET, first_day)
-    if found is None:
-        return None
-    try:
-        state = PortfolioState.from_json(found[1])
-    except (ValueError, KeyError, TypeError) as exc:
-        _log.warning("ignoring unreadable portfolio state of %s (%s); replaying from the first day", found[0].date(), exc)
-        return None
-    return state if state.regime_dependent == regime_dependent else None
+    state = carried_state.load_latest_before(storage, ASSET, first_day, PortfolioState.from_json)
+    return state if state is not None and state.regime_dependent == regime_dependent else None
 
 
 def save(storage: StorageResource, dates: list[pd.Timestamp], state: PortfolioState | None) -> None:

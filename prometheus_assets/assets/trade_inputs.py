@@ -95,15 +95,8 @@ class TradeState:
 
 def stored_state(storage: StorageResource, first_day: pd.Timestamp, names: list[str]) -> TradeState | None:
     """The state stored at the latest close before ``first_day`` if it has every book of ``names`` (else None: replay)."""
-    found = carried_state.latest_before(storage, ASSET, first_day)
-    if found is None:
-        return None
-    try:
-        state = TradeState.from_json(found[1])
-    except (ValueError, KeyError, TypeError) as exc:
-        _log.warning("ignoring unreadable trade state of %s (%s); replaying from the first day", found[0].date(), exc)
-        return None
-    return state if set(names) <= set(state.books) else None
+    state = carried_state.load_latest_before(storage, ASSET, first_day, TradeState.from_json)
+    return state if state is not None and set(names) <= set(state.books) else None
 
 
 @dataclass
