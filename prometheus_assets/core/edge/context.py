@@ -19,7 +19,7 @@ import pandas as pd
 
 from prometheus_assets.core.edge.scope import DIMENSION_NAMES, UNKNOWN
 from prometheus_assets.core.frames import trailing_frame_moments
-from prometheus_assets.core.trade_context import volatility_buckets
+from prometheus_assets.core.trade_context import trailing_std, volatility_buckets
 
 __all__ = [
     "ACTION_CATEGORY",
@@ -250,7 +250,7 @@ def risk_multiples(trades: pd.DataFrame, returns: pd.DataFrame, window: int) -> 
     """
     if trades.empty:
         return np.zeros(0)
-    sigma = trailing_frame_moments(returns, window, window)[1]
+    sigma = trailing_std(returns, window)
     i = sigma.index.get_indexer(pd.DatetimeIndex(trades["entry_date"]))
     j = sigma.columns.get_indexer(pd.Index(trades["symbol"]))
     s = np.full(len(trades), np.nan)
