@@ -45,13 +45,21 @@ def latest_before(storage: StorageResource, asset: str, first_day: pd.Timestamp)
     return None if data is None else (day, data)
 
 
-def save(storage: StorageResource, asset: str, dates: list[pd.Timestamp], day: pd.Timestamp, data: bytes) -> None:
-    """Store ``data`` as the state of the close ``day`` (a run's last day); drop older states dated inside the run's range."""
+def drop_inside(storage: StorageResource, asset: str, first: pd.Timestamp | None, day: pd.Timestamp, companions: tuple[str, ...] = ()) -> None:
+    """Remove the states dated ``first`` ≤ d < ``day`` (every state before ``day`` when ``first`` is None), with the
+    files stored beside each one (``<d><suffix>`` for each suffix in ``companions``)."""
     store = storage.store()
     for old, relative in state_paths(storage, asset).items():
-        if dates[0] <= old < day:
+        if old < day and (first is None or old >= first):
             store.remove(relative)
-    store.write_bytes(f"{STATE_DIR}/{asset}/{day:%Y-%m-%d}.json", data)
+            for suffix in companions:
+                store.remove(relative[: -len(".json")] + suffix)
+
+
+def save(storage: StorageResource, asset: str, dates: list[pd.Timestamp], day: pd.Timestamp, data: bytes) -> None:
+    """Store ``data`` as the state of the close ``day`` (a run's last day); drop older states dated inside the run's range."""
+    drop_inside(storage, asset, dates[0], day)
+    storage.store().write_bytes(f"{STATE_DIR}/{asset}/{day:%Y-%m-%d}.json", data)
 
 
 def load_latest_before(storage: StorageResource, asset: str, first_day: pd.Timestamp, decode: Callable[[bytes], T]) -> T | None:

@@ -40,6 +40,8 @@ ASSET = "edge_layer"
 STATE_DIR = f"{carried_state.STATE_DIR}/{ASSET}"
 #: Bump when the meaning of a stored state changes: older states are then ignored (one replay).
 EDGE_STATE_VERSION = 1
+#: The statistics are pickled beside each state's JSON: ``<day>.aggregator.pkl``.
+PICKLE_SUFFIX = ".aggregator.pkl"
 
 _log = logging.getLogger(__name__)
 
@@ -68,11 +70,7 @@ class EdgeState:
 
 def _paths(date: pd.Timestamp) -> tuple[str, str]:
     stem = f"{STATE_DIR}/{date:%Y-%m-%d}"
-    return f"{stem}.json", f"{stem}.aggregator.pkl"
-
-
-def _stored_days(storage: StorageResource) -> list[pd.Timestamp]:
-    return sorted(carried_state.state_paths(storage, ASSET))
+    return f"{stem}.json", f"{stem}{PICKLE_SUFFIX}"
 
 
 def save(storage: StorageResource, first_day: pd.Timestamp | None, state: EdgeState) -> None:
@@ -88,10 +86,7 @@ def save(storage: StorageResource, first_day: pd.Timestamp | None, state: EdgeSt
         "skipped": int(state.skipped),
         "aggregator_sha256": hashlib.sha256(pickled).hexdigest(),
     }
-    for day in _stored_days(storage):
-        if day < state.date and (first_day is None or day >= first_day):
-            for relative in _paths(day):
-                store.remove(relative)
+    carried_state.drop_inside(storage, ASSET, first_day, state.date, companions=(PICKLE_SUFFIX,))
     json_path, pickle_path = _paths(state.date)
     store.write_bytes(pickle_path, pickled)
     store.write_bytes(json_path, json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
@@ -104,13 +99,13 @@ def stored(storage: StorageResource, first_day: pd.Timestamp, sized: dict[str, t
     match its recorded hash, or a book or the edge configuration changed. Whether it is the
     session right before ``first_day`` is checked by the caller against the sessions it reads.
     """
-    earlier = [d for d in _stored_days(storage) if d < first_day]
-    if not earlier:
+    found = carried_state.latest_before(storage, ASSET, first_day)
+    if found is None:
         return None
-    json_path, pickle_path = _paths(earlier[-1])
+    json_path, pickle_path = _paths(found[0])
     store = storage.store()
     try:
-        meta = json.loads(store.read_bytes(json_path) or b"")
+        meta = json.loads(found[1])
         if meta.get("version") != EDGE_STATE_VERSION:
             raise ValueError(f"edge state version {meta.get('version')!r} is not {EDGE_STATE_VERSION}")
         if meta["edge"] != edge_fingerprint(config):
