@@ -7,6 +7,7 @@ the combination methods can be compared side by side and the meta-orchestrator c
 """
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from prometheus_assets.assets import book_inputs, history, metadata, plots, sleeve_evaluation_state, trade_inputs
@@ -21,7 +22,6 @@ GROUP = "backtest"
 OWNERS = ["team:prometheus-portfolio"]
 TAGS = {"layer": "backtest"}
 #: Sessions of rebalances in sleeve_metrics' alpha-vs-realised scatter (the most recent ones).
-ALPHA_POINTS_SESSIONS = 756
 RETURN_COLUMNS = ["date", "book", "config_id", "combination_method", "configured", "return", "equity", "turnover", "costs", "gross_exposure", "cash"]
 
 
@@ -119,7 +119,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
                 "in yearly blocks under state/sleeve_evaluation/ with the sha256 of the upstream year files each block's "
                 "window read; a run recomputes only the blocks whose inputs changed (the newest year) and summarises the "
                 "stored rows, which gives the same tables as a whole-history computation. The alpha-vs-realised scatter "
-                f"shows the rebalances of the last {ALPHA_POINTS_SESSIONS} sessions.")),
+                f"shows the rebalances of the last {book_inputs.ALPHA_POINTS_SESSIONS} sessions.")),
             "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata={"point_in_time_column": "date"}, description=(
                 "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
                 "drawdown and rank IC of the book's alpha (IC counted on the day it became known).")),
@@ -157,8 +157,8 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             m = performance.sliced_metrics(series["return"], regimes, series["turnover"], trades_of_config, precomputed=cut[1])
             ic_by_slice = performance.slice_means(ic, index, regimes, precomputed=cut[1]).rename(columns={"value": "ic"})
             m = m.merge(ic_by_slice, on=["scope", "slice"], how="left").assign(config_id=config_id, book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]), edge_sizing=sized)
-            for h, v in decay.items():
-                m.loc[m["scope"] == "overall", f"ic_{h}d"] = float(v)
+            overall = (m["scope"] == "overall").to_numpy()
+            m = m.assign(**{f"ic_{h}d": np.where(overall, float(v), np.nan) for h, v in decay.items()})
             tables["metrics"].append(m)
             if rows["configured"].iloc[0]:
                 tables["rolling"].append(performance.rolling_metrics(series["return"], ic=ic).assign(config_id=config_id, book=name))
@@ -166,7 +166,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         rolling = pd.concat(tables["rolling"], ignore_index=True)
         comparison = performance.comparison_table(metrics_table[~metrics_table["edge_sizing"]])
         # the scatter shows the recent rebalances only (its cost must not grow with the history)
-        since = history.lookback_start(end, ALPHA_POINTS_SESSIONS) if end is not None else None
+        since = history.lookback_start(end, book_inputs.ALPHA_POINTS_SESSIONS) if end is not None else None
         points = book_inputs.alpha_points(history.read(storage, "target_portfolios", since, end),
                                           to_wide(history.read(storage, "returns_daily", since, end), "return"), configs)
         configured = metrics_table[(metrics_table["scope"] == "overall") & metrics_table["configured"]].set_index("book")
@@ -180,7 +180,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             **{f"sharpe_{c}": float(v) for c, v in overall_sized.set_index("config_id")["sharpe_ratio"].items()},
             "edge_sizing_comparison": plots.markdown_table(edge_comparison) if len(edge_comparison) else dg.MetadataValue.text("no edge-sized books"),
             "alpha_vs_realised": plots.png_markdown(plots.alpha_scatter_figure(
-                points, title=f"Alpha at rebalance vs realised forward return (last {ALPHA_POINTS_SESSIONS} sessions)"), "Alpha vs realised return"),
+                points, title=f"Alpha at rebalance vs realised forward return (last {book_inputs.ALPHA_POINTS_SESSIONS} sessions)"), "Alpha vs realised return"),
             "ic_blocks_recomputed": recomputed,
         })
         yield dg.Output(rolling, output_name="sleeve_rolling_metrics", metadata={"rows": len(rolling)})

@@ -38,6 +38,9 @@ BOOK_STATE_VERSION = 1
 MAX_SOURCE_HORIZON = 252
 #: Calendar sessions added to the lookback for sessions the source has no bars for.
 LOOKBACK_SLACK = 21
+#: Sessions of rebalances the alpha-vs-realised scatters show (sleeve_evaluation, sleeve_report): the
+#: recent three years, so drawing them costs the same whatever the length of the history.
+ALPHA_POINTS_SESSIONS = 756
 
 _log = logging.getLogger(__name__)
 

@@ -183,12 +183,14 @@ def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
 
 def report_assets() -> list[dg.AssetsDefinition]:
     @dg.asset(
-        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet", "html"}, code_version="1", backfill_policy=SINGLE_RUN,
+        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet", "html"}, code_version="2", backfill_policy=SINGLE_RUN,
         deps=["sleeve_returns", "target_portfolios", "sleeve_metrics", "combination_comparison", "meta_orchestrator", "portfolio_returns", "returns_daily"],
         description=(
             "The sleeve report: a static HTML page under the storage root (reports/sleeves.html) with equity and drawdown "
-            "per book, allocation over time, sleeve contributions to the combined book, alpha vs realised return, the "
-            "combination-method comparison and the latest meta selection. The table lists the report's sections."
+            "per book, allocation over time, sleeve contributions to the combined book, alpha vs realised return (the "
+            f"rebalances of the last {book_inputs.ALPHA_POINTS_SESSIONS} sessions), the combination-method comparison and the latest meta "
+            "selection. Long curves are drawn with at most plots.MAX_PLOT_POINTS points each (bucket ends; drawdowns keep "
+            "each bucket's trough), so the report costs the same to draw whatever the history. The table lists the report's sections."
         ),
     )
     def sleeve_report(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
@@ -197,17 +199,19 @@ def report_assets() -> list[dg.AssetsDefinition]:
         positions = history.read(storage, "target_portfolios", None, None)
         selection = history.read(storage, "meta_orchestrator", None, None, date_column="as_of_date")
         comparison = history.read(storage, "combination_comparison", None, None)
-        market = to_wide(history.read(storage, "returns_daily", None, None), "return")
         defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
         equity = rows[rows["configured"]].pivot(index="date", columns="book", values="equity")
         equity["COMBINED"] = history.read(storage, "portfolio_returns", None, None).set_index("date")["equity"]
-        points = book_inputs.alpha_points(positions, market, configs)
+        # the scatter shows the recent rebalances only, as sleeve_evaluation's (its cost must not grow with the history)
+        since = history.lookback_start(rows["date"].max(), book_inputs.ALPHA_POINTS_SESSIONS) if len(rows) else None
+        market = to_wide(history.read(storage, "returns_daily", since, None), "return")
+        points = book_inputs.alpha_points(positions[positions["date"] >= since] if since is not None else positions, market, configs)
         latest = selection[selection["as_of_date"] == selection["as_of_date"].max()] if len(selection) else selection
         sections = [
             ("Equity and drawdown", "<p>Configured books after costs, and the meta-orchestrated combined book.</p>", plots.equity_drawdown_figure(equity)),
             ("Allocation over time", "<p>Gross weight by sector at each month end.</p>", plots.allocation_figure(positions[positions["target_weight"] != 0])),
             ("Sleeve contributions", "<p>Cumulative budget-weighted return of each live sleeve.</p>", plots.contribution_figure(meta.contributions(returns, selection, defaults))),
-            ("Alpha vs realised return", "<p>Each name bought or held at a rebalance: the book's alpha against the return over its horizon.</p>", plots.alpha_scatter_figure(points)),
+            ("Alpha vs realised return", f"<p>Each name bought or held at a rebalance of the last {book_inputs.ALPHA_POINTS_SESSIONS} sessions: the book's alpha against the return over its horizon.</p>", plots.alpha_scatter_figure(points)),
             ("Combination methods", comparison.to_html(index=False, float_format=lambda x: f"{x:.3f}"), None),
             ("Latest meta selection", latest.to_html(index=False, float_format=lambda x: f"{x:.3f}"), None),
         ]

@@ -126,29 +126,35 @@ def sliced_metrics(
     values = returns.to_numpy(dtype="float64")
     turnover_values = turnover.reindex(index).to_numpy(dtype="float64") if turnover is not None else None
 
+    # Trades as arrays, each with the position of its exit date in ``index`` (-1: not a date of the
+    # series, so in no slice): a slice's trades are then a mask lookup, not a date-set filter.
+    if trades is not None and len(trades):
+        trade_at = index.get_indexer(pd.DatetimeIndex(trades["exit_date"]))
+        holding = trades["holding_sessions"].to_numpy(dtype="float64")
+        winning = (trades["return"] > 0).to_numpy()
+    else:
+        trade_at = None
+
     rows = []
     for scope, name, mask in precomputed if precomputed is not None else slices(index, regimes):
-        if scope != "overall" and not mask.any():
+        at = np.flatnonzero(mask)
+        if scope != "overall" and not len(at):
             continue  # e.g. the first half of a one-day series
-        dates = index[mask]
         row: dict[str, object] = {
             "scope": scope,
             "slice": name,
-            "start": dates[0] if len(dates) else pd.NaT,
-            "end": dates[-1] if len(dates) else pd.NaT,
+            "start": index[at[0]] if len(at) else pd.NaT,
+            "end": index[at[-1]] if len(at) else pd.NaT,
         }
         row.update(metrics.metric_vector(values[mask], risk_free=risk_free))
         if turnover_values is not None and np.isfinite(turnover_values[mask]).any():
             row["turnover"] = float(np.nanmean(turnover_values[mask]) * metrics.PERIODS_PER_YEAR)
         else:
             row["turnover"] = np.nan
-        if trades is not None and len(trades):
-            in_slice = trades[pd.DatetimeIndex(trades["exit_date"]).isin(dates)]
-        else:
-            in_slice = None
-        if in_slice is not None and len(in_slice):
-            row["average_holding_sessions"] = float(in_slice["holding_sessions"].mean())
-            row["trade_win_rate"] = float((in_slice["return"] > 0).mean())
+        in_slice = (trade_at >= 0) & mask[trade_at] if trade_at is not None else None
+        if in_slice is not None and in_slice.any():
+            row["average_holding_sessions"] = _nan_mean(holding[in_slice])
+            row["trade_win_rate"] = float(np.count_nonzero(winning[in_slice]) / np.count_nonzero(in_slice))
         else:
             row["average_holding_sessions"] = np.nan
             row["trade_win_rate"] = np.nan
@@ -300,10 +306,19 @@ def slice_means(values: pd.Series, index: pd.DatetimeIndex, regimes: pd.Series |
     Columns ``scope, slice, value``; a slice with no values gets NaN. Merge on (scope, slice).
     ``precomputed``: :func:`slices` of ``index`` and ``regimes``, if already at hand.
     """
-    aligned = values.reindex(index)
+    aligned = values.reindex(index).to_numpy(dtype="float64")
     parts = precomputed if precomputed is not None else slices(index, regimes)
-    rows = [(scope, name, float(aligned[mask].mean()) if aligned[mask].notna().any() else float("nan")) for scope, name, mask in parts]
+    rows = [(scope, name, _nan_mean(aligned[mask])) for scope, name, mask in parts]
     return pd.DataFrame(rows, columns=["scope", "slice", "value"])
+
+
+def _nan_mean(values: np.ndarray) -> float:
+    """Mean of the non-NaN values (NaN if none), computed as pandas' ``Series.mean`` does (NaN set
+    to 0, one pairwise sum, divided by the count), so it gives the same bits as that without the
+    cost of building a Series for each slice (hand-written for that reason)."""
+    valid = ~np.isnan(values)
+    count = int(np.count_nonzero(valid))
+    return float(np.where(valid, values, 0.0).sum() / count) if count else float("nan")
 
 
 COMPARISON_COLUMNS: list[str] = [
