@@ -427,6 +427,10 @@ class ParquetStore:
         return to_pandas(table)
 
 
+#: (catalog path, inode, size, mtime_ns) -> its views, see DuckDBCatalog._current.
+_CATALOG_VIEWS: dict[tuple, dict[str, str]] = {}
+
+
 class DuckDBCatalog:
     """A DuckDB database holding one view per table over the table's Parquet files.
 
@@ -484,19 +488,34 @@ class DuckDBCatalog:
                 f"read_parquet({self._glob_literal(name)}, union_by_name = true, hive_partitioning = false)")
 
     def _current(self, path: str) -> dict[str, str] | None:
-        """``{view name: its SQL}`` of the catalog at ``path``, or None if it cannot be opened."""
+        """``{view name: its SQL}`` of the catalog at ``path``, or None if it cannot be opened.
+
+        Remembered in this process per file identity (inode, size, mtime): the catalog is only
+        ever replaced by renaming a new file over it, which changes the inode, so a remembered
+        listing is one of the file still there. (Opening DuckDB costs ~10 ms; every output of
+        a run checks its view.)
+        """
         import duckdb
 
-        if not os.path.exists(path):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
             return {}
+        identity = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        known = _CATALOG_VIEWS.get(identity)
+        if known is not None:
+            return dict(known)
         try:
             con = duckdb.connect(path, read_only=True)
         except duckdb.Error:
             return None
         try:
-            return {name: sql for name, sql in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()}
+            views = {name: sql for name, sql in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()}
         finally:
             con.close()
+        _CATALOG_VIEWS.clear()  # one catalog file per process is the common case: keep the memo small
+        _CATALOG_VIEWS[identity] = views
+        return dict(views)
 
     def _stale(self, views: dict[str, str] | None, names: Sequence[str]) -> list[str]:
         """Names whose view is missing from ``views`` or reads other files (e.g. the root moved)."""

@@ -378,3 +378,18 @@ def test_remove_and_list_names_stay_under_the_root(home):
         store.remove("../outside.json")
     with pytest.raises(PathEscapeError):
         store.list_names("../")
+
+
+def test_a_catalog_replaced_behind_the_process_is_seen(home):
+    # refresh remembers the views it read per catalog file identity; a catalog replaced by another
+    # process (here: deleted and created anew without views) must be read again, not trusted
+    store = ParquetStore(str(home))
+    days = pd.bdate_range("2020-01-01", "2020-01-31")
+    store.write_dated("t", frame(days), days)
+    catalog = DuckDBCatalog(store)
+    catalog.refresh(["t"])
+    assert catalog.refresh(["t"]) == ["t"] and view_count(home, "t") == 2 * len(days)
+    os.remove(catalog.path)
+    duckdb.connect(catalog.path).close()  # an empty catalog at the same path
+    catalog.refresh(["t"])
+    assert view_count(home, "t") == 2 * len(days)
