@@ -21,7 +21,6 @@ from prometheus_assets.resources.books import BooksResource
 GROUP = "backtest"
 OWNERS = ["team:prometheus-portfolio"]
 TAGS = {"layer": "backtest"}
-#: Sessions of rebalances in sleeve_metrics' alpha-vs-realised scatter (the most recent ones).
 RETURN_COLUMNS = ["date", "book", "config_id", "combination_method", "configured", "return", "equity", "turnover", "costs", "gross_exposure", "cash"]
 
 
