@@ -4,7 +4,8 @@ For each history length it builds the history up to the day before the last sess
 storage root and persistent instance (like ``make run``), then times the EOD run of the last
 session alone (one partition of the whole graph, what ``eod_job`` runs for a new day), with the
 body / IO / bookkeeping split. It prints both figures and their ratio against the targets of the
-hardening issue (≤ 15 s per EOD day, full/1-year ratio ≤ 1.2).
+hardening issue (≤ 15 s per EOD day, full/1-year ratio ≤ 1.2), and a 5-year run as a diagnostic
+(see ``main``).
 
     .venv/bin/python bench/eod.py [--source bundled|synthetic|DIR]
 """
@@ -58,14 +59,18 @@ def main() -> int:
     parser.add_argument("--source", default=os.environ.get("PROMETHEUS_SOURCE", "bundled"))
     args = parser.parse_args()
     figures = {}
-    for label in ("1 year", "full history"):
+    # "5 years" is a diagnostic beside the issue's 1-year reference: with one year of history no
+    # walk-forward assessment model is fitted yet (the first fit trains on a year of data), so there
+    # are no scores, the books hold nothing and no trade closes: the 1-year run skips work every
+    # longer history does. The 5-year → full step shows what still grows with the history itself.
+    for label, years in (("1 year", 1), ("5 years", 5), ("full history", None)):
         with tempfile.TemporaryDirectory(prefix="prometheus-eod-") as tmp:
             start = None
-            if label == "1 year":
+            if years is not None:
                 from prometheus_assets.resources import MarketDataResource
 
                 _, end = MarketDataResource(source=args.source).get().span()
-                start = f"{pd.Timestamp(end) - pd.DateOffset(years=1):%Y-%m-%d}"
+                start = f"{pd.Timestamp(end) - pd.DateOffset(years=years):%Y-%m-%d}"
             wall, lines, span = _eod(args.source, start, tmp)
             figures[label] = wall
             print(f"== EOD run of the last session, history {span} ({label})")
@@ -73,6 +78,7 @@ def main() -> int:
     ratio = figures["full history"] / figures["1 year"]
     print(f"EOD day: {figures['1 year']:.1f} s with 1 year, {figures['full history']:.1f} s with the full history "
           f"(target ≤ {EOD_TARGET_S:.0f} s); ratio {ratio:.2f} (target ≤ {RATIO_TARGET})")
+    print(f"  diagnostic: {figures['5 years']:.1f} s with 5 years; full / 5 years = {figures['full history'] / figures['5 years']:.2f}")
     return 0
 
 
