@@ -209,6 +209,7 @@ def build_dataset(
         p = profiles[["symbol", "as_of_date", "profile_embedding"]].copy()
         p["as_of_date"] = _ns(p["as_of_date"])
         p["symbol"] = p["symbol"].astype(str)
+        p = _asof_candidates(p, emit_from, by="symbol")
         dim = len(p["profile_embedding"].iloc[0])
         emb = np.vstack([np.asarray(v, dtype="float64") for v in p["profile_embedding"]]) if len(p) else np.empty((0, dim))
         prof_cols = [f"prof_{i:02d}" for i in range(dim)]
@@ -221,6 +222,7 @@ def build_dataset(
     if len(regimes):
         rg = regimes.copy()
         rg["as_of_date"] = _ns(rg["as_of_date"])
+        rg = _asof_candidates(rg, emit_from, by=None)
         emb = rg["regime_embedding"].map(lambda v: v if isinstance(v, list | tuple | np.ndarray) and len(v) == 3 else [np.nan] * 3)
         rg[["regime_emb_0", "regime_emb_1", "regime_emb_2"]] = np.vstack([np.asarray(v, dtype="float64") for v in emb])
         rg = rg[["as_of_date", "regime_label", "confidence", "regime_emb_0", "regime_emb_1", "regime_emb_2"]]
@@ -257,6 +259,7 @@ def build_dataset(
     # price history
     px = pd.DataFrame(index=base.index)
     for name, wide in price_features(returns).items():
+        wide = wide.loc[(wide.index >= emit_from) & (wide.index <= emit_to)]  # (stack only the emitted dates)
         px[name] = wide.rename_axis(index="as_of_date", columns="symbol").stack(future_stack=True).reindex(rows).to_numpy()
     parts.append(px)
 
@@ -270,7 +273,28 @@ def build_dataset(
     parts.append(sec)
 
     out = pd.concat(parts, axis=1)
-    return attach_targets(out, returns, horizon)
+    # a target at t reads the returns after t only (evaluation.forward_returns_wide): the earlier rows add nothing
+    return attach_targets(out, returns.loc[returns.index >= emit_from], horizon)
+
+
+def _asof_candidates(right: pd.DataFrame, emit_from: pd.Timestamp, by: str | None) -> pd.DataFrame:
+    """The rows of ``right`` a backward as-of join from dates >= ``emit_from`` can pick.
+
+    Those are the rows dated after ``emit_from`` and, per ``by`` key (or overall), the rows of
+    the latest date <= ``emit_from`` (ties kept): an earlier row is never the latest one for any
+    emitted date. Order is kept, so :func:`_asof` picks exactly what it picks on all rows while
+    the per-row work (embedding lists) stays proportional to the window, not the history.
+    """
+    before = (right["as_of_date"] <= emit_from).to_numpy()
+    if not before.any():
+        return right
+    if by is None:
+        latest = right.loc[before, "as_of_date"].max()
+        keep = ~before | (right["as_of_date"] >= latest).to_numpy()
+    else:
+        latest = right.loc[before].groupby(by)["as_of_date"].max()
+        keep = ~before | (right["as_of_date"] >= right[by].map(latest)).to_numpy()
+    return right.loc[keep]
 
 
 def compensated_group_mean(values: pd.Series, keys: pd.Series) -> pd.Series:

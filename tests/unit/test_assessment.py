@@ -467,3 +467,23 @@ def test_headline_ic_on_short_histories():
     some = pd.DataFrame({"horizon": [5, 5], "kind": ["hgb", "ridge"], "ic_mean": [0.1, 0.2]})
     assert np.isnan(A.headline_ic(some, horizon=20, kind="hgb"))
     assert A.headline_ic(some, horizon=5, kind="ridge") == 0.2
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.floats(-5, 5)), min_size=1, max_size=40),
+       st.integers(0, 40), st.integers(0, 10), st.booleans())
+def test_asof_candidates_change_no_as_of_pick(rows, start, span, by_symbol):
+    # the rows the dataset keeps before its as-of joins (bounded work per day) give the same joined
+    # values as all rows, for every emitted date >= emit_from, ties on a date included
+    day0 = pd.Timestamp("2020-01-01")
+    right = pd.DataFrame({"symbol": [f"S{s}" for s, _, _ in rows], "as_of_date": [day0 + pd.Timedelta(days=d) for _, d, _ in rows],
+                          "value": [v for _, _, v in rows]}, columns=["symbol", "as_of_date", "value"])
+    right["as_of_date"] = right["as_of_date"].astype("datetime64[ns]")
+    emit_from = day0 + pd.Timedelta(days=start)
+    dates = pd.date_range(emit_from, periods=span + 1, freq="D").as_unit("ns")
+    left = pd.DataFrame([(d, f"S{s}") for d in dates for s in range(4)], columns=["as_of_date", "symbol"])
+    by = "symbol" if by_symbol else None
+    cut = A._asof_candidates(right, emit_from, by)
+    if by is None:
+        right, cut, left = right.drop(columns="symbol"), cut.drop(columns="symbol"), left[["as_of_date"]]
+    pd.testing.assert_frame_equal(A._asof(left, cut, by), A._asof(left, right, by))
