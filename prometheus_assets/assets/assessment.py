@@ -38,7 +38,7 @@ KINDS = ("hgb", "ridge")
 def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"assessment_dataset_{horizon}d", partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP,
-        owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1", metadata=META,
+        owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata=META,
         deps=["returns_daily", "profile_snapshots", "regime_states", "soft_target_classes"], ins={"instruments": dg.AssetIn()},
         description=(
             f"Assessment dataset, horizon {horizon} sessions, scope US_EQ: per (symbol, as_of_date) the inputs known at t "
@@ -46,12 +46,14 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
             "soft-target class, recent price features, sector). The targets (winsorized forward return over the next "
             f"{horizon} sessions, raw and in excess of the equal-weight universe) are not stored: they are known only "
             "after t, so a stored copy would depend on when the partition was built; fitting and evaluation attach "
-            "them from returns_daily as known at their own run (core.assessment.attach_targets)."
+            "them from returns_daily as known at their own run (core.assessment.attach_targets). The price features are "
+            "fixed-order window sums, so a run reads the returns of its lookback (about a year) only, with the same bits "
+            "as a read from the first day."
         ),
     )
     def dataset(context: dg.AssetExecutionContext, storage: StorageResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        returns = to_wide(history.read(storage, "returns_daily", None, dates[-1]), "return")
+        returns = _feature_returns(storage, dates[0], dates[-1])
         frame = assessment.build_dataset(
             horizon, returns,
             history.read(storage, "profile_snapshots", None, dates[-1], date_column="as_of_date"),
@@ -64,6 +66,25 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
         return dg.Output(stored, metadata={"rows": len(stored), "features": len(assessment.feature_columns(stored))})
 
     return dataset
+
+
+#: Calendar sessions read beyond the price features' lookback (sessions without bars in the data).
+FEATURE_LOOKBACK_SLACK = 21
+
+
+def _feature_returns(storage: StorageResource, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+    """Wide returns a dataset for ``first``…``last`` needs: its price features' lookback before ``first``.
+
+    The features are fixed-order window sums (``core.assessment.price_features``), the same bits
+    from this window as from the first day of history, as long as the window holds
+    ``PRICE_FEATURE_LOOKBACK`` rows before ``first``; if a gap in the data leaves fewer, or the
+    history starts inside the window, everything up to ``last`` is read.
+    """
+    start = history.lookback_start(first, assessment.PRICE_FEATURE_LOOKBACK + FEATURE_LOOKBACK_SLACK)
+    returns = to_wide(history.read(storage, "returns_daily", start, last), "return")
+    if int((returns.index < first).sum()) < assessment.PRICE_FEATURE_LOOKBACK:
+        returns = to_wide(history.read(storage, "returns_daily", None, last), "return")
+    return returns
 
 
 def _model_row(horizon: int, kind: str, manifest: dict) -> dict:

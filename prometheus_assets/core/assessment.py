@@ -39,6 +39,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from prometheus_assets.core.evaluation import forward_returns, ic_summary, rank_ic
+from prometheus_assets.core.frames import trailing_mean_std, trailing_sums
 from prometheus_assets.core.regime import REGIME_LABELS
 
 SCOPE = "US_EQ"
@@ -105,6 +106,11 @@ def winsorize_cross_section(values: pd.Series, dates: pd.Series, lower: float = 
     return values.clip(lower=lo, upper=hi)
 
 
+#: Rows of returns before a date that its price features read (the 252-session return and the
+#: 12-1 momentum reach back 251 rows); a window with fewer rows before its first date is cut.
+PRICE_FEATURE_LOOKBACK = 251
+
+
 def price_features(returns: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Trailing price features from wide daily simple returns (value at t uses returns dated <= t).
 
@@ -113,37 +119,53 @@ def price_features(returns: pd.DataFrame) -> dict[str, pd.DataFrame]:
     drawdown inside the last 21 sessions, as a positive fraction) and ``px_mom_252_21`` (return
     from t−251 to t−21, i.e. 12-month momentum skipping the last month). A window needs at least
     80 % of its sessions traded; missing days count as flat.
+
+    Every value at t is a fixed-order sum over its own window (:func:`frames.trailing_sums`,
+    :func:`frames.trailing_mean_std`), so it is the same bits whether the frame starts at the
+    first day of history or :data:`PRICE_FEATURE_LOOKBACK` rows before t: a daily run reads a
+    bounded window, not the whole history. (pandas' rolling sums and a cumulative-sum drawdown,
+    used before, carried rounding from every earlier row.)
     """
     r = returns.astype("float64")
-    logs = np.log1p(r)
-    traded = r.notna().astype("float64")
+    values = r.to_numpy()
+    logs = np.log1p(values)
+    present = ~np.isnan(values)
+    filled_logs = np.where(present, logs, 0.0)  # missing days are flat
+    traded = present.astype("float64")
     out: dict[str, pd.DataFrame] = {}
 
-    def enough(k: int) -> pd.DataFrame:
-        return traded.rolling(k, min_periods=1).sum() >= math.ceil(0.8 * k)
+    def frame(array: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(array, index=r.index, columns=r.columns)
+
+    def enough(k: int) -> np.ndarray:
+        return trailing_sums(traded, k) >= math.ceil(0.8 * k)
 
     for k in (5, 21, 63, 252):
-        out[f"px_ret_{k}"] = np.expm1(logs.rolling(k, min_periods=1).sum()).where(enough(k))
+        out[f"px_ret_{k}"] = frame(np.where(enough(k), np.expm1(trailing_sums(filled_logs, k)), np.nan))
     for k in (21, 63):
-        out[f"px_vol_{k}"] = r.rolling(k, min_periods=math.ceil(0.8 * k)).std()
+        out[f"px_vol_{k}"] = frame(trailing_mean_std(values, k, math.ceil(0.8 * k))[1])
     # maximum drawdown inside the last k returns: over the k+1 closing levels t-k..t of the
-    # log-wealth path (missing days flat), min over u of level_u - running max up to u
+    # log-wealth path (missing days flat, levels measured from the window's first close), min over
+    # u of level_u - running max up to u; rows before the data are flat (the start is a level 0)
     k = 21
-    wealth = logs.fillna(0.0).cumsum().to_numpy()
-    t, n = wealth.shape
-    q = np.vstack([np.full((k, n), np.nan), np.zeros((1, n)), wealth])
-    running = np.full((t, n), np.nan)
+    t, n = filled_logs.shape
+    padded = np.vstack([np.zeros((k, n)), filled_logs])
+    level = np.zeros((t, n))
+    running = np.zeros((t, n))
     worst = np.zeros((t, n))
-    for j in range(k + 1):
-        level = q[j + 1 : j + 1 + t]
+    for j in range(1, k + 1):
+        level = level + padded[j : j + t]  # row i: the returns t-k+1 … t-k+j of window i, added in order
         running = np.fmax(running, level)
         worst = np.fmin(worst, level - running)
-    dd = -np.expm1(worst)
-    out["px_mdd_21"] = pd.DataFrame(dd, index=r.index, columns=r.columns).where(enough(k))
+    out["px_mdd_21"] = frame(np.where(enough(k), -np.expm1(worst), np.nan))
     skip, total = 21, 252
     span = total - skip
-    mom = np.expm1(logs.rolling(span, min_periods=1).sum().shift(skip))
-    out["px_mom_252_21"] = mom.where(traded.rolling(span, min_periods=1).sum().shift(skip) >= math.ceil(0.8 * span))
+    mom_sum = np.full((t, n), np.nan)
+    mom_count = np.zeros((t, n))
+    if t > skip:
+        mom_sum[skip:] = trailing_sums(filled_logs, span)[:-skip]
+        mom_count[skip:] = trailing_sums(traded, span)[:-skip]
+    out["px_mom_252_21"] = frame(np.where(mom_count >= math.ceil(0.8 * span), np.expm1(mom_sum), np.nan))
     return out
 
 

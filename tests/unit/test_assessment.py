@@ -487,3 +487,55 @@ def test_asof_candidates_change_no_as_of_pick(rows, start, span, by_symbol):
     if by is None:
         right, cut, left = right.drop(columns="symbol"), cut.drop(columns="symbol"), left[["as_of_date"]]
     pd.testing.assert_frame_equal(A._asof(left, cut, by), A._asof(left, right, by))
+
+
+def _pandas_price_features(returns: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The price features written with pandas' rolling windows and a cumulative-sum drawdown (the
+    formulation before the fixed-order one): an independent reference for the values."""
+    import math
+
+    r = returns.astype("float64")
+    logs = np.log1p(r)
+    traded = r.notna().astype("float64")
+    out = {}
+
+    def enough(k):
+        return traded.rolling(k, min_periods=1).sum() >= math.ceil(0.8 * k)
+
+    for k in (5, 21, 63, 252):
+        out[f"px_ret_{k}"] = np.expm1(logs.rolling(k, min_periods=1).sum()).where(enough(k))
+    for k in (21, 63):
+        out[f"px_vol_{k}"] = r.rolling(k, min_periods=math.ceil(0.8 * k)).std()
+    k = 21
+    wealth = logs.fillna(0.0).cumsum().to_numpy()
+    t, n = wealth.shape
+    q = np.vstack([np.full((k, n), np.nan), np.zeros((1, n)), wealth])
+    running, worst = np.full((t, n), np.nan), np.zeros((t, n))
+    for j in range(k + 1):
+        level = q[j + 1: j + 1 + t]
+        running = np.fmax(running, level)
+        worst = np.fmin(worst, level - running)
+    out["px_mdd_21"] = pd.DataFrame(-np.expm1(worst), index=r.index, columns=r.columns).where(enough(k))
+    span = 231
+    out["px_mom_252_21"] = np.expm1(logs.rolling(span, min_periods=1).sum().shift(21)).where(
+        traded.rolling(span, min_periods=1).sum().shift(21) >= math.ceil(0.8 * span))
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**16), st.integers(0, 120), st.floats(0.0, 0.3))
+def test_price_features_match_pandas_and_do_not_depend_on_where_the_data_starts(seed, cut, missing):
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2010-01-04", periods=420)
+    returns = pd.DataFrame(rng.normal(0.0005, 0.02, size=(len(days), 4)), index=days, columns=list("ABCD"))
+    returns = returns.mask(rng.random(returns.shape) < missing)
+    full = A.price_features(returns)
+    reference = _pandas_price_features(returns)
+    assert list(full) == list(reference)
+    for name in full:
+        pd.testing.assert_frame_equal(full[name], reference[name], check_exact=False, rtol=1e-9, atol=1e-12, check_freq=False)
+    # a frame starting `cut` rows later gives the same bits on every row with PRICE_FEATURE_LOOKBACK rows before it
+    later = A.price_features(returns.iloc[cut:])
+    keep = returns.index[cut + A.PRICE_FEATURE_LOOKBACK:]
+    for name in full:
+        pd.testing.assert_frame_equal(later[name].loc[keep], full[name].loc[keep], check_exact=True, check_freq=False)
