@@ -162,11 +162,7 @@ def closed_and_open(inputs: TradeInputs, books: dict[str, BookConfig], sectors: 
         alpha = to_wide(mine, "alpha") if len(mine) else None
         closed_ctx = trade_context.entry_context(closed, inputs.regimes, inputs.classes, sectors, buckets, alpha, _known(closed, carried))
         parts.append(closed_ctx.assign(book=name, config_id=book.config_id(), pattern_key=book.pattern_key))
-        values = trade_context.context_values(still_open, inputs.regimes, inputs.classes, buckets, alpha)
-        known = _known(still_open, carried)
-        if known is not None:
-            for column in trade_context.CONTEXT_COLUMNS:
-                values[column][known["mask"]] = known[column][known["mask"]]
+        values = trade_context.context_values(still_open, inputs.regimes, inputs.classes, buckets, alpha, _known(still_open, carried))
         new.books[name] = still_open.assign(**values)[list(_OPEN)]
     return pd.concat(parts, ignore_index=True), new
 

@@ -78,15 +78,26 @@ def context_values(
     classes: pd.DataFrame | None,
     vol_buckets: pd.DataFrame,
     alpha: pd.DataFrame | None,
+    known: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The :data:`CONTEXT_COLUMNS` of each trade at its ``entry_date`` (object arrays, None where unknown)."""
+    """The :data:`CONTEXT_COLUMNS` of each trade at its ``entry_date`` (object arrays, None where unknown).
+
+    ``known``: context values already fixed for some trades (object arrays over ``trades``' rows,
+    with a boolean array under ``"mask"``): those rows take them instead of a lookup (an open
+    trade carried from an earlier run keeps the context recorded when it was opened).
+    """
     entry, sym = trades["entry_date"], trades["symbol"]
-    return {
+    values = {
         "regime_label": _missing_as_none(regimes.reindex(pd.DatetimeIndex(entry)).to_numpy(dtype=object)),
         "soft_target_class": _missing_as_none(lookup(classes, entry, sym)),
         "vol_bucket": _missing_as_none(lookup(vol_buckets, entry, sym)),
         "entry_alpha": _missing_as_none(lookup(alpha, entry, sym)),
     }
+    if known is not None:
+        mask = np.asarray(known["mask"], dtype=bool)
+        for column in CONTEXT_COLUMNS:
+            values[column][mask] = np.asarray(known[column], dtype=object)[mask]
+    return values
 
 
 def entry_context(
@@ -98,22 +109,9 @@ def entry_context(
     alpha: pd.DataFrame | None,
     known: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """``trades`` (from :func:`prometheus_assets.core.trades.round_trips`) with entry-context columns.
-
-    ``known``: context values already fixed for some trades (object arrays over ``trades``' rows,
-    with a boolean array under ``"mask"``): those rows take them instead of a lookup (an open
-    trade carried from an earlier run keeps the context recorded when it was opened).
-    """
-    values = context_values(trades, regimes, classes, vol_buckets, alpha)
-    if known is not None:
-        mask = np.asarray(known["mask"], dtype=bool)
-        for column in CONTEXT_COLUMNS:
-            values[column][mask] = np.asarray(known[column], dtype=object)[mask]
-    return with_context(trades, values, sectors)
-
-
-def with_context(trades: pd.DataFrame, values: dict[str, np.ndarray], sectors: pd.Series) -> pd.DataFrame:
-    """``trades`` with the :data:`CONTEXT_COLUMNS` ``values`` and the sector of each symbol."""
+    """``trades`` (from :func:`prometheus_assets.core.trades.round_trips`) with entry-context columns
+    (:func:`context_values`, ``known`` included) and the sector of each symbol."""
+    values = context_values(trades, regimes, classes, vol_buckets, alpha, known)
     return trades.assign(
         regime_label=pd.Series(values["regime_label"], index=trades.index, dtype=object),
         soft_target_class=values["soft_target_class"],
