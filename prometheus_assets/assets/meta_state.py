@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from prometheus_assets.assets.evaluation_state import year_file
 from prometheus_assets.assets.upstream_files import FileDigest, file_digests
 from prometheus_assets.core.meta import SelectionAnchor
 from prometheus_assets.resources.storage import ParquetStore
@@ -65,9 +66,7 @@ class Upstream:
         return _sha([[f.table, f.name, f.sha256] for f in (*self.sleeves, *self.regimes) if f.year is None or f.year < year])
 
     def year_files(self, year: int) -> list[str | None]:
-        def sha(files: list[FileDigest]) -> str | None:
-            return next((f.sha256 for f in files if f.year == year), None)
-        return [sha(self.sleeves), sha(self.regimes)]
+        return [f.sha256 if f is not None else None for f in (year_file(self.sleeves, year), year_file(self.regimes, year))]
 
 
 class YearRows:

@@ -56,7 +56,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from prometheus_assets.core.frames import trailing_mean_std, trailing_sums
+from prometheus_assets.core.frames import row_sums, trailing_mean_std, trailing_sums
 
 __all__ = [
     "DEFAULT_MIN_TRAIN_ROWS",
@@ -199,19 +199,11 @@ def _rolling_drawdowns(log_returns: np.ndarray, window: int) -> tuple[np.ndarray
 
 
 def _row_sums(values: np.ndarray) -> np.ndarray:
-    """Sum of the finite values of each row (axis 1), added left to right in column order.
-
-    Hand-written on purpose: NumPy sums a row pairwise, grouping values by their *positions*, so
-    an extra column without a value (a symbol absent that day, present in a longer read only)
-    can change the last bits of the row's sum. Here a column without a value adds an exact 0.0,
-    so the sum is the same whichever value-less columns the frame has.
-    """
+    """Sum of the finite values of each row (axis 1), added left to right in column order
+    (:func:`frames.row_sums`): a column without a value adds an exact 0.0, so the sum is the same
+    whichever value-less columns the frame has."""
     x = np.asarray(values, dtype="float64")
-    columns = np.ascontiguousarray(np.where(np.isfinite(x), x, 0.0).T)
-    out = np.zeros(x.shape[0])
-    for column in columns:
-        out += column
-    return out
+    return row_sums(np.where(np.isfinite(x), x, 0.0))
 
 
 def _equal_weight_market(r: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Small, pure helpers shared by the layers: long ⇄ wide, the equal-weight market, trailing sums."""
+"""Small, pure helpers shared by the layers: long ⇄ wide, the equal-weight market, row sums, trailing sums."""
 
 from __future__ import annotations
 
@@ -19,6 +19,21 @@ def to_wide(long: pd.DataFrame, value: str, index: str = "date", columns: str = 
 def equal_weight_market(returns: pd.DataFrame) -> pd.Series:
     """The equal-weight market return of the symbols trading each day (a point-in-time index)."""
     return returns.mean(axis=1, skipna=True).rename("market_return")
+
+
+def row_sums(values: np.ndarray) -> np.ndarray:
+    """Sum of each row (axis 1), adding the columns left to right in column order. NaN propagates.
+
+    Hand-written on purpose: NumPy sums a row pairwise, grouping values by their *positions*, so
+    an extra column (e.g. a symbol without a value that day, present in a longer read only, as an
+    exact 0.0) or another number of rows can change the last bits of a row's sum. Here a row's sum
+    depends on its own values in column order only.
+    """
+    x = np.asarray(values, dtype="float64")
+    out = np.zeros(x.shape[0])
+    for column in np.ascontiguousarray(x.T):
+        out += column
+    return out
 
 
 def trailing_sums(values: np.ndarray, window: int) -> np.ndarray:

@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_assets.core import metrics as m
+from prometheus_assets.core.frames import row_sums
 
 __all__ = [
     "BUDGET_REGIME_LABELS",
@@ -571,14 +572,6 @@ class PortfolioCarry:
     peak: float
 
 
-def _row_sums(values: np.ndarray) -> np.ndarray:
-    """Sum of each row, adding the columns left to right (the same bits whatever the number or layout of rows)."""
-    out = np.zeros(values.shape[0])
-    for j in range(values.shape[1]):
-        out = out + values[:, j]
-    return out
-
-
 def combine_portfolio(
     sleeve_returns: pd.DataFrame,
     selection: pd.DataFrame,
@@ -614,7 +607,7 @@ def combine_portfolio(
     ``gross_budget`` (sum of budgets, in column order).
     """
     budgets, used = _daily_budgets(sleeve_returns, selection, default_configs, regimes, regime_dependent)
-    daily = _row_sums(_weighted(budgets, sleeve_returns).to_numpy(dtype="float64"))
+    daily = row_sums(_weighted(budgets, sleeve_returns).to_numpy(dtype="float64"))
     budget_values = budgets.to_numpy(dtype="float64")
     dates = budgets.index
     if carry is not None:
@@ -635,7 +628,7 @@ def combine_portfolio(
             "drawdown": (equity - peak) / peak,
             "selection_as_of": used.to_numpy(),
             "live_sleeves": (budget_values > 0).sum(axis=1).astype("int64"),
-            "gross_budget": _row_sums(budget_values),
+            "gross_budget": row_sums(budget_values),
         },
         columns=list(PORTFOLIO_COLUMNS),
     )
