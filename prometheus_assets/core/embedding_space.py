@@ -37,6 +37,7 @@ from prometheus_assets.core.encoders import (
     FittedEncoder,
     MarketLevel,
     embed_walk_forward,
+    encoder_model_id,
     fit_walk_forward,
     instrument_features,
     market_features,
@@ -113,7 +114,7 @@ class FamilyPlan:
 
     def model_id(self, fit_date: pd.Timestamp) -> str:
         """The id :func:`fit_walk_forward` gives the fit on ``fit_date``."""
-        return f"{self.prefix}enc-{pd.Timestamp(fit_date):%Y%m%d}"
+        return encoder_model_id(self.prefix, fit_date)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ __all__ = [
     "MarketLevel",
     "NumericEncoder",
     "embed_walk_forward",
+    "encoder_model_id",
     "fit_walk_forward",
     "instrument_features",
     "market_features",
@@ -581,6 +582,11 @@ def _dates_of(features: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(features["date"]).astype("datetime64[ns]")
 
 
+def encoder_model_id(prefix: str, fit_date: pd.Timestamp) -> str:
+    """The model id of the encoder fitted on ``fit_date``: ``f"{prefix}enc-{fit_date:%Y%m%d}"``."""
+    return f"{prefix}enc-{pd.Timestamp(fit_date):%Y%m%d}"
+
+
 def fit_walk_forward(
     features: pd.DataFrame,
     feature_cols: list[str],
@@ -593,7 +599,7 @@ def fit_walk_forward(
 
     Fit dates with fewer than ``min_train_rows`` training rows are skipped (so the first
     model appears once enough history exists). Rows with a NaN in ``feature_cols`` are left
-    out of training. Model ids read ``f"{prefix}enc-{D:%Y%m%d}"``.
+    out of training. Model ids are :func:`encoder_model_id`.
     """
     dates = _dates_of(features)
     X_all = features[list(feature_cols)].to_numpy(dtype="float64")
@@ -609,7 +615,7 @@ def fit_walk_forward(
         train_dates = dates[train]
         models.append(
             FittedEncoder(
-                model_id=f"{prefix}enc-{fit_date:%Y%m%d}",
+                model_id=encoder_model_id(prefix, fit_date),
                 fit_date=fit_date,
                 train_start=pd.Timestamp(train_dates.min()),
                 train_end=pd.Timestamp(train_dates.max()),
