@@ -68,10 +68,6 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
     return dataset
 
 
-#: Calendar sessions read beyond the price features' lookback (sessions without bars in the data).
-FEATURE_LOOKBACK_SLACK = 21
-
-
 def _feature_returns(storage: StorageResource, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
     """Wide returns a dataset for ``first``…``last`` needs: its price features' lookback before ``first``.
 
@@ -80,7 +76,7 @@ def _feature_returns(storage: StorageResource, first: pd.Timestamp, last: pd.Tim
     ``PRICE_FEATURE_LOOKBACK`` rows before ``first``; if a gap in the data leaves fewer, or the
     history starts inside the window, everything up to ``last`` is read.
     """
-    start = history.lookback_start(first, assessment.PRICE_FEATURE_LOOKBACK + FEATURE_LOOKBACK_SLACK)
+    start = history.lookback_start(first, assessment.PRICE_FEATURE_LOOKBACK + history.LOOKBACK_SLACK)
     returns = to_wide(history.read(storage, "returns_daily", start, last), "return")
     if int((returns.index < first).sum()) < assessment.PRICE_FEATURE_LOOKBACK:
         returns = to_wide(history.read(storage, "returns_daily", None, last), "return")

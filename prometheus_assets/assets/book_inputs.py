@@ -36,8 +36,6 @@ RISK_PARITY_MEMO_FILE = "cache/risk_parity_memo.json"
 BOOK_STATE_VERSION = 1
 #: Upper bound of an alpha source's horizon (books allow up to 252 sessions).
 MAX_SOURCE_HORIZON = 252
-#: Calendar sessions added to the lookback for sessions the source has no bars for.
-LOOKBACK_SLACK = 21
 #: Sessions of rebalances the alpha-vs-realised scatters show (sleeve_evaluation, sleeve_report): the
 #: recent three years, so drawing them costs the same whatever the length of the history.
 ALPHA_POINTS_SESSIONS = 756
@@ -318,7 +316,7 @@ def book_run(storage: StorageResource, asset: str, configs: dict[str, tuple[Book
     books = {book.name: book for book, _ in configs.values()}
     states = stored_states(storage, asset, first, configs)
     if states is not None:
-        lookback = max(portfolio.book_lookback(book, MAX_SOURCE_HORIZON) for book in books.values()) + LOOKBACK_SLACK
+        lookback = max(portfolio.book_lookback(book, MAX_SOURCE_HORIZON) for book in books.values()) + history.LOOKBACK_SLACK
         ctx = load_context(storage, books, instruments, end, history.lookback_start(first, lookback), states.symbols)
         before = ctx.returns.index[ctx.returns.index < first]
         if len(before) and before[-1] == states.date and first in ctx.returns.index:

@@ -84,9 +84,9 @@ def edge_run(storage: StorageResource, configs: dict[str, BookConfig], sized: di
     if state is not None:
         closed = history.read(storage, "closed_trades", state.date + pd.Timedelta(days=1), None, date_column="exit_date")
         book_sessions = max((portfolio.book_lookback(b, book_inputs.MAX_SOURCE_HORIZON) for b, _ in sized.values()), default=0)
-        start = history.lookback_start(first_day, max(book_sessions, scope_context.PANEL_LOOKBACK) + book_inputs.LOOKBACK_SLACK)
+        start = history.lookback_start(first_day, max(book_sessions, scope_context.PANEL_LOOKBACK) + history.LOOKBACK_SLACK)
         if len(closed):
-            start = min(start, history.lookback_start(pd.Timestamp(closed["entry_date"].min()), scope_context.PANEL_LOOKBACK + book_inputs.LOOKBACK_SLACK))
+            start = min(start, history.lookback_start(pd.Timestamp(closed["entry_date"].min()), scope_context.PANEL_LOOKBACK + history.LOOKBACK_SLACK))
         ctx = book_inputs.load_context(storage, configs, instruments, None, start, state.books.symbols)
         before = ctx.returns.index[ctx.returns.index < first_day]
         seen_before = state.seen.reindex(ctx.returns.columns).fillna(0).astype("int64") - ctx.returns.loc[: state.date].notna().sum().astype("int64")

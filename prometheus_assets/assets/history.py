@@ -15,6 +15,10 @@ from prometheus_assets.core.frames import to_wide
 from prometheus_assets.resources import StorageResource
 
 
+#: Calendar sessions a lookback read adds to the rows it needs, for sessions the source has no bars for.
+LOOKBACK_SLACK = 21
+
+
 def lookback_start(first: pd.Timestamp, sessions: int) -> pd.Timestamp:
     """The session ``sessions`` sessions before ``first`` (or the calendar floor)."""
     back = calendar.trading_sessions(calendar.CALENDAR_FLOOR, first)

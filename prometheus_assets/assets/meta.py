@@ -41,8 +41,6 @@ def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None, start: pd
 
 #: The walk-forward parameters of ``meta_orchestrator`` (core.meta.walk_forward_selection's defaults).
 WALK_FORWARD = {"lookback": 756, "min_history": 252, "frequency": "monthly"}
-#: Calendar sessions added to the lookback for sessions without sleeve returns.
-LOOKBACK_SLACK = 21
 
 
 def _resume(storage: StorageResource, configs: dict, manifest: dict | None, upstream: "meta_state.Upstream", year_rows: "meta_state.YearRows"):
@@ -57,7 +55,7 @@ def _resume(storage: StorageResource, configs: dict, manifest: dict | None, upst
     valid, anchor, entries = meta_state.valid_prefix(manifest, expected, upstream, year_rows)
     if anchor is None:
         return None
-    start = history.lookback_start(anchor.as_of_date, WALK_FORWARD["lookback"] + LOOKBACK_SLACK)
+    start = history.lookback_start(anchor.as_of_date, WALK_FORWARD["lookback"] + history.LOOKBACK_SLACK)
     _, returns, turnover = _sleeve_panels(storage, None, start)
     if set(returns.columns) - set(names) or anchor.as_of_date not in returns.index:
         return None  # a new config (every stored row lacks it) or an inconsistent window: recompute all

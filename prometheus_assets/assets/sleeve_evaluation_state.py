@@ -43,7 +43,7 @@ def block_store(storage: StorageResource) -> evaluation_state.BlockStore:
 
 def window_start(year: int, books: dict[str, BookConfig]) -> pd.Timestamp:
     """The first day a block of ``year`` reads: the lookback of a resumed book before the first day of the year."""
-    lookback = max(portfolio.book_lookback(b, book_inputs.MAX_SOURCE_HORIZON) for b in books.values()) + book_inputs.LOOKBACK_SLACK
+    lookback = max(portfolio.book_lookback(b, book_inputs.MAX_SOURCE_HORIZON) for b in books.values()) + history.LOOKBACK_SLACK
     return history.lookback_start(pd.Timestamp(f"{year:04d}-01-01"), lookback)
 
 

@@ -32,8 +32,6 @@ from prometheus_assets.resources import StorageResource
 ASSET = "closed_trades"
 #: Bump when the trade or context arithmetic changes: older stored states are then ignored.
 TRADE_STATE_VERSION = 1
-#: Calendar sessions added to the volatility window for sessions the source has no bars for.
-LOOKBACK_SLACK = 21
 _OPEN = (*trades.OPEN_COLUMNS, *trade_context.CONTEXT_COLUMNS)
 
 _log = logging.getLogger(__name__)
@@ -117,7 +115,7 @@ def load(storage: StorageResource, dates: list[pd.Timestamp], names: list[str]) 
     first, end = dates[0], dates[-1]
     state = stored_state(storage, first, names)
     if state is not None:
-        panels = history.market_panels(storage, history.lookback_start(first, trade_context.VOLATILITY_WINDOW + LOOKBACK_SLACK), end)
+        panels = history.market_panels(storage, history.lookback_start(first, trade_context.VOLATILITY_WINDOW + history.LOOKBACK_SLACK), end)
         returns = panels["returns"]
         returns = returns.reindex(columns=pd.Index(sorted(set(returns.columns) | set(state.symbols))))
         before = returns.index[returns.index < first]
