@@ -10,7 +10,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from prometheus_assets.assets import book_inputs, history, metadata, plots, sleeve_evaluation_state, trade_inputs
+from prometheus_assets.assets import book_inputs, history, metadata, plots, sleeve_evaluation_state, sleeve_summary_state, trade_inputs
 from prometheus_assets.core import performance, sleeve_ic, sleeves
 from prometheus_assets.core.backtest import valuation_prices
 from prometheus_assets.core.frames import to_wide
@@ -117,7 +117,10 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
                 "Incremental: a per-date IC is final once its forward window is known, so the ICs of every config are kept "
                 "in yearly blocks under state/sleeve_evaluation/ with the sha256 of the upstream year files each block's "
                 "window read; a run recomputes only the blocks whose inputs changed (the newest year) and summarises the "
-                "stored rows, which gives the same tables as a whole-history computation. The alpha-vs-realised scatter "
+                "stored rows, which gives the same tables as a whole-history computation. The per-year slices and the "
+                "rolling rows are kept the same way (state/sleeve_evaluation/summary/, keyed by the sleeve return, trade "
+                "and IC blocks each year's rows read); the slices spanning the history are computed every run. "
+                "The alpha-vs-realised scatter "
                 f"shows the rebalances of the last {book_inputs.ALPHA_POINTS_SESSIONS} sessions.")),
             "sleeve_rolling_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata={"point_in_time_column": "date"}, description=(
                 "Performance over time per configured book: rolling 63- and 252-session Sharpe, volatility, total return, max "
@@ -138,31 +141,22 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         # per-date alpha ICs from the yearly blocks (only the new or changed ones are computed)
         ic_rows, recomputed = sleeve_evaluation_state.alpha_ic_rows(storage, configs)
         ic_of = {key: rows for key, rows in ic_rows.groupby(["book", "combination_method"], sort=False)}
-        no_rows = ic_rows.iloc[:0]
-        tables = {"metrics": [], "rolling": []}
-        cut = None
-        for config_id, rows in returns.groupby("config_id", sort=True):
-            name, method = rows["book"].iloc[0], rows["combination_method"].iloc[0]
-            book = configs[name]
-            series = rows.set_index("date")
-            by_date = ic_of.get((name, method), no_rows)
-            ic = sleeve_ic.alpha_ic_from_rows(by_date)
-            decay = sleeve_ic.alpha_decay_from_rows(by_date)
-            sized = bool(rows["edge_sizing"].iloc[0])
-            trades_of_config = closed[closed["book"] == name] if method == book.combination and not sized else None
-            index = pd.DatetimeIndex(series.index)
+        evaluated = sleeve_summary_state.sleeves(returns, closed, configs, ic_of, ic_rows.iloc[:0])
+        # the year slices and rolling rows from their yearly blocks; the slices spanning the history computed here
+        year_rows, rolling, summaries_recomputed = sleeve_summary_state.summaries(storage, configs, evaluated)
+        parts, cut = [], None
+        for sleeve in evaluated:
+            index = pd.DatetimeIndex(sleeve.series.index)
             if cut is None or not cut[0].equals(index):  # (the configs share their dates: slice them once)
-                cut = (index, performance.slices(index, regimes))
-            m = performance.sliced_metrics(series["return"], regimes, series["turnover"], trades_of_config, precomputed=cut[1])
-            ic_by_slice = performance.slice_means(ic, index, regimes, precomputed=cut[1]).rename(columns={"value": "ic"})
-            m = m.merge(ic_by_slice, on=["scope", "slice"], how="left").assign(config_id=config_id, book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]), edge_sizing=sized)
+                cut = (index, [s for s in performance.slices(index, regimes) if s[0] != "year"])
+            m = sleeve_summary_state.metric_rows(sleeve, cut[1])
+            decay = sleeve_ic.alpha_decay_from_rows(ic_of.get((sleeve.book, sleeve.combination_method), ic_rows.iloc[:0]))
             overall = (m["scope"] == "overall").to_numpy()
-            m = m.assign(**{f"ic_{h}d": np.where(overall, float(v), np.nan) for h, v in decay.items()})
-            tables["metrics"].append(m)
-            if rows["configured"].iloc[0]:
-                tables["rolling"].append(performance.rolling_metrics(series["return"], ic=ic).assign(config_id=config_id, book=name))
-        metrics_table = pd.concat(tables["metrics"], ignore_index=True)
-        rolling = pd.concat(tables["rolling"], ignore_index=True)
+            parts.append(m.assign(**{f"ic_{h}d": np.where(overall, float(v), np.nan) for h, v in decay.items()}))
+        spanning = pd.concat(parts, ignore_index=True)
+        # each config's rows: overall, regimes, halves, then its years in order
+        both = pd.concat([spanning.assign(_part=0), year_rows.reindex(columns=spanning.columns).assign(_part=1)], ignore_index=True)
+        metrics_table = both.sort_values(["config_id", "_part"], kind="stable").drop(columns="_part").reset_index(drop=True)
         comparison = performance.comparison_table(metrics_table[~metrics_table["edge_sizing"]])
         # the scatter shows the recent rebalances only (its cost must not grow with the history)
         since = history.lookback_start(end, book_inputs.ALPHA_POINTS_SESSIONS) if end is not None else None
@@ -181,6 +175,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             "alpha_vs_realised": plots.png_markdown(plots.alpha_scatter_figure(
                 points, title=f"Alpha at rebalance vs realised forward return (last {book_inputs.ALPHA_POINTS_SESSIONS} sessions)"), "Alpha vs realised return"),
             "ic_blocks_recomputed": recomputed,
+            "summary_blocks_recomputed": summaries_recomputed,
         })
         yield dg.Output(rolling, output_name="sleeve_rolling_metrics", metadata={"rows": len(rolling)})
         yield dg.Output(comparison, output_name="combination_comparison", metadata={"comparison": plots.markdown_table(comparison)})

@@ -284,8 +284,9 @@ SLEEVE_EVALUATION = ["sleeve_metrics", "sleeve_rolling_metrics", "combination_co
 
 
 def test_sleeve_evaluation_state_incremental_run_equals_a_from_scratch_run(full_build, tmp_path):
-    """sleeve_evaluation keeps the per-date alpha ICs in yearly blocks: a run after an upstream change recomputes only
-    the blocks whose window reads the changed file, and gives the bytes a run without any state gives."""
+    """sleeve_evaluation keeps the per-date alpha ICs, and its year-slice and rolling rows, in yearly blocks: a run after
+    an upstream change recomputes only the blocks whose window reads the changed file, and gives the bytes a run without
+    any state gives."""
     import shutil
 
     from tests.conftest import tree_hashes
@@ -296,8 +297,10 @@ def test_sleeve_evaluation_state_incremental_run_equals_a_from_scratch_run(full_
     mine = ("state/sleeve_evaluation/", *outputs)
     built = tree_hashes(home, "**/*")
     assert {f"state/sleeve_evaluation/alpha/{y}.parquet" for y in range(2014, 2018)} <= set(built)
+    assert {f"state/sleeve_evaluation/summary/{s}/2017.parquet" for s in ("years", "rolling")} <= set(built)
     result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=SLEEVE_EVALUATION)
     assert _materialization_metadata(result, "sleeve_metrics")["ic_blocks_recomputed"] == 0
+    assert _materialization_metadata(result, "sleeve_metrics")["summary_blocks_recomputed"] == 0
     after = tree_hashes(home, "**/*")
     assert {k: v for k, v in after.items() if k.startswith(mine)} == {k: v for k, v in built.items() if k.startswith(mine)}
     # a re-materialized upstream partition with other content: the 2016 alpha scores of one strategy move
@@ -310,12 +313,16 @@ def test_sleeve_evaluation_state_incremental_run_equals_a_from_scratch_run(full_
     result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=SLEEVE_EVALUATION)
     # the 2016 block reads that file, and so does the 2017 block (its lookback reaches back into 2016)
     assert _materialization_metadata(result, "sleeve_metrics")["ic_blocks_recomputed"] == 2
+    # the year and rolling rows of 2016 and 2017 read ICs of the 2016 block; earlier years' do not
+    assert _materialization_metadata(result, "sleeve_metrics")["summary_blocks_recomputed"] == 4
     incremental = tree_hashes(home, "**/*")
+    assert incremental["state/sleeve_evaluation/summary/years/2015.parquet"] == built["state/sleeve_evaluation/summary/years/2015.parquet"]
     assert incremental["parquet/sleeve_metrics/data.parquet"] != built["parquet/sleeve_metrics/data.parquet"]
     assert incremental["state/sleeve_evaluation/alpha/2015.parquet"] == built["state/sleeve_evaluation/alpha/2015.parquet"]
     shutil.rmtree(home / "state" / "sleeve_evaluation")
     result = run_range(synthetic(home, "2017-03-31"), "2017-03-31", "2017-03-31", selection=SLEEVE_EVALUATION)
     assert _materialization_metadata(result, "sleeve_metrics")["ic_blocks_recomputed"] == 4
+    assert _materialization_metadata(result, "sleeve_metrics")["summary_blocks_recomputed"] == 8
     scratch = tree_hashes(home, "**/*")
     keys = [k for k in scratch if k.startswith(mine)]
     assert {k: scratch[k] for k in keys} == {k: incremental.get(k) for k in keys}
