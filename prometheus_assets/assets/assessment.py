@@ -54,10 +54,12 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
     def dataset(context: dg.AssetExecutionContext, storage: StorageResource, instruments: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
         returns = _feature_returns(storage, dates[0], dates[-1])
+        emitted = returns.loc[returns.index >= dates[0]]
+        symbols = {str(c) for c in emitted.columns[emitted.notna().any().to_numpy()]}
         frame = assessment.build_dataset(
             horizon, returns,
-            history.read(storage, "profile_snapshots", None, dates[-1], date_column="as_of_date"),
-            history.read(storage, "regime_states", None, dates[-1], date_column="as_of_date"),
+            _asof_rows(storage, "profile_snapshots", dates[0], dates[-1], symbols),
+            _asof_rows(storage, "regime_states", dates[0], dates[-1], None),
             history.read(storage, "soft_target_classes", dates[0], dates[-1], date_column="as_of_date"),
             instruments, dates[0], dates[-1],
         )
@@ -81,6 +83,27 @@ def _feature_returns(storage: StorageResource, first: pd.Timestamp, last: pd.Tim
     if int((returns.index < first).sum()) < assessment.PRICE_FEATURE_LOOKBACK:
         returns = to_wide(history.read(storage, "returns_daily", None, last), "return")
     return returns
+
+
+#: Sessions before a run's first day an as-of input (profile snapshots, regime rows) is read from:
+#: about three month-ends, so every symbol's latest monthly snapshot is normally inside.
+ASOF_LOOKBACK = 63
+
+
+def _asof_rows(storage: StorageResource, table: str, first: pd.Timestamp, last: pd.Timestamp, symbols: set[str] | None) -> pd.DataFrame:
+    """The rows of an as-of input (dated ``as_of_date``) the dataset's as-of joins from ``first`` on can pick.
+
+    Those are the rows after ``first`` and the latest one on or before it (per symbol of
+    ``symbols`` when given, else overall; ``core.assessment`` drops older rows before joining). A
+    window of :data:`ASOF_LOOKBACK` sessions normally holds them; when it does not (a symbol
+    without a recent snapshot, the start of the history), every row up to ``last`` is read, so
+    the dataset is the same as from a whole-history read.
+    """
+    start = history.lookback_start(first, ASOF_LOOKBACK)
+    rows = history.read(storage, table, start, last, date_column="as_of_date")
+    before = rows[rows["as_of_date"] <= first]
+    covered = len(before) > 0 if symbols is None else symbols <= set(before["symbol"].astype(str))
+    return rows if covered else history.read(storage, table, None, last, date_column="as_of_date")
 
 
 def _model_row(horizon: int, kind: str, manifest: dict) -> dict:

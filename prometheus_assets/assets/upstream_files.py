@@ -7,8 +7,8 @@ current ones, so a re-materialized upstream partition that changed anything is a
 
 * :func:`file_digests` — sha256 of each year file's bytes (equal bytes ⇒ equal rows, by the
   storage layer's deterministic writer). Reading and hashing raw bytes is far cheaper than
-  decoding rows (~0.1 s for the 60 MB of the three datasets and returns over 33 years); within a
-  process the hash of an unchanged file (same size, mtime, ctime and inode) is reused.
+  decoding rows (~0.1 s for the 60 MB of the three datasets and returns over 33 years). The hash
+  of an unchanged local file is reused, within a process and across runs (:class:`DigestCache`).
 * :func:`describe` — those digests, the first date of each year file (Parquet column statistics)
   and the columns a whole-table read returns (file footers).
 
@@ -16,8 +16,10 @@ No Dagster here: plain helpers over :class:`~prometheus_assets.resources.storage
 """
 
 import hashlib
+import json
 import os
 import re
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -28,8 +30,79 @@ import pyarrow.parquet as pq
 from prometheus_assets.resources.storage import ParquetStore, to_pandas
 
 _YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
-#: (path, size, mtime_ns, ctime_ns, inode) -> sha256, for local files, in this process only.
+#: (path, size, mtime_ns, ctime_ns, inode) -> sha256, for local files, in this process.
 _DIGESTS: dict[tuple, str] = {}
+#: Where a local root keeps the digests of its files between runs (relative to the root).
+CACHE_FILE = "cache/file_digests.json"
+#: A digest is kept between runs only for a file whose status changed at least this long before
+#: it was hashed (see :class:`DigestCache`).
+SETTLED_SECONDS = 2.0
+
+
+class DigestCache:
+    """sha256 of a root's local files kept between runs, so an EOD run hashes only what changed.
+
+    An entry is reused only while the file's (size, mtime_ns, ctime_ns, inode) are exactly the
+    recorded ones. Like git's index, it guards against a file rewritten within the timestamp
+    granularity ("racy" entries): a digest is recorded only if the file's ctime was at least
+    :data:`SETTLED_SECONDS` old when it was hashed. Any later write, and any new file that reuses
+    the inode number (every store write is a new file renamed into place), gets a ctime after the
+    hash was taken, which no process can set back, so it never matches a recorded entry. (A system
+    clock set back by more than that margin would defeat this: the entries are then stale until
+    the cache file is deleted.) Only change detection uses these digests; a stored model is still
+    verified against the sha256 of its bytes when loaded.
+
+    The file is a cache: unreadable or missing, it is rebuilt; concurrent runs merge their entries
+    into it under the store's file lock (:meth:`ParquetStore.update_bytes`).
+    """
+
+    def __init__(self, store: ParquetStore) -> None:
+        self.store = store
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        try:
+            raw = store.read_bytes(CACHE_FILE)
+            loaded = json.loads(raw) if raw else {}
+            self.entries = loaded if isinstance(loaded, dict) else {}
+        except (ValueError, UnicodeDecodeError):
+            self.entries = {}
+
+    def sha256(self, path: str) -> str:
+        st = os.stat(path)
+        status = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        key = os.path.relpath(path, self.store.root)
+        known = self.entries.get(key)
+        if isinstance(known, list) and len(known) == 5 and known[:4] == status:
+            return str(known[4])
+        cache_key = (path, *status)
+        digest = _DIGESTS.get(cache_key)
+        if digest is None:
+            with open(path, "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+            _DIGESTS[cache_key] = digest
+        if time.time_ns() - st.st_ctime_ns >= SETTLED_SECONDS * 1e9:
+            self.entries[key] = [*status, digest]
+            self.changed = True
+        return digest
+
+    def save(self, table_dir: str, present: set[str]) -> None:
+        """Merge the new entries into the file, dropping those of files of ``table_dir`` no longer ``present``."""
+        if not self.changed and all(k in present for k in self.entries if os.path.dirname(k) == table_dir):
+            return
+        added = {k: v for k, v in self.entries.items() if k in present}
+
+        def merge(old: bytes | None) -> bytes:
+            try:
+                current = json.loads(old) if old else {}
+            except (ValueError, UnicodeDecodeError):
+                current = {}
+            current = current if isinstance(current, dict) else {}
+            current = {k: v for k, v in current.items() if os.path.dirname(k) != table_dir or k in present}
+            current.update(added)
+            return json.dumps(current, sort_keys=True, separators=(",", ":")).encode()
+
+        self.store.update_bytes(CACHE_FILE, merge)
+        self.changed = False
 
 
 @dataclass(frozen=True)
@@ -46,26 +119,18 @@ class FileDigest:
         return (self.table, self.name, self.sha256)
 
 
-def _sha256(store: ParquetStore, path: str) -> str:
-    if store.is_local:
-        st = os.stat(path)
-        cache_key = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        hit = _DIGESTS.get(cache_key)
-        if hit is None:
-            with open(path, "rb") as handle:
-                hit = hashlib.sha256(handle.read()).hexdigest()
-            _DIGESTS[cache_key] = hit
-        return hit
-    return hashlib.sha256(store.fs.cat_file(path)).hexdigest()
-
-
 def file_digests(store: ParquetStore, table: str) -> list[FileDigest]:
     """Every visible data file of ``table`` (none if the table is absent), sorted by name."""
+    paths = store.files(table)
+    cache = DigestCache(store) if store.is_local else None
     out = []
-    for path in store.files(table):
+    for path in paths:
         name = path.rstrip("/").rsplit("/", 1)[-1]
         m = _YEAR_FILE.match(name)
-        out.append(FileDigest(table, name, int(m.group(1)) if m else None, _sha256(store, path), path))
+        digest = cache.sha256(path) if cache is not None else hashlib.sha256(store.fs.cat_file(path)).hexdigest()
+        out.append(FileDigest(table, name, int(m.group(1)) if m else None, digest, path))
+    if cache is not None:
+        cache.save(os.path.relpath(store.table_dir(table), store.root), {os.path.relpath(p, store.root) for p in paths})
     return out
 
 

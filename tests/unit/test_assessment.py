@@ -539,3 +539,31 @@ def test_price_features_match_pandas_and_do_not_depend_on_where_the_data_starts(
     keep = returns.index[cut + A.PRICE_FEATURE_LOOKBACK:]
     for name in full:
         pd.testing.assert_frame_equal(later[name].loc[keep], full[name].loc[keep], check_exact=True, check_freq=False)
+
+
+def test_dataset_asof_inputs_are_read_from_a_window_unless_a_latest_row_is_older(home):
+    """The dataset asset reads profile snapshots / regime rows from ASOF_LOOKBACK sessions before its first day when
+    that window holds every symbol's latest row on or before that day; otherwise the whole history (same joins)."""
+    from prometheus_assets.assets.assessment import ASOF_LOOKBACK, _asof_rows
+    from prometheus_assets.assets.history import lookback_start
+    from prometheus_assets.resources import StorageResource
+    from prometheus_assets.resources.storage import ParquetStore
+
+    store, storage = ParquetStore(str(home)), StorageResource(home=str(home))
+    month_ends = pd.DatetimeIndex(["2019-10-31", "2019-11-29", "2019-12-31", "2020-01-31", "2020-02-28", "2020-03-31"])
+    rows = pd.DataFrame({"as_of_date": month_ends.repeat(2), "symbol": ["A", "B"] * len(month_ends), "profile_embedding": [[0.1, 0.2]] * 12})
+    rows = rows[~((rows["symbol"] == "B") & (rows["as_of_date"] > "2019-11-30"))]  # B's last snapshot is old
+    store.write_dated("profile_snapshots", rows, month_ends, date_column="as_of_date")
+    first, last = pd.Timestamp("2020-03-16"), pd.Timestamp("2020-03-31")
+    start = lookback_start(first, ASOF_LOOKBACK)
+    assert start > pd.Timestamp("2019-11-29")
+    windowed = _asof_rows(storage, "profile_snapshots", first, last, {"A"})
+    assert windowed["as_of_date"].min() >= start and set(windowed["symbol"]) == {"A"}
+    # B's latest snapshot before the first day is older than the window: everything is read
+    whole = _asof_rows(storage, "profile_snapshots", first, last, {"A", "B"})
+    assert len(whole) == len(rows) and whole["as_of_date"].min() == month_ends[0]
+    # market-level rows (no symbol): a window with no row on or before the first day reads everything
+    regimes = pd.DataFrame({"as_of_date": pd.DatetimeIndex(["2019-06-03", "2020-03-20"]), "regime_label": ["CARRY", "NEUTRAL"]})
+    store.write_dated("regime_states", regimes, pd.DatetimeIndex(regimes["as_of_date"]), date_column="as_of_date")
+    assert len(_asof_rows(storage, "regime_states", first, last, None)) == 2
+    assert len(_asof_rows(storage, "regime_states", pd.Timestamp("2020-03-23"), last, None)) == 1
