@@ -32,12 +32,12 @@ def read(storage: StorageResource, table: str, start: pd.Timestamp | None, end: 
 
 def market_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> dict[str, pd.DataFrame | None]:
     """Wide ``returns``, ``prices`` and (when the source has them) ``volumes`` over ``start``…``end``."""
-    returns = read(storage, "returns_daily", start, end)
+    return {"returns": to_wide(read(storage, "returns_daily", start, end), "return"), **price_panels(storage, start, end)}
+
+
+def price_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> dict[str, pd.DataFrame | None]:
+    """Wide ``prices`` (adjusted close, else close) and ``volumes`` (None without volumes) over ``start``…``end``."""
     prices = read(storage, "prices_daily", start, end)
     price = prices["adj_close"].fillna(prices["close"])
     volumes = to_wide(prices, "volume") if prices["volume"].notna().any() else None
-    return {
-        "returns": to_wide(returns, "return"),
-        "prices": to_wide(prices.assign(price=price), "price"),
-        "volumes": volumes,
-    }
+    return {"prices": to_wide(prices.assign(price=price), "price"), "volumes": volumes}

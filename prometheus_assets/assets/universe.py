@@ -32,7 +32,8 @@ def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     )
     def universes(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        panels = history.market_panels(storage, None, dates[-1])
+        # the whole price history: a listing's age counts its sessions from its first price
+        panels = history.price_panels(storage, None, dates[-1])
         prices = panels["prices"]
         scores = history.read(storage, "assessment_scores", dates[0], dates[-1], date_column="as_of_date")
         signals = history.read(storage, "strategy_signals", dates[0], dates[-1])
@@ -40,9 +41,8 @@ def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         parts = []
         for name, book in books.books().items():
             score, _, _ = book_signals.source_score(book.rank_source, scores, signals, prices.index, prices.columns)
-            parts.append(build_universe(score, prices, classes, book.universe, book.long_only, panels["volumes"]).assign(book=name))
-        out = pd.concat(parts, ignore_index=True)
-        out = out[out["date"] >= dates[0]].reset_index(drop=True)
+            parts.append(build_universe(score, prices, classes, book.universe, book.long_only, panels["volumes"], since=dates[0]).assign(book=name))
+        out = pd.concat(parts, ignore_index=True).reset_index(drop=True)
         per_book = out.groupby("book").size() / max(out["date"].nunique(), 1)
         return metadata.output(context, out, numbers={"candidates_per_day": float(per_book.mean()) if len(per_book) else 0.0},
                                pictures={"candidates_per_book_per_day": dg.MetadataValue.json({k: round(float(v), 2) for k, v in per_book.items()})})

@@ -50,22 +50,31 @@ def build_universe(
     rules: UniverseRules,
     long_only: bool = True,
     volumes: pd.DataFrame | None = None,
+    since: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """The book's universe, long (:data:`UNIVERSE_COLUMNS`), one row per candidate and day.
 
     ``rank_score``, ``prices``, ``classes`` (soft-target class strings) and ``volumes`` are wide
-    (dates × symbols); every frame is aligned to ``prices``.
+    (dates × symbols); every frame is aligned to ``prices``. ``since``: only the days from it on
+    are built (the listing age and dollar volume still read the earlier rows of ``prices``); each
+    day's rows are the same as in a build of every day, since the filters and ranks are per day.
     """
+    age_all = listing_sessions(prices)
+    dollar_all = None
+    if rules.min_dollar_volume is not None and volumes is not None:
+        dollar_all = (prices * volumes.reindex(index=prices.index, columns=prices.columns)).rolling(
+            DOLLAR_VOLUME_WINDOW, min_periods=DOLLAR_VOLUME_WINDOW).mean()
+    keep = slice(None) if since is None else prices.index >= since
+    prices = prices.loc[keep]
     idx, cols = prices.index, prices.columns
     score = rank_score.reindex(index=idx, columns=cols).to_numpy(dtype=float)
     px = prices.to_numpy(dtype=float)
-    age = listing_sessions(prices).to_numpy(dtype=float)
+    age = age_all.loc[keep].to_numpy(dtype=float)
     ok = ~np.isnan(px) & ~np.isnan(score) & (age >= rules.min_listing_sessions)
     if rules.min_price is not None:
         ok &= px >= rules.min_price
-    if rules.min_dollar_volume is not None and volumes is not None:
-        dollar = (prices * volumes.reindex(index=idx, columns=cols)).rolling(DOLLAR_VOLUME_WINDOW, min_periods=DOLLAR_VOLUME_WINDOW).mean()
-        ok &= dollar.to_numpy(dtype=float) >= rules.min_dollar_volume
+    if dollar_all is not None:
+        ok &= dollar_all.loc[keep].to_numpy(dtype=float) >= rules.min_dollar_volume
     cls = classes.reindex(index=idx, columns=cols).to_numpy(dtype=object) if classes is not None else np.full(px.shape, None, dtype=object)
     cls = np.where(pd.isna(cls), None, cls)
     weight = np.ones(px.shape)
