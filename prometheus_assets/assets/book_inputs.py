@@ -108,7 +108,7 @@ def regime_labels(storage: StorageResource, end: pd.Timestamp, start: pd.Timesta
     """as_of_date -> regime label, ``start`` (default: history start) … ``end`` (empty while the regime layer warms up)."""
     if not storage.store().exists("regime_states"):
         return pd.Series(dtype=object)
-    states = history.read(storage, "regime_states", start, end, date_column="as_of_date")
+    states = history.read(storage, "regime_states", start, end, date_column="as_of_date", columns=["as_of_date", "regime_label"])
     return states.set_index("as_of_date")["regime_label"]
 
 

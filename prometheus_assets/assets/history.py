@@ -25,9 +25,10 @@ def lookback_start(first: pd.Timestamp, sessions: int) -> pd.Timestamp:
     return pd.Timestamp(back[max(len(back) - 1 - sessions, 0)])
 
 
-def read(storage: StorageResource, table: str, start: pd.Timestamp | None, end: pd.Timestamp | None, date_column: str = "date") -> pd.DataFrame:
-    """Rows of ``table`` dated ``start``…``end`` (``None``: unbounded on that side)."""
-    return storage.store().read(table, start, end, date_column=date_column)
+def read(storage: StorageResource, table: str, start: pd.Timestamp | None, end: pd.Timestamp | None, date_column: str = "date",
+         columns: list[str] | None = None) -> pd.DataFrame:
+    """Rows of ``table`` dated ``start``…``end`` (``None``: unbounded on that side); ``columns``: only these."""
+    return storage.store().read(table, start, end, date_column=date_column, columns=columns)
 
 
 def market_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> dict[str, pd.DataFrame | None]:

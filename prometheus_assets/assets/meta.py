@@ -193,13 +193,15 @@ def report_assets() -> list[dg.AssetsDefinition]:
     )
     def sleeve_report(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
         configs = books.books()
-        rows, returns, _ = _sleeve_panels(storage, None)
-        positions = history.read(storage, "target_portfolios", None, None)
+        rows = history.read(storage, "sleeve_returns", None, None, columns=["date", "book", "config_id", "configured", "return", "equity"])
+        returns = to_wide(rows, "return", columns="config_id")
+        # the allocation figure needs four columns of every held position; the scatter, the recent rebalances' alphas
+        positions = history.read(storage, "target_portfolios", None, None, columns=["date", "book", "symbol", "target_weight", "sector", "alpha", "rebalance"])
         selection = history.read(storage, "meta_orchestrator", None, None, date_column="as_of_date")
         comparison = history.read(storage, "combination_comparison", None, None)
         defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
         equity = rows[rows["configured"]].pivot(index="date", columns="book", values="equity")
-        equity["COMBINED"] = history.read(storage, "portfolio_returns", None, None).set_index("date")["equity"]
+        equity["COMBINED"] = history.read(storage, "portfolio_returns", None, None, columns=["date", "equity"]).set_index("date")["equity"]
         # the scatter shows the recent rebalances only, as sleeve_evaluation's (its cost must not grow with the history)
         since = history.lookback_start(rows["date"].max(), book_inputs.ALPHA_POINTS_SESSIONS) if len(rows) else None
         market = to_wide(history.read(storage, "returns_daily", since, None), "return")

@@ -323,11 +323,11 @@ class ParquetStore:
             return None
         return self.fs.cat_file(path)
 
-    def _read_file(self, path: str) -> pa.Table:
+    def _read_file(self, path: str, columns: list[str] | None = None) -> pa.Table:
         if self.is_local:
-            return pq.read_table(path)
+            return pq.read_table(path, columns=columns)
         with self.fs.open(path, "rb") as handle:
-            return pq.read_table(handle)
+            return pq.read_table(handle, columns=columns)
 
     def write_whole(self, name: str, frame: pd.DataFrame) -> list[str]:
         """Replace the whole table ``name`` with ``frame``. Returns the file written."""
@@ -399,8 +399,12 @@ class ParquetStore:
         start: pd.Timestamp | str | None = None,
         end: pd.Timestamp | str | None = None,
         date_column: str = "date",
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Rows of ``name`` with ``start <= date <= end`` (bounds optional). Raises if the table is absent."""
+        """Rows of ``name`` with ``start <= date <= end`` (bounds optional). Raises if the table is absent.
+
+        ``columns``: read only these (in this order; Parquet reads just their column chunks).
+        """
         files = self.files(name)
         if not files:
             raise StorageError(f"table {name!r} has no data under {self.url(self.table_dir(name))}: materialize it first")
@@ -412,9 +416,10 @@ class ParquetStore:
             if m and ((lo is not None and int(m.group(1)) < lo.year) or (hi is not None and int(m.group(1)) > hi.year)):
                 continue
             chosen.append(path)
-        tables = [self._read_file(p) for p in chosen]
+        read = list(dict.fromkeys([*columns, date_column])) if columns is not None else None
+        tables = [self._read_file(p, read) for p in chosen]
         if not tables:
-            return to_pandas(self._read_file(files[0]).slice(0, 0))
+            return to_pandas(self._read_file(files[0], read).slice(0, 0))
         table = pa.concat_tables(tables, promote_options="permissive")
         if (lo is not None or hi is not None) and date_column in table.column_names:
             mask = None
@@ -424,7 +429,7 @@ class ParquetStore:
                 upper = pc.less_equal(table[date_column], pa.scalar(hi.date(), pa.date32()))
                 mask = upper if mask is None else pc.and_(mask, upper)
             table = table.filter(mask)
-        return to_pandas(table)
+        return to_pandas(table.select(list(columns)) if columns is not None else table)
 
 
 #: (catalog path, inode, size, mtime_ns) -> its views, see DuckDBCatalog._current.

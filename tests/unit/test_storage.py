@@ -393,3 +393,16 @@ def test_a_catalog_replaced_behind_the_process_is_seen(home):
     duckdb.connect(catalog.path).close()  # an empty catalog at the same path
     catalog.refresh(["t"])
     assert view_count(home, "t") == 2 * len(days)
+
+
+def test_read_only_some_columns_equals_the_whole_read_cut_to_them(home):
+    """``columns`` reads just those columns, in that order, with the same rows and bounds (the date column filters
+    even when it is not asked for)."""
+    store = ParquetStore(str(home))
+    dates = pd.DatetimeIndex(["2019-12-30", "2019-12-31", "2020-01-02", "2020-01-03"])
+    frame = pd.DataFrame({"date": dates.repeat(2), "symbol": ["A", "B"] * 4, "close": np.arange(8.0), "tag": list("abcdefgh")})
+    store.write_dated("prices", frame, dates)
+    whole = store.read("prices", "2019-12-31", "2020-01-02")
+    part = store.read("prices", "2019-12-31", "2020-01-02", columns=["tag", "symbol"])
+    pd.testing.assert_frame_equal(part, whole[["tag", "symbol"]])
+    assert list(store.read("prices", columns=["close"])["close"]) == list(np.arange(8.0))
