@@ -73,13 +73,13 @@ def _applied(allocator: AllocatorResource, storage: StorageResource, end: pd.Tim
         if not allocator.precomputed_run_id:
             raise dg.Failure("allocator mode 'precomputed' needs precomputed_run_id (a frozen baseline id)")
         frame = load_baseline(storage.store(), allocator.precomputed_run_id, allocator.precomputed_scalar_filename).set_index("date")
-        dates = pd.DatetimeIndex(history.read(storage, "portfolio_returns", None, end)["date"], name="date")
+        dates = pd.DatetimeIndex(history.read(storage, "portfolio_returns", None, end, columns=["date"])["date"], name="date")
         # days the baseline does not cover (e.g. after it was frozen) get apply_missing_scalar_as
         frame = frame.reindex(dates)
         frame["applied_scalar"] = frame["applied_scalar"].fillna(allocator.apply_missing_scalar_as)
         return frame
     risk = history.read(storage, "allocator_risk_v1", None, end).set_index("date")["risk_scalar"]
-    dates = pd.DatetimeIndex(history.read(storage, "portfolio_returns", None, end)["date"])
+    dates = pd.DatetimeIndex(history.read(storage, "portfolio_returns", None, end, columns=["date"])["date"])
     applied = ExposureApplierV1(allocator.apply_missing_scalar_as).apply(risk, monthly_rebalance_dates(dates), dates)
     return applied.rename_axis("date")
 
@@ -166,7 +166,7 @@ def allocator_assets(daily: dg.PartitionsDefinition) -> list:
         ),
     )
     def portfolio_returns_scaled(storage: StorageResource, allocator: AllocatorResource) -> dg.Output:
-        baseline = history.read(storage, "portfolio_returns", None, None).set_index("date")["return"]
+        baseline = history.read(storage, "portfolio_returns", None, None, columns=["date", "return"]).set_index("date")["return"]
         if allocator.mode == "off":
             scalar = pd.Series(1.0, index=baseline.index)
         else:
@@ -185,10 +185,10 @@ def allocator_assets(daily: dg.PartitionsDefinition) -> list:
         ),
     )
     def allocator_two_pass_audit(storage: StorageResource) -> dg.Output:
-        baseline = history.read(storage, "portfolio_returns", None, None).set_index("date")["return"]
+        baseline = history.read(storage, "portfolio_returns", None, None, columns=["date", "return"]).set_index("date")["return"]
         baseline = baseline.loc[baseline.ne(0).idxmax():] if baseline.ne(0).any() else baseline  # from the combined book's first trade
-        applied = history.read(storage, "allocator_risk_v1_applied", None, None).set_index("date")["applied_scalar"].reindex(baseline.index).fillna(1.0)
-        regimes = history.read(storage, "allocator_regime_v1", None, None).set_index("date")["regime"]
+        applied = history.read(storage, "allocator_risk_v1_applied", None, None, columns=["date", "applied_scalar"]).set_index("date")["applied_scalar"].reindex(baseline.index).fillna(1.0)
+        regimes = history.read(storage, "allocator_regime_v1", None, None, columns=["date", "regime"]).set_index("date")["regime"]
         state = history.read(storage, "allocator_state_v1", None, None).set_index("date")
         scaled = scale_returns(baseline, applied)
         audit = two_pass_audit(baseline, scaled["return"], applied, regimes, state=state)

@@ -44,7 +44,7 @@ def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         panels = history.market_panels(storage, None, dates[-1])
         labels = None
         if storage.store().exists("regime_states"):
-            labels = history.read(storage, "regime_states", None, dates[-1], date_column="as_of_date").set_index("as_of_date")["regime_label"]
+            labels = history.read(storage, "regime_states", None, dates[-1], date_column="as_of_date", columns=["as_of_date", "regime_label"]).set_index("as_of_date")["regime_label"]
         as_of = as_of[as_of.isin(panels["returns"].index)]
         source = market_data.get()
         snaps = profile_snapshots(

@@ -110,7 +110,7 @@ def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         ),
     )
     def regime_transitions(storage: StorageResource) -> dg.Output:
-        states = history.read(storage, "regime_states", None, None, date_column="as_of_date")
+        states = history.read(storage, "regime_states", None, None, date_column="as_of_date", columns=["as_of_date", "region", "regime_label", "confidence"])
         out = transitions(states.rename(columns={"as_of_date": "date"}))
         years = max(states["as_of_date"].dt.year.nunique(), 1) if len(states) else 1
         return dg.Output(out, metadata={"transitions": len(out), "per_year": round(len(out) / years, 2)})
