@@ -19,6 +19,8 @@ from prometheus_assets.resources.models import ModelStore
 GROUP = "regime"
 OWNERS = ["team:prometheus-research"]
 MODEL_KIND = "regime_model"
+#: Sessions the regime timeline of a run shows at least (ending on its last day): about a year.
+TIMELINE_SESSIONS = 252
 
 
 def _models(store: ModelStore, features: pd.DataFrame, plans: list[rg.RegimeFitPlan], spec: rg.RegimeSpec) -> tuple[list[rg.FittedRegimeModel], int]:
@@ -58,6 +60,7 @@ def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             "dwell (hysteresis) keeps the label from flickering. Incremental: a stored model is reused when its "
             "training-data fingerprint matches, and the hysteresis is carried from the stored row of the previous "
             "state day (checked against a recomputation of that day), else replayed from the first day. "
+            "The regime_timeline picture shows the run's days and at least the last year. "
             "Seed: Prometheus v2 §1.3."
         ),
     )
@@ -91,14 +94,21 @@ def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         out = out[(out["date"] >= dates[0]) & (out["date"] <= dates[-1])]
         out = out.rename(columns={"date": "as_of_date", "z_numeric": "regime_embedding"}).reset_index(drop=True)
         counts = out["regime_label"].value_counts().reindex(list(REGIME_LABELS), fill_value=0)
-        market = (1 + equal_weight_market(returns.loc[dates[0]:dates[-1]]).fillna(0)).cumprod()
+        # the timeline shows the run's days, and at least the last year (a daily run's one bar says nothing)
+        shown = out[["as_of_date", "regime_label"]]
+        shown_from = min(dates[0], history.lookback_start(dates[-1], TIMELINE_SESSIONS - 1))
+        if shown_from < dates[0] and storage.store().exists("regime_states"):
+            before = history.read(storage, "regime_states", shown_from, dates[0] - pd.Timedelta(days=1), date_column="as_of_date",
+                                  columns=["as_of_date", "regime_label"])
+            shown = pd.concat([before, shown], ignore_index=True)
+        market = (1 + equal_weight_market(returns.loc[shown_from:dates[-1]]).fillna(0)).cumprod()
         return metadata.output(context, out, numbers={
             "models_fitted_this_run": fitted, "carried_from_stored_row": int(carried),
             "share_crisis_or_risk_off": float(counts[["CRISIS", "RISK_OFF"]].sum() / max(len(out), 1)),
             "transitions": int((out["regime_label"] != out["regime_label"].shift()).iloc[1:].sum()) if len(out) else 0,
         }, pictures={
             "days_by_label": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
-            "regime_timeline": plots.regime_timeline(out["as_of_date"], out["regime_label"], market),
+            "regime_timeline": plots.regime_timeline(shown["as_of_date"], shown["regime_label"], market),
         })
 
     @dg.asset(
