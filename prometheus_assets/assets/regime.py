@@ -46,6 +46,21 @@ def _models(store: ModelStore, features: pd.DataFrame, plans: list[rg.RegimeFitP
     return out, fitted
 
 
+def timeline_labels(storage: StorageResource, run_labels: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The (as_of_date, regime_label) rows a run's timeline shows, and its first day.
+
+    The run's own rows (``run_labels``, ``first`` … ``last``), preceded by the stored labels of
+    the sessions before ``first`` so that at least :data:`TIMELINE_SESSIONS` sessions ending on
+    ``last`` are shown: a daily run's single bar says nothing. Only two columns are read.
+    """
+    shown_from = min(first, history.lookback_start(last, TIMELINE_SESSIONS - 1))
+    if shown_from >= first or not storage.store().exists("regime_states"):
+        return run_labels, shown_from
+    before = history.read(storage, "regime_states", shown_from, first - pd.Timedelta(days=1), date_column="as_of_date",
+                          columns=["as_of_date", "regime_label"])
+    return pd.concat([before, run_labels], ignore_index=True), shown_from
+
+
 def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "regime"},
@@ -94,13 +109,7 @@ def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         out = out[(out["date"] >= dates[0]) & (out["date"] <= dates[-1])]
         out = out.rename(columns={"date": "as_of_date", "z_numeric": "regime_embedding"}).reset_index(drop=True)
         counts = out["regime_label"].value_counts().reindex(list(REGIME_LABELS), fill_value=0)
-        # the timeline shows the run's days, and at least the last year (a daily run's one bar says nothing)
-        shown = out[["as_of_date", "regime_label"]]
-        shown_from = min(dates[0], history.lookback_start(dates[-1], TIMELINE_SESSIONS - 1))
-        if shown_from < dates[0] and storage.store().exists("regime_states"):
-            before = history.read(storage, "regime_states", shown_from, dates[0] - pd.Timedelta(days=1), date_column="as_of_date",
-                                  columns=["as_of_date", "regime_label"])
-            shown = pd.concat([before, shown], ignore_index=True)
+        shown, shown_from = timeline_labels(storage, out[["as_of_date", "regime_label"]], dates[0], dates[-1])
         market = (1 + equal_weight_market(returns.loc[shown_from:dates[-1]]).fillna(0)).cumprod()
         return metadata.output(context, out, numbers={
             "models_fitted_this_run": fitted, "carried_from_stored_row": int(carried),

@@ -372,3 +372,29 @@ def test_regime_pipeline_rows_start_at_the_first_model(history, pieces):
     assert [p.model_id for p in rg.plans_in_force(plans, pd.Timestamp("2008-01-02"), pd.Timestamp("2008-12-31"))] == ["US-market-63d-regime-20080102"]
     assert [p.model_id for p in rg.plans_in_force(plans, pd.Timestamp("2007-12-31"), pd.Timestamp("2008-01-02"))] == [
         "US-market-63d-regime-20070103", "US-market-63d-regime-20080102"]
+
+
+def test_a_daily_runs_timeline_shows_the_stored_last_year(home):
+    """The regime timeline of a one-day run shows the stored labels of the year before it (252 sessions in all); a run
+    as long as that, or a root without stored labels, shows its own rows only."""
+    from prometheus_assets.assets.regime import TIMELINE_SESSIONS, timeline_labels
+    from prometheus_assets.core import calendar
+    from prometheus_assets.resources import StorageResource
+    from prometheus_assets.resources.storage import ParquetStore
+
+    sessions = pd.DatetimeIndex(calendar.trading_sessions(pd.Timestamp("2020-01-02"), pd.Timestamp("2021-12-31")))
+    storage = StorageResource(home=str(home))
+    day = sessions[-1]
+    own = pd.DataFrame({"as_of_date": [day], "regime_label": ["CARRY"]})
+    shown, first = timeline_labels(storage, own, day, day)
+    assert shown.equals(own)  # nothing stored yet
+    stored = pd.DataFrame({"as_of_date": sessions[:-1], "region": "US", "regime_label": "NEUTRAL", "confidence": 0.5})
+    ParquetStore(str(home)).write_dated("regime_states", stored, sessions[:-1], date_column="as_of_date")
+    shown, first = timeline_labels(storage, own, day, day)
+    assert list(shown.columns) == ["as_of_date", "regime_label"]
+    assert len(shown) == TIMELINE_SESSIONS and shown["as_of_date"].is_monotonic_increasing
+    assert first == shown["as_of_date"].iloc[0] and shown.iloc[-1].tolist() == [day, "CARRY"]
+    # a run of a year or more shows exactly its own rows
+    run = pd.DataFrame({"as_of_date": sessions[-300:], "regime_label": "RISK_OFF"})
+    shown, first = timeline_labels(storage, run, sessions[-300], day)
+    assert shown.equals(run) and first == sessions[-300]
