@@ -34,8 +34,12 @@ def _complexity(configs: dict, config_ids: list[str]) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
+#: The sleeve_returns columns the meta assets and the report use (the others are not read).
+SLEEVE_PANEL_COLUMNS = ["date", "book", "config_id", "configured", "return", "equity", "turnover"]
+
+
 def _sleeve_panels(storage: StorageResource, end: pd.Timestamp | None, start: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    rows = history.read(storage, "sleeve_returns", start, end)
+    rows = history.read(storage, "sleeve_returns", start, end, columns=SLEEVE_PANEL_COLUMNS)
     return rows, to_wide(rows, "return", columns="config_id"), to_wide(rows, "turnover", columns="config_id")
 
 
@@ -193,8 +197,7 @@ def report_assets() -> list[dg.AssetsDefinition]:
     )
     def sleeve_report(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
         configs = books.books()
-        rows = history.read(storage, "sleeve_returns", None, None, columns=["date", "book", "config_id", "configured", "return", "equity"])
-        returns = to_wide(rows, "return", columns="config_id")
+        rows, returns, _ = _sleeve_panels(storage, None)
         # the allocation figure needs four columns of every held position; the scatter, the recent rebalances' alphas
         positions = history.read(storage, "target_portfolios", None, None, columns=["date", "book", "symbol", "target_weight", "sector", "alpha", "rebalance"])
         selection = history.read(storage, "meta_orchestrator", None, None, date_column="as_of_date")

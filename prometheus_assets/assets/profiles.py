@@ -10,7 +10,7 @@ a month's last session writes that month's snapshot; other partitions hold no ro
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history, metadata
+from prometheus_assets.assets import book_inputs, history, metadata
 from prometheus_assets.core import calendar
 from prometheus_assets.core.frames import equal_weight_market
 from prometheus_assets.core.profiles import empty_profiles, month_end_dates, profile_snapshots
@@ -44,7 +44,7 @@ def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         panels = history.market_panels(storage, None, dates[-1])
         labels = None
         if storage.store().exists("regime_states"):
-            labels = history.read(storage, "regime_states", None, dates[-1], date_column="as_of_date", columns=["as_of_date", "regime_label"]).set_index("as_of_date")["regime_label"]
+            labels = book_inputs.regime_labels(storage, dates[-1])
         as_of = as_of[as_of.isin(panels["returns"].index)]
         source = market_data.get()
         snaps = profile_snapshots(

@@ -8,7 +8,7 @@ from market-level numeric embeddings by a NumericRegimeModel.
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import history, metadata, plots
+from prometheus_assets.assets import book_inputs, history, metadata, plots
 from prometheus_assets.core.frames import equal_weight_market, to_wide
 from prometheus_assets.core import regime as rg
 from prometheus_assets.core.regime import REGIME_LABELS, transitions
@@ -56,8 +56,7 @@ def timeline_labels(storage: StorageResource, run_labels: pd.DataFrame, first: p
     shown_from = min(first, history.lookback_start(last, TIMELINE_SESSIONS - 1))
     if shown_from >= first or not storage.store().exists("regime_states"):
         return run_labels, shown_from
-    before = history.read(storage, "regime_states", shown_from, first - pd.Timedelta(days=1), date_column="as_of_date",
-                          columns=["as_of_date", "regime_label"])
+    before = book_inputs.regime_labels(storage, first - pd.Timedelta(days=1), shown_from).reset_index()
     return pd.concat([before, run_labels], ignore_index=True), shown_from
 
 

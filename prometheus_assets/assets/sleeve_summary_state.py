@@ -42,7 +42,7 @@ STATE_DIR = f"{sleeve_evaluation_state.STATE_DIR}/summary"
 STATE_VERSION = 1
 SECTIONS = ("years", "rolling")
 #: Trailing windows (sessions) of sleeve_rolling_metrics.
-ROLLING_WINDOWS = (63, 252)
+ROLLING_WINDOWS = performance.ROLLING_WINDOWS
 #: The return tables a block reads (each config's series is in one of them).
 RETURN_TABLES = ("sleeve_returns", "edge_sleeve_returns")
 
@@ -158,12 +158,8 @@ def block_store(storage: StorageResource) -> evaluation_state.BlockStore:
 
 
 def _first_reads(all_sleeves: list[Sleeve], years: list[int]) -> dict[tuple[str, int], pd.Timestamp]:
-    """(section, year) -> the first date the block reads (absent: the block has no rows)."""
-    out: dict[tuple[str, int], pd.Timestamp] = {}
-    present = set()
-    for s in all_sleeves:
-        present |= set(pd.DatetimeIndex(s.series.index).year.unique().tolist())
-    out.update({("years", y): _year_bounds(y)[0] for y in years if y in present})
+    """(section, year) -> the first date the block reads (absent: the block has no rows); ``years`` are those with dates."""
+    out: dict[tuple[str, int], pd.Timestamp] = {("years", y): _year_bounds(y)[0] for y in years}
     for y in years:
         starts = [d for d in (_rolling_start(s, y) for s in all_sleeves if s.configured) if d is not None]
         if starts:

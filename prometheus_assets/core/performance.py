@@ -32,6 +32,7 @@ from prometheus_assets.core.evaluation import forward_returns_wide, ic_summary, 
 __all__ = [
     "DECAY_HORIZONS",
     "ROLLING_COLUMNS",
+    "ROLLING_WINDOWS",
     "SLICE_EXTRA_METRICS",
     "alpha_decay",
     "alpha_ic",
@@ -45,6 +46,9 @@ SLICE_EXTRA_METRICS: Final[tuple[str, ...]] = ("turnover", "average_holding_sess
 
 #: Columns of :func:`rolling_metrics`, in order.
 ROLLING_COLUMNS: Final[tuple[str, ...]] = ("date", "window", "sharpe_ratio", "annual_volatility", "total_return", "max_drawdown", "ic")
+
+#: Default trailing windows (sessions) of :func:`rolling_metrics`.
+ROLLING_WINDOWS: Final[tuple[int, ...]] = (63, 252)
 
 #: Default forward horizons (sessions) of :func:`alpha_decay`.
 DECAY_HORIZONS: Final[tuple[int, ...]] = (1, 5, 10, 20, 40, 60)
@@ -202,7 +206,7 @@ def _window_metrics(values: np.ndarray, window: int) -> dict[str, np.ndarray]:
 
 def rolling_metrics(
     returns: pd.Series,
-    windows: tuple[int, ...] = (63, 252),
+    windows: tuple[int, ...] = ROLLING_WINDOWS,
     ic: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Trailing-window metrics of a book, per date and window.
