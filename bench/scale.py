@@ -43,9 +43,14 @@ def main() -> int:
                "PROMETHEUS_SYNTHETIC_ASSETS": str(args.assets), "PROMETHEUS_START": start, "PROMETHEUS_END": LAST_DAY}
         env.pop("DAGSTER_HOME", None)
         t0 = time.perf_counter()
-        proc = subprocess.run([time_bin, "-v", prometheus, "build"], env=env, capture_output=True, text=True)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            child = subprocess.Popen([time_bin, "-v", prometheus, "build"], env=env, stdout=out, stderr=err, text=True)
+            samples = _sample_tree_rss(child)
+            out.seek(0)
+            err.seek(0)
+            proc = subprocess.CompletedProcess(child.args, child.returncode, out.read(), err.read())
         wall = time.perf_counter() - t0
-        steps = _per_step(os.path.join(tmp, "data", "dagster_home"), proc.stdout) if proc.returncode == 0 else []
+        steps = _per_step(os.path.join(tmp, "data", "dagster_home"), proc.stdout, samples) if proc.returncode == 0 else []
     print(f"== synthetic {args.assets} assets × {args.years} years ({start} … {LAST_DAY}), whole graph, one run")
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-6000:], sep="\n", file=sys.stderr)
@@ -62,13 +67,52 @@ def main() -> int:
         gib = int(peak.group(1)) / 2**20
         print(f"peak resident memory {gib:.2f} GiB (target ≤ {MEMORY_TARGET_GIB:.0f} GiB): ratio {gib / MEMORY_TARGET_GIB:.2f}")
     if steps:
-        print("body seconds per step (compare sizes to see what grows with assets or years):")
+        print("per step: body seconds, and the peak resident memory of the build's processes while it ran")
+        print("(compare sizes to see what grows with assets or years):")
         print("\n".join(steps))
     return 0
 
 
-def _per_step(dagster_home: str, stdout: str) -> list[str]:
-    """``step  body s`` lines of the build's run, from its event log (largest first)."""
+def _sample_tree_rss(child: subprocess.Popen, every: float = 0.25) -> list[tuple[float, int]]:
+    """Poll the summed resident memory (bytes) of ``child`` and its descendants until it exits.
+
+    GNU time reports only the peak of the largest single process; sampling the tree gives a peak
+    per step (the assessment fits run in worker processes). Hand-written: psutil is not a
+    dependency and /proc is all it needs.
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    samples: list[tuple[float, int]] = []
+    while child.poll() is None:
+        samples.append((time.time(), sum(_rss_pages(pid) for pid in _tree(child.pid)) * page))
+        time.sleep(every)
+    return samples
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and every live descendant, from /proc/<pid>/task/*/children."""
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return pids
+
+
+def _rss_pages(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _per_step(dagster_home: str, stdout: str, samples: list[tuple[float, int]]) -> list[str]:
+    """``step  body s  peak GiB`` lines of the build's run, from its event log (largest body first)."""
     match = re.search(r"in run ([0-9a-f-]{36})", stdout)
     if not match or not os.path.isdir(dagster_home):
         return []
@@ -81,7 +125,12 @@ def _per_step(dagster_home: str, stdout: str) -> list[str]:
         split = split_run(instance, match.group(1), None)
     if split is None:
         return []
-    return [f"  {step:<40}{s['body']:>9.2f}" for step, s in sorted(split.per_step.items(), key=lambda kv: -kv[1]["body"])]
+    lines = []
+    for step, s in sorted(split.per_step.items(), key=lambda kv: -kv[1]["body"]):
+        during = [rss for t, rss in samples if s["start"] <= t <= s["end"]]
+        peak = f"{max(during) / 2**30:8.2f} GiB" if during else "        —"
+        lines.append(f"  {step:<40}{s['body']:>9.2f} s {peak}")
+    return lines
 
 
 if __name__ == "__main__":

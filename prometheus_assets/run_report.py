@@ -27,6 +27,7 @@ class RunSplit:
     io: float
     materializations: int
     events: int
+    #: step key -> ``io_in``, ``body``, ``io_out`` (seconds) and ``start``, ``end`` (epoch seconds)
     per_step: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -70,7 +71,8 @@ def split_run(instance: dg.DagsterInstance, run_id: str, wall: float | None = No
         compute_from = max(ev.get("STEP_INPUT", [start]) + [loaded])
         out = min(ev["STEP_OUTPUT"])
         mat = min(ev.get("ASSET_MATERIALIZATION", [out]))
-        s = {"io_in": loaded - start, "body": out - compute_from, "io_out": max(mat - out, 0.0)}
+        end = max(ev.get("STEP_SUCCESS", ev.get("STEP_FAILURE", [mat])))
+        s = {"io_in": loaded - start, "body": out - compute_from, "io_out": max(mat - out, 0.0), "start": start, "end": end}
         per_step[step] = s
         body += s["body"]
         io += s["io_in"] + s["io_out"]

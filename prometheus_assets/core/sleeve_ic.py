@@ -27,7 +27,7 @@ import pandas as pd
 
 from prometheus_assets.core import book_signals
 from prometheus_assets.core.books import BookConfig
-from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, forward_returns_wide, ic_summary, rank_ic_wide
+from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, RowRanks, forward_returns_wide, ic_summary, rank_ic_wide
 from prometheus_assets.core.performance import DECAY_HORIZONS
 
 __all__ = [
@@ -85,19 +85,23 @@ def alpha_ic_by_date(
     inside = (sessions >= pd.Timestamp(start)) & (sessions <= pd.Timestamp(end))
     dates = sessions[inside]
     positions = np.flatnonzero(inside)
-    forward: dict[int, np.ndarray] = {}
-
-    def fwd(h: int) -> np.ndarray:
-        if h not in forward:
-            forward[h] = forward_returns_wide(ordered, h).to_numpy()[inside]
-        return forward[h]
+    # horizon by horizon (one forward panel in memory at a time); each alpha's and each forward
+    # panel's ranks are reused across the panels they meet (RowRanks)
+    scores = {key: RowRanks(alpha.reindex(index=sessions, columns=ordered.columns).to_numpy(dtype=float)[inside])
+              for key, (alpha, _) in alphas.items()}
+    wanted = {key: set(horizons) | {int(horizon)} for key, (_, horizon) in alphas.items()}
+    ics: dict[tuple[str, str], dict[int, np.ndarray]] = {key: {} for key in alphas}
+    for h in sorted(set().union(*wanted.values())) if wanted else []:
+        fwd = RowRanks(forward_returns_wide(ordered, h).to_numpy()[inside])
+        for key, s in scores.items():
+            if h in wanted[key]:
+                ics[key][h] = rank_ic_wide(s, fwd, dates, min_names).reindex(dates).to_numpy(dtype="float64")
 
     frames = []
-    for (book, method), (alpha, horizon) in alphas.items():
-        scores = alpha.reindex(index=sessions, columns=ordered.columns).to_numpy(dtype=float)[inside]
+    for (book, method), (_, horizon) in alphas.items():
         block: dict[str, object] = {"book": np.full(len(dates), book, dtype=object), "combination_method": np.full(len(dates), method, dtype=object),
                                     "date": dates.to_numpy(dtype="datetime64[ns]")}
-        ic = rank_ic_wide(scores, fwd(int(horizon)), dates, min_names).reindex(dates).to_numpy(dtype="float64")
+        ic = ics[(book, method)][int(horizon)]
         after = positions + int(horizon)
         known = np.full(len(dates), np.datetime64("NaT"), dtype="datetime64[ns]")
         ok = ~np.isnan(ic) & (after < len(sessions))  # (an IC needs its whole forward window, so after < len)
@@ -105,7 +109,7 @@ def alpha_ic_by_date(
         block["known_date"] = known
         block["ic"] = ic
         for h in horizons:
-            block[decay_column(h)] = rank_ic_wide(scores, fwd(h), dates, min_names).reindex(dates).to_numpy(dtype="float64")
+            block[decay_column(h)] = ics[(book, method)][h]
         frames.append(pd.DataFrame(block))
     columns = block_columns(horizons)
     if not frames:

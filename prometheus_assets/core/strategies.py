@@ -95,6 +95,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, forward_returns_wide, ic_summary, rank_ic_wide
 
@@ -164,24 +166,34 @@ def _wide(prices: pd.DataFrame) -> pd.DataFrame:
     return p.reindex(sorted(p.columns), axis=1).astype("float64").rename_axis(index="date", columns="symbol")
 
 
-def _json_column(fields: dict[str, pd.Series | float | int]) -> pd.Series:
-    """A JSON object string per row, built column-wise (float reprs are valid JSON numbers).
+def _json_number_text(values: np.ndarray) -> pa.Array:
+    """Finite floats as JSON number text: the shortest text that reads back to the same float.
 
-    Series values must be finite (rows are only emitted where every indicator is finite).
+    Arrow's cast gives the shortest round-trip digits in C++ (numpy's ``astype(str)`` took ~0.3 µs
+    a value, the largest cost of a full signal replay); integral values get a ``.0`` so they read
+    back as floats, as ``json.dumps`` writes them.
+    """
+    text = pa.array(values, type=pa.float64()).cast(pa.string())
+    return pc.if_else(pc.match_substring_regex(text, r"[.e]"), text, pc.binary_join_element_wise(text, ".0", ""))
+
+
+def _json_column(fields: dict[str, pd.Series | float | int]) -> pd.Series:
+    """A JSON object string per row, built column-wise in Arrow (one ``str`` Series, no Python string per row).
+
+    Series values must be finite (rows are only emitted where every indicator is finite); scalar
+    values are the same text on every row (``json.dumps``).
     """
     index = next(v.index for v in fields.values() if isinstance(v, pd.Series))
-    parts: list[str | np.ndarray] = []
+    parts: list[str | pa.Array] = []
     for i, (key, value) in enumerate(fields.items()):
         sep = "{" if i == 0 else ", "
         if isinstance(value, pd.Series):
             parts.append(sep + json.dumps(key) + ": ")
-            parts.append(value.to_numpy(dtype="float64").astype(str).astype(object))
+            parts.append(_json_number_text(value.to_numpy(dtype="float64")))
         else:
             parts.append(sep + json.dumps(key) + ": " + json.dumps(value))
-    out = np.full(len(index), "", dtype=object)
-    for part in parts:
-        out = out + part
-    return pd.Series(out + "}", index=index, dtype=object)
+    parts.append("}")
+    return pd.Series(pc.binary_join_element_wise(*parts, "").to_pandas().array, index=index)
 
 
 def _to_long(
@@ -214,11 +226,11 @@ def _to_long(
     out["strategy"] = strategy
     out["horizon_days"] = np.int64(horizon_days)
     out["volatility_adjusted"] = bool(volatility_adjusted)
-    out["metadata"] = _json_column(meta_long).to_numpy()
+    out["metadata"] = _json_column(meta_long).array
     out["symbol"] = out["symbol"].astype(object)
     out["strategy"] = out["strategy"].astype(object)
-    out = out[SIGNAL_COLUMNS].sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
-    return out
+    # already in (date, symbol) order: the mask is stacked from a date-sorted, symbol-sorted panel
+    return out[SIGNAL_COLUMNS]
 
 
 def _empty() -> pd.DataFrame:
@@ -705,7 +717,11 @@ def advance_signals(prices: pd.DataFrame, state: SignalState | None = None, sinc
     if not frames:
         return _empty(), new_state
     out = pd.concat(frames, ignore_index=True)
-    return out.sort_values(["date", "symbol", "strategy"], kind="stable").reset_index(drop=True), new_state
+    # (date, symbol, strategy) order by integer keys: the same order as a stable sort_values on the
+    # three columns, without comparing ~a million symbol strings (2 s of a 600-name replay)
+    order = np.lexsort((pd.factorize(out["strategy"], sort=True)[0], pd.factorize(out["symbol"], sort=True)[0],
+                        out["date"].to_numpy(dtype="datetime64[ns]")))
+    return out.take(order).reset_index(drop=True), new_state
 
 
 def all_signals(prices: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, forward_returns_wide, ic_summary, rank_ic_wide
+from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, RowRanks, forward_returns_wide, ic_summary, rank_ic_wide
 from prometheus_assets.core.strategies import _prepare_returns, _score_panels
 
 #: The strategy_ic horizons and the alpha-decay horizons (the README's tables).
@@ -54,15 +54,16 @@ def strategy_ic_by_date(
     panels = _score_panels(signals, r)
     inside = (r.index >= pd.Timestamp(start)) & (r.index <= pd.Timestamp(end))
     dates = r.index[inside]
-    fwd = {h: forward_returns_wide(r, h).to_numpy()[inside] for h in horizons}
-    frames = []
-    for name, s in panels.items():
-        s = s[inside]
-        block = {"strategy": np.full(len(dates), name, dtype=object), "date": dates.to_numpy(dtype="datetime64[ns]")}
-        for h in horizons:
-            ic = rank_ic_wide(s, fwd[h], dates, min_names)
-            block[horizon_column(h)] = ic.reindex(dates).to_numpy(dtype="float64")
-        frames.append(pd.DataFrame(block))
+    # horizon by horizon (one forward panel in memory at a time), every side's ranks reused
+    # across the panels it meets (RowRanks)
+    scores = {name: RowRanks(s[inside]) for name, s in panels.items()}
+    blocks = {name: {"strategy": np.full(len(dates), name, dtype=object), "date": dates.to_numpy(dtype="datetime64[ns]")}
+              for name in panels}
+    for h in horizons:
+        fwd = RowRanks(forward_returns_wide(r, h).to_numpy()[inside])
+        for name, s in scores.items():
+            blocks[name][horizon_column(h)] = rank_ic_wide(s, fwd, dates, min_names).reindex(dates).to_numpy(dtype="float64")
+    frames = [pd.DataFrame(block) for block in blocks.values()]
     if not frames:
         return pd.DataFrame({"strategy": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[ns]"),
                              **{horizon_column(h): pd.Series(dtype="float64") for h in horizons}})

@@ -53,3 +53,28 @@ def test_forward_returns_are_bit_identical_when_the_history_is_cut():
         expected = np.prod(1 + r.iloc[t + 1 : t + 1 + h]["A"]) - 1
         assert abs(full.loc[(r.index[t], "A")] - expected) < 1e-14
         assert (r.index[100 - 1], "C") not in full.index
+
+
+_cell = st.one_of(st.just(np.nan), st.sampled_from([-1.0, 0.0, 0.5, 2.0]), st.floats(-5, 5, allow_nan=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6).flatmap(lambda n: st.tuples(
+    st.lists(st.lists(_cell, min_size=n, max_size=n), min_size=1, max_size=8),
+    st.lists(st.lists(st.lists(_cell, min_size=n, max_size=n), min_size=1, max_size=8), min_size=1, max_size=4))))
+def test_row_ranks_reuse_equals_ranking_again(case):
+    """RowRanks under a sequence of partner panels (so of joint masks) gives, bit for bit, what ranking afresh gives."""
+    from prometheus_assets.core.evaluation import RowRanks, rank_ic_wide
+
+    rows, partners = case
+    values = np.array(rows, dtype="float64")
+    index = pd.RangeIndex(len(values))
+    cached = RowRanks(values)
+    for partner in partners:
+        other = np.array((partner * len(values))[: len(values)], dtype="float64")  # a partner of the same shape
+        mask = np.isfinite(values) & np.isfinite(other)
+        fresh = pd.DataFrame(np.where(mask, values, np.nan)).rank(axis=1, method="average").to_numpy()
+        assert np.array_equal(cached(mask), fresh, equal_nan=True)
+        a = rank_ic_wide(values, other, index, min_names=2)
+        b = rank_ic_wide(RowRanks(values), RowRanks(other), index, min_names=2)
+        assert a.index.equals(b.index) and np.array_equal(a.to_numpy(), b.to_numpy())

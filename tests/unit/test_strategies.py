@@ -444,3 +444,21 @@ def test_window_statistics_are_start_invariant_in_the_strategies():
     assert len(merged) == len(late) > 0
     for col in ("alpha_score", "confidence", "metadata"):
         assert (merged[col] == merged[f"{col}_full"]).all(), col
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=40), st.integers(-5, 5))
+def test_metadata_json_reads_back_as_the_same_floats(values, scalar):
+    """The Arrow-built metadata text equals, once parsed, ``json.dumps`` of each row's dict: same floats, floats stay floats."""
+    index = pd.RangeIndex(len(values))
+    fields = {"a": pd.Series(values, index=index, dtype="float64"), "window": scalar,
+              "b": pd.Series(values[::-1], index=index, dtype="float64"), "k": 2.0}
+    column = S._json_column(fields)
+    assert str(column.dtype) == "str" and column.index.equals(index)
+    for i, text in enumerate(column):
+        parsed = json.loads(text)
+        expected = json.loads(json.dumps({"a": values[i], "window": scalar, "b": values[::-1][i], "k": 2.0}))
+        assert list(parsed) == ["a", "window", "b", "k"]
+        assert parsed == expected
+        assert all(type(parsed[k]) is type(expected[k]) for k in parsed)
+        assert all(np.float64(parsed[k]).tobytes() == np.float64(expected[k]).tobytes() for k in ("a", "b"))  # -0.0 too
