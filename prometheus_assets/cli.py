@@ -148,6 +148,29 @@ def summary_lines(settings: Settings) -> list[str]:
     return lines
 
 
+def execute_without_output_capture(job, instance, run_config: dict, tags: dict[str, str], raise_on_error: bool):
+    """``job.execute_in_process(run_config=…, instance=…, tags=…, raise_on_error=…)`` without keeping every output in memory.
+
+    ``JobDefinition.execute_in_process`` stores each step's output value (here each asset's whole
+    frame) until the run ends, for ``result.output_for_node``. A whole-history build never reads
+    them back (the IO manager has written them to Parquet), and they were most of its peak memory:
+    a 600-name build kept ~3 GiB after its assessment steps, a 3,000-name one ~7 of its 9.8 GiB
+    (``bench/scale.py``). Dagster has no public switch for this, so this is its own body with
+    capturing off, through the internal entry point it uses (dagster is pinned to 1.13.x in
+    pyproject.toml; ``tests/assets/test_run_memory.py`` checks the behaviour).
+    """
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.execute_in_process import core_execute_in_process, merge_run_tags
+
+    ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={})
+    return core_execute_in_process(
+        run_config=run_config, job=InMemoryJob(job_def=ephemeral), instance=instance, output_capturing_enabled=False,
+        raise_on_error=raise_on_error,
+        run_tags=merge_run_tags(job_def=job, partition_key=None, tags=tags, asset_selection=[], instance=instance, run_config=run_config),
+        asset_selection=frozenset(),
+    )
+
+
 def build(settings: Settings, start: str | None = None, end: str | None = None, echo: bool = True):
     """Materialize every asset for the history range in one run on the persistent instance.
 
@@ -168,9 +191,8 @@ def build(settings: Settings, start: str | None = None, end: str | None = None, 
     instance = dg.DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
     t0 = time.perf_counter()
-    result = job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        instance=instance,
+    result = execute_without_output_capture(
+        job, instance, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, "prometheus/command": "build"},
         raise_on_error=False,
     )

@@ -59,9 +59,11 @@ def build(settings: Settings, start: str, end: str, instance: dg.DagsterInstance
 
     from prometheus_assets.definitions import build_definitions
 
+    from prometheus_assets.cli import execute_without_output_capture
+
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(
-        run_config=QUIET, instance=instance or dg.DagsterInstance.ephemeral(),
+    return execute_without_output_capture(
+        job, instance or dg.DagsterInstance.ephemeral(), run_config=QUIET,
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}, raise_on_error=True,
     )
 

@@ -16,7 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from prometheus_assets.assets import evaluation_state, history, plots, upstream_files
-from prometheus_assets.core import assessment, calendar, strategies, strategy_ic_dates
+from prometheus_assets.core import assessment, book_signals, calendar, strategies, strategy_ic_dates
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import StorageResource
@@ -233,7 +233,7 @@ def _assessment_rows(storage: StorageResource, first: int, last: int, listing: d
 def _strategy_rows(storage: StorageResource, first: int, last: int, returns_to: int) -> pd.DataFrame:
     """The per-date strategy ICs (horizons 1 … 60) of the sessions of years ``first`` … ``last`` (:func:`strategy_ic_dates.strategy_ic_by_date`)."""
     start, end = pd.Timestamp(f"{first}-01-01"), pd.Timestamp(f"{last}-12-31")
-    signals = history.read(storage, "strategy_signals", start, end)
+    signals = history.read(storage, "strategy_signals", start, end, columns=book_signals.SIGNAL_INPUT_COLUMNS)
     returns = to_wide(history.read(storage, "returns_daily", start, pd.Timestamp(f"{returns_to}-12-31")), "return")
     return strategy_ic_dates.strategy_ic_by_date(signals, returns, start, end)
 
@@ -291,7 +291,8 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         backfill_policy=SINGLE_RUN, deps=[*(d.key for d in datasets), "returns_daily"], metadata={"point_in_time_column": "fit_date"},
         description=(
             "Assessment_US_EQ_<H> models, walk-forward: an expanding window refit on the first session of each year, "
-            "training only on rows whose target window (plus a 5-session embargo) ends before the fit date; a "
+            "training only on rows whose target window (plus a 5-session embargo) ends before the fit date (a seeded "
+            f"sample of {assessment.MAX_TRAIN_ROWS:,} of them when the window holds more); a "
             "HistGradientBoostingRegressor against a Ridge baseline per horizon. One row per fitted model (config id, "
             "training span, artifact sha256); artifacts under models/assessment_model/, loaded only after their hash "
             "is checked. A stored model whose training-data fingerprint (sha256 of its configuration and training rows) "

@@ -132,8 +132,8 @@ def load_context(
     if symbols is not None:
         columns = pd.Index(sorted(set(returns.columns) | set(symbols)))
         returns = returns.reindex(columns=columns)
-    scores = history.read(storage, "assessment_scores", start, end, date_column="as_of_date")
-    signals = history.read(storage, "strategy_signals", start, end)
+    scores = history.read(storage, "assessment_scores", start, end, date_column="as_of_date", columns=book_signals.SCORE_INPUT_COLUMNS)
+    signals = history.read(storage, "strategy_signals", start, end, columns=book_signals.SIGNAL_INPUT_COLUMNS)
     volumes = panels["volumes"]
     return BookContext(
         returns=returns,

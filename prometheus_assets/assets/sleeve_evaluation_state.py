@@ -24,7 +24,7 @@ and so are the outputs summarised from them.
 import pandas as pd
 
 from prometheus_assets.assets import book_inputs, evaluation_state, history, upstream_files
-from prometheus_assets.core import portfolio, sleeve_ic
+from prometheus_assets.core import book_signals, portfolio, sleeve_ic
 from prometheus_assets.core.books import BookConfig
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.resources import StorageResource
@@ -69,8 +69,8 @@ def _compute(storage: StorageResource, books: dict[str, BookConfig], configs: di
     """The blocks of ``years``, each from its own window (the rows are read once for all of them, then cut per block)."""
     lo = min(starts[y] for y in years)
     hi = pd.Timestamp(f"{max(years):04d}-12-31")
-    scores = history.read(storage, "assessment_scores", lo, hi, date_column="as_of_date")
-    signals = history.read(storage, "strategy_signals", lo, hi)
+    scores = history.read(storage, "assessment_scores", lo, hi, date_column="as_of_date", columns=book_signals.SCORE_INPUT_COLUMNS)
+    signals = history.read(storage, "strategy_signals", lo, hi, columns=book_signals.SIGNAL_INPUT_COLUMNS)
     returns = history.read(storage, "returns_daily", lo, pd.Timestamp(f"{max(reach[y] for y in years):04d}-12-31"))
     sessions = pd.DatetimeIndex(sorted(returns["date"].unique()))
     forward = sleeve_ic.forward_sessions(books)

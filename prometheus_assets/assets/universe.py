@@ -35,8 +35,8 @@ def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         # the whole price history: a listing's age counts its sessions from its first price
         panels = history.price_panels(storage, None, dates[-1])
         prices = panels["prices"]
-        scores = history.read(storage, "assessment_scores", dates[0], dates[-1], date_column="as_of_date")
-        signals = history.read(storage, "strategy_signals", dates[0], dates[-1])
+        scores = history.read(storage, "assessment_scores", dates[0], dates[-1], date_column="as_of_date", columns=book_signals.SCORE_INPUT_COLUMNS)
+        signals = history.read(storage, "strategy_signals", dates[0], dates[-1], columns=book_signals.SIGNAL_INPUT_COLUMNS)
         classes = book_inputs.soft_target_class_panel(storage, dates[0], dates[-1])
         parts = []
         for name, book in books.books().items():

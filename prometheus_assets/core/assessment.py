@@ -8,7 +8,8 @@ Pure domain code (pandas / numpy / scikit-learn; no Dagster, no I/O). Four steps
 2. :func:`fit_walk_forward` — an expanding-window model per fit date, trained only on rows whose
    target window closed at least ``embargo`` sessions before the fit date (purge + embargo).
    :func:`plan_walk_forward` lists those fits with a fingerprint of their training data, so a
-   stored model with the same fingerprint can be reused instead of refitted.
+   stored model with the same fingerprint can be reused instead of refitted. A window of more
+   than :data:`MAX_TRAIN_ROWS` rows trains on a seeded sample of them.
 3. :func:`score` — every row scored by the model in force on its date, z-scored and labelled
    cross-sectionally.
 4. :func:`evaluate` — out-of-sample rank-IC tables (overall, by regime, by period).
@@ -72,6 +73,13 @@ HGB_PARAMS: dict[str, Any] = {
     "early_stopping": False,
 }
 RIDGE_ALPHA = 10.0
+
+#: The most training rows one walk-forward fit uses. An expanding window holds every name's rows
+#: since the start (3,000 names × 20 years ≈ 15 M rows a horizon), so without a cap the yearly
+#: refits of a Y-year build cost ~Y² rows: the largest cost at scale (``bench/scale.py``). Above
+#: the cap a fit trains on a seeded uniform sample of its window's rows
+#: (:func:`cap_training_rows`); the bundled history (~166 k rows a horizon) never reaches it.
+MAX_TRAIN_ROWS = 250_000
 
 DATASET_KEYS: list[str] = ["as_of_date", "symbol", "horizon"]
 SCORE_COLUMNS: list[str] = ["as_of_date", "symbol", "horizon", "model_id", "kind", "expected_return", "score", "label"]
@@ -470,6 +478,25 @@ def training_mask(dataset: pd.DataFrame, horizon: int, fit_date: pd.Timestamp, s
     return np.asarray(limit) & (dataset["horizon"].to_numpy() == int(horizon))
 
 
+def cap_training_rows(mask: np.ndarray, max_rows: int | None, fit_date: pd.Timestamp, horizon: int, random_state: int = 0) -> np.ndarray:
+    """``mask`` with at most ``max_rows`` rows set: a uniform sample without replacement, seeded by
+    (``random_state``, ``horizon``, ``fit_date``) when there are more (``None``: no cap).
+
+    The sample is drawn over the positions of the set rows *in order*, so it depends only on how
+    many training rows there are and on the seed: the training rows of a fit are all dated before
+    its fit date, so a build on a truncated history samples the same rows (no look-ahead), and a
+    rebuild the same ones (reproducible).
+    """
+    rows = np.flatnonzero(mask)
+    if max_rows is None or len(rows) <= int(max_rows):
+        return mask
+    day = int(pd.Timestamp(fit_date).normalize().value // 86_400_000_000_000)
+    rng = np.random.default_rng([int(random_state), int(horizon), day])
+    out = np.zeros(len(mask), dtype=bool)
+    out[rows[np.sort(rng.choice(len(rows), size=int(max_rows), replace=False))]] = True
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class FitPlan:
     """One planned walk-forward fit: which rows train the model of ``fit_date``, before fitting.
@@ -550,8 +577,13 @@ def plan_walk_forward(
     target: str = "target_excess",
     purge: bool = True,
     features: Sequence[str] | None = None,
+    max_train_rows: int | None = MAX_TRAIN_ROWS,
 ) -> WalkForward:
-    """The fits :func:`fit_walk_forward` would make, with their training rows and fingerprints."""
+    """The fits :func:`fit_walk_forward` would make, with their training rows and fingerprints.
+
+    A fit with more than ``max_train_rows`` training rows trains on a seeded sample of them
+    (:func:`cap_training_rows`).
+    """
     feats = tuple(features) if features is not None else tuple(feature_columns(dataset))
     cfg = config_id(kind, horizon, feats, embargo, target, purge)
     sessions = _ns(pd.DatetimeIndex(sessions))
@@ -563,6 +595,7 @@ def plan_walk_forward(
     for d in sorted({pd.Timestamp(x) for x in fit_dates}):
         mask = training_mask(dataset, horizon, d, sessions, embargo, purge) & has_target
         if int(mask.sum()) >= min_train_rows:
+            mask = cap_training_rows(mask, max_train_rows, d, horizon, random_state)
             # A feature with no value in the training rows (e.g. liquidity for a source without
             # volumes) carries no information and breaks HistGradientBoosting's binning: leave it
             # out of this model (its feature_columns record what it uses).
@@ -587,13 +620,14 @@ TRAINING_INPUTS_VERSION = 1
 
 def walk_forward_header(
     kind: str, horizon: int, features: Sequence[str], embargo: int = 5, min_train_rows: int = 500,
-    random_state: int = 0, target: str = "target_excess", purge: bool = True,
+    random_state: int = 0, target: str = "target_excess", purge: bool = True, max_train_rows: int | None = MAX_TRAIN_ROWS,
 ) -> dict[str, Any]:
     """Everything besides the stored rows that decides a walk-forward plan (the arguments of :func:`plan_walk_forward`)."""
     return {
         "version": TRAINING_INPUTS_VERSION, "config_id": config_id(kind, horizon, features, embargo, target, purge),
         "kind": kind, "horizon": int(horizon), "features": list(features), "embargo": int(embargo),
         "min_train_rows": int(min_train_rows), "random_state": int(random_state), "target": target, "purge": bool(purge),
+        "max_train_rows": None if max_train_rows is None else int(max_train_rows),
     }
 
 
@@ -663,17 +697,19 @@ def fit_walk_forward(
     purge: bool = True,
     features: Sequence[str] | None = None,
     n_jobs: int = 1,
+    max_train_rows: int | None = MAX_TRAIN_ROWS,
 ) -> list[AssessmentModel]:
     """Expanding-window models, one per fit date with enough purged training rows.
 
     For fit date D the training rows are those of :func:`training_mask` (target window t+1..t+H
     ending more than ``embargo`` sessions before D) with a non-null ``target``; fit dates with
-    fewer than ``min_train_rows`` such rows are skipped. ``sessions`` is the trading calendar
+    fewer than ``min_train_rows`` such rows are skipped, and more than ``max_train_rows`` are
+    sampled (:func:`cap_training_rows`; ``None``: no cap). ``sessions`` is the trading calendar
     covering the data. ``features`` defaults to :func:`feature_columns`. ``purge=False`` disables
     the purge and embargo (leaky; only to demonstrate the leak). Equal to
     ``fit_planned(plan_walk_forward(...))``.
     """
-    walk = plan_walk_forward(dataset, horizon, fit_dates, sessions, kind, embargo, min_train_rows, random_state, target, purge, features)
+    walk = plan_walk_forward(dataset, horizon, fit_dates, sessions, kind, embargo, min_train_rows, random_state, target, purge, features, max_train_rows)
     return fit_planned(walk, n_jobs=n_jobs)
 
 

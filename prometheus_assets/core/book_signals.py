@@ -24,6 +24,12 @@ from prometheus_assets.core.books import BookConfig, parse_source
 from prometheus_assets.core.frames import to_wide
 
 
+#: The columns of ``strategy_signals`` and ``assessment_scores`` that alpha sources read: readers
+#: project these (the signals' ``metadata`` JSON is ~80% of that table's bytes and of its decoding).
+SIGNAL_INPUT_COLUMNS: list[str] = ["date", "symbol", "strategy", "alpha_score", "confidence", "horizon_days"]
+SCORE_INPUT_COLUMNS: list[str] = ["as_of_date", "symbol", "horizon", "kind", "score"]
+
+
 @dataclass(frozen=True)
 class SourcePanel:
     """One alpha source as wide frames aligned to the session index."""

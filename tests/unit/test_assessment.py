@@ -567,3 +567,35 @@ def test_dataset_asof_inputs_are_read_from_a_window_unless_a_latest_row_is_older
     store.write_dated("regime_states", regimes, pd.DatetimeIndex(regimes["as_of_date"]), date_column="as_of_date")
     assert len(_asof_rows(storage, "regime_states", first, last, None)) == 2
     assert len(_asof_rows(storage, "regime_states", pd.Timestamp("2020-03-23"), last, None)) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=300), st.integers(1, 120), st.integers(0, 200), st.integers(0, 3))
+def test_training_row_cap_samples_point_in_time_and_reproducibly(mask, cap, later, seed):
+    """At most ``cap`` of the set rows, all of them below it, the same rows again, and the same rows
+    when rows are appended after the window (a longer history): the sample does not look ahead."""
+    mask = np.array(mask, dtype=bool)
+    day = pd.Timestamp("2015-01-02")
+    capped = A.cap_training_rows(mask, cap, day, 5, seed)
+    assert capped.sum() == min(mask.sum(), cap) and not (capped & ~mask).any()
+    assert np.array_equal(capped, A.cap_training_rows(mask, cap, day, 5, seed))
+    longer = np.concatenate([mask, np.zeros(later, dtype=bool)])  # rows dated after the window are never training rows
+    assert np.array_equal(A.cap_training_rows(longer, cap, day, 5, seed)[: len(mask)], capped)
+    assert A.cap_training_rows(mask, None, day, 5, seed) is mask
+
+
+def test_a_capped_window_trains_on_a_seeded_sample():
+    data, sessions = _fingerprint_data()
+    fits = [sessions[150], sessions[300]]
+    features = ["px_ret_5", "px_ret_21"]
+    whole = A.plan_walk_forward(data, 5, fits, sessions, kind="ridge", features=features, min_train_rows=100, max_train_rows=None)
+    capped = A.plan_walk_forward(data, 5, fits, sessions, kind="ridge", features=features, min_train_rows=100, max_train_rows=300)
+    assert all(p.n_train > 300 for p in whole.plans) and [p.n_train for p in capped.plans] == [300, 300]
+    assert all(not (c.mask & ~w.mask).any() for c, w in zip(capped.plans, whole.plans))
+    assert {p.fingerprint for p in capped.plans}.isdisjoint(p.fingerprint for p in whole.plans)  # another model, refitted
+    again = A.plan_walk_forward(data, 5, fits, sessions, kind="ridge", features=features, min_train_rows=100, max_train_rows=300)
+    assert [p.fingerprint for p in again.plans] == [p.fingerprint for p in capped.plans]
+    # the default cap is far above this window: the default plan is the uncapped one
+    default = A.plan_walk_forward(data, 5, fits, sessions, kind="ridge", features=features, min_train_rows=100)
+    assert [p.fingerprint for p in default.plans] == [p.fingerprint for p in whole.plans]
+    assert A.walk_forward_header("ridge", 5, features)["max_train_rows"] == A.MAX_TRAIN_ROWS
