@@ -54,14 +54,17 @@ class EdgeRun:
     """One edge-layer run's inputs: where it resumes (``state``, None: from the first day) and what it reads.
 
     ``closed`` are the closed trades the run adds to the statistics (after the state's close, or
-    all of them); ``books`` is a :class:`~prometheus_assets.assets.book_inputs.BookRun` over the
-    edge-sized configs; ``seen_before`` the listing age carried into the context's first row.
+    all of them); ``exits`` the closed trades that can have opened them by a flip (every trade
+    that exited since the earliest entry among ``closed``); ``books`` is a
+    :class:`~prometheus_assets.assets.book_inputs.BookRun` over the edge-sized configs;
+    ``seen_before`` the listing age carried into the context's first row.
     """
 
     books: book_inputs.BookRun
     state: edge_state.EdgeState | None
     closed: pd.DataFrame
     seen_before: pd.Series | None
+    exits: pd.DataFrame
 
     @property
     def ctx(self) -> book_inputs.BookContext:
@@ -83,6 +86,9 @@ def edge_run(storage: StorageResource, configs: dict[str, BookConfig], sized: di
     state = edge_state.stored(storage, first_day, sized, config) if first_day is not None and _resumable_tables(storage) else None
     if state is not None:
         closed = history.read(storage, "closed_trades", state.date + pd.Timedelta(days=1), None, date_column="exit_date")
+        # a trade closed now may have been opened by reversing one that closed before the state
+        exits = (history.read(storage, "closed_trades", pd.Timestamp(closed["entry_date"].min()), None, date_column="exit_date")
+                 if len(closed) else closed)
         book_sessions = max((portfolio.book_lookback(b, book_inputs.MAX_SOURCE_HORIZON) for b, _ in sized.values()), default=0)
         start = history.lookback_start(first_day, max(book_sessions, scope_context.PANEL_LOOKBACK) + history.LOOKBACK_SLACK)
         if len(closed):
@@ -92,11 +98,11 @@ def edge_run(storage: StorageResource, configs: dict[str, BookConfig], sized: di
         seen_before = state.seen.reindex(ctx.returns.columns).fillna(0).astype("int64") - ctx.returns.loc[: state.date].notna().sum().astype("int64")
         if len(before) and before[-1] == state.date and first_day in ctx.returns.index and (seen_before >= 0).all():
             starts = {cid: portfolio.BookStart(first_day, state.books.weights[cid]) for cid in sized}
-            return EdgeRun(book_inputs.BookRun(ctx, sized, starts, state.books.simulations), state, closed, seen_before)
+            return EdgeRun(book_inputs.BookRun(ctx, sized, starts, state.books.simulations), state, closed, seen_before, exits)
         _log.info("edge_layer: stored state of %s does not continue into %s; replaying from the first day", state.date.date(), first_day.date())
     ctx = book_inputs.load_context(storage, configs, instruments, None)
     closed = history.read(storage, "closed_trades", None, None, date_column="exit_date")
-    return EdgeRun(book_inputs.BookRun(ctx, sized, None, None), None, closed, None)
+    return EdgeRun(book_inputs.BookRun(ctx, sized, None, None), None, closed, None, closed)
 
 
 def _scope_panels(storage: StorageResource, run: EdgeRun, instruments: pd.DataFrame) -> scope_context.ScopePanels:
@@ -107,10 +113,11 @@ def _scope_panels(storage: StorageResource, run: EdgeRun, instruments: pd.DataFr
     return scope_context.scope_panels(ctx.returns, ctx.prices, ctx.volumes, instruments, ctx.regimes, allocator_regimes, wide_classes, run.seen_before)
 
 
-def _learning_trades(closed: pd.DataFrame, panels: scope_context.ScopePanels, ctx: book_inputs.BookContext, books: dict[str, BookConfig], config: EdgeConfig) -> pd.DataFrame:
-    """Closed trades with their unified scope, rr and duration: what the statistics learn from."""
+def _learning_trades(closed: pd.DataFrame, panels: scope_context.ScopePanels, ctx: book_inputs.BookContext, books: dict[str, BookConfig], config: EdgeConfig,
+                     exits: pd.DataFrame) -> pd.DataFrame:
+    """Closed trades with their unified scope, rr and duration: what the statistics learn from (``exits``: see :class:`EdgeRun`)."""
     known = closed[closed["book"].isin(books)].reset_index(drop=True)
-    scopes = scope_context.trade_scopes(known, panels, books)
+    scopes = scope_context.trade_scopes(known, panels, books, exits)
     return pd.concat([
         known[["pattern_key", "exit_date", "entry_date", "book", "symbol"]].assign(
             action_category=scope_context.ACTION_CATEGORY,
@@ -226,7 +233,7 @@ def edge_layer(context: dg.AssetExecutionContext, storage: StorageResource, book
     run = edge_run(storage, configs, sized, config, instruments, first_day)
     ctx = run.ctx
     panels = _scope_panels(storage, run, instruments)
-    trades = _learning_trades(run.closed, panels, ctx, configs, config)
+    trades = _learning_trades(run.closed, panels, ctx, configs, config, run.exits)
     skipped = int((~np.isfinite(trades["rr"].to_numpy(dtype=float))).sum()) + (0 if run.state is None else run.state.skipped)
     learned = len(trades) + (0 if run.state is None else run.state.trades)
 

@@ -521,3 +521,21 @@ def test_a_carried_aggregator_refuses_earlier_trades_and_another_config():
         EdgeTimeline(trades[trades["exit_date"] == D2], SMALL, start=carried)
     with pytest.raises(ValueError, match="another edge config"):
         EdgeTimeline(trades.iloc[:0], EdgeConfig(masks=(INTENT,)), start=carried)
+
+
+def test_a_flip_is_seen_when_the_reversed_trade_closed_before_the_resume_point():
+    """Regression: a resumed edge run learns only trades closed after its state, but a trade opened by
+    reversing one that closed before the state is still a flip (the split-backfill test found it)."""
+    from prometheus_assets.core.edge.context import entry_modes
+
+    d = pd.to_datetime(["2016-01-04", "2016-01-11", "2016-02-08", "2016-02-09"])
+    trades = pd.DataFrame({
+        "book": ["B", "B", "B", "C"], "symbol": ["X", "X", "Y", "X"], "side": ["long", "short", "short", "short"],
+        "entry_date": [d[0], d[1], d[1], d[1]], "exit_date": [d[1], d[2], d[3], d[3]],
+    })
+    # one pass over every trade: the short in X opened at the long's exit close (same book) is a flip;
+    # Y (another symbol) and book C (another book) are fresh
+    assert entry_modes(trades).tolist() == ["fresh", "flip", "fresh", "fresh"]
+    resumed = trades.iloc[1:].reset_index(drop=True)  # state after 2016-01-11: the long's exit is not learnt again
+    assert entry_modes(resumed).tolist() == ["fresh", "fresh", "fresh"]  # what the resumed run used to record
+    assert entry_modes(resumed, exits=trades[trades["exit_date"] >= resumed["entry_date"].min()]).tolist() == ["flip", "fresh", "fresh"]

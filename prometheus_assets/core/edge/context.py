@@ -209,21 +209,28 @@ def scope_at(panels: ScopePanels, i: int, j: int, book: BookTraits, intent: str,
     return {name: scope[name] for name in DIMENSION_NAMES}
 
 
-def entry_modes(trades: pd.DataFrame) -> np.ndarray:
-    """``flip`` when a trade opened at the close that closed the same book's opposite trade in the symbol, else ``fresh``."""
+def entry_modes(trades: pd.DataFrame, exits: pd.DataFrame | None = None) -> np.ndarray:
+    """``flip`` when a trade opened at the close that closed the same book's opposite trade in the symbol, else ``fresh``.
+
+    ``exits``: the closed trades whose exits can make a trade of ``trades`` a flip (default:
+    ``trades`` themselves). A run that learns only the trades closed after its state must pass the
+    trades that exited since the earliest entry among them: the trade a flip reversed may have
+    closed before the state.
+    """
     if trades.empty:
         return np.zeros(0, dtype=object)
-    exits = set(zip(trades["book"], trades["symbol"], pd.DatetimeIndex(trades["exit_date"]), trades["side"]))
+    exits = trades if exits is None else exits
+    exits = set(zip(exits["book"], exits["symbol"], pd.DatetimeIndex(exits["exit_date"]), exits["side"]))
     opposite = {"long": "short", "short": "long"}
     keys = zip(trades["book"], trades["symbol"], pd.DatetimeIndex(trades["entry_date"]), trades["side"])
     return np.array(["flip" if (b, s, d, opposite[side]) in exits else "fresh" for b, s, d, side in keys], dtype=object)
 
 
-def trade_scopes(trades: pd.DataFrame, panels: ScopePanels, books: Mapping[str, BookTraits]) -> pd.DataFrame:
+def trade_scopes(trades: pd.DataFrame, panels: ScopePanels, books: Mapping[str, BookTraits], exits: pd.DataFrame | None = None) -> pd.DataFrame:
     """One column per scope dimension for every trade, at its entry close (rows aligned with ``trades``).
 
     ``trades`` needs ``book``, ``symbol``, ``side``, ``entry_date`` and ``entry_alpha``; a book
-    missing from ``books`` raises ``KeyError`` naming it.
+    missing from ``books`` raises ``KeyError`` naming it. ``exits``: see :func:`entry_modes`.
     """
     missing = sorted(set(trades["book"]) - set(books))
     if missing:
@@ -232,7 +239,7 @@ def trade_scopes(trades: pd.DataFrame, panels: ScopePanels, books: Mapping[str, 
     j = panels.symbols.get_indexer(pd.Index(trades["symbol"]))
     if (i < 0).any() or (j < 0).any():
         raise KeyError("closed trades with an entry date or symbol outside the scope panels")
-    modes = entry_modes(trades)
+    modes = entry_modes(trades, exits)
     rows = [
         scope_at(panels, int(a), int(b), books[bk], side, alpha, mode)
         for a, b, bk, side, alpha, mode in zip(i, j, trades["book"], trades["side"], trades["entry_alpha"], modes)
