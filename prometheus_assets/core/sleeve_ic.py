@@ -91,7 +91,7 @@ def alpha_ic_by_date(
               for key, (alpha, _) in alphas.items()}
     wanted = {key: set(horizons) | {int(horizon)} for key, (_, horizon) in alphas.items()}
     ics: dict[tuple[str, str], dict[int, np.ndarray]] = {key: {} for key in alphas}
-    for h in sorted(set().union(*wanted.values())) if wanted else []:
+    for h in sorted(set().union(*wanted.values())):
         fwd = RowRanks(forward_returns_wide(ordered, h).to_numpy()[inside])
         for key, s in scores.items():
             if h in wanted[key]:
