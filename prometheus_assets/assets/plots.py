@@ -47,17 +47,42 @@ def thin(frame: pd.DataFrame, how: str = "last", max_points: int = MAX_PLOT_POIN
     raise ValueError(f"how must be 'last' or 'min', not {how!r}")
 
 
-def png_base64(fig) -> str:
-    """Render ``fig`` as a base64 PNG (and close it)."""
+#: Margins (inches) around the axes of a figure saved with fixed margins: room for the tick
+#: labels and axis label on the left and at the bottom, the title on top, and on the right the
+#: ticks and label of a twin axis when there is one.
+MARGINS_IN = {"left": 0.85, "bottom": 0.5, "top": 0.4, "right": 0.25, "right_twin": 0.9}
+
+
+def fixed_margins(fig) -> None:
+    """Place ``fig``'s axes inside :data:`MARGINS_IN` (no draw needed, unlike ``bbox_inches="tight"``)."""
+    width, height = fig.get_size_inches()
+    twin = any(ax.yaxis.get_label_position() == "right" for ax in fig.axes)
+    right = MARGINS_IN["right_twin"] if twin else MARGINS_IN["right"]
+    fig.subplots_adjust(left=MARGINS_IN["left"] / width, right=1 - right / width,
+                        bottom=MARGINS_IN["bottom"] / height, top=1 - MARGINS_IN["top"] / height)
+
+
+def png_base64(fig, tight: bool = False) -> str:
+    """Render ``fig`` as a base64 PNG (and close it).
+
+    By default the axes get fixed margins (:func:`fixed_margins`). ``tight=True`` crops the image
+    to what is drawn instead (``bbox_inches="tight"``), for figures whose labels have no fixed
+    size (a bar chart's rotated category names); it draws the figure twice, which made the
+    figures of an end-of-day run (13 of them, each ~0.2 s more) a fifth of its asset time.
+    """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    if tight:
+        fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    else:
+        fixed_margins(fig)
+        fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def png_markdown(fig, title: str) -> dg.MetadataValue:
-    """Render ``fig`` as an embedded PNG in Markdown metadata (and close it)."""
-    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{png_base64(fig)})")
+def png_markdown(fig, title: str, tight: bool = False) -> dg.MetadataValue:
+    """Render ``fig`` as an embedded PNG in Markdown metadata (and close it; ``tight``: see :func:`png_base64`)."""
+    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{png_base64(fig, tight)})")
 
 
 def regime_timeline(dates: pd.Series, labels: pd.Series, market_index: pd.Series | None = None) -> dg.MetadataValue:
@@ -96,7 +121,7 @@ def bar_chart(values: pd.Series, title: str) -> dg.MetadataValue:
     fig, ax = plt.subplots(figsize=(7, 3))
     values.plot.bar(ax=ax)
     ax.set_title(title)
-    return png_markdown(fig, title)
+    return png_markdown(fig, title, tight=True)  # (its rotated category names have no fixed size)
 
 
 def equity_drawdown_figure(equity: pd.DataFrame, title: str = "Equity and drawdown"):

@@ -1,6 +1,8 @@
 """Metadata plots on the inputs a short history gives them."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from prometheus_assets.assets import plots
 
@@ -51,3 +53,51 @@ def test_report_figures_draw_a_long_history():
         assert plots.png_base64(fig)
     top = plots.equity_drawdown_figure(equity).axes[0]
     assert all(len(line.get_xdata()) <= plots.MAX_PLOT_POINTS for line in top.get_lines())
+
+
+def _drawn_past_edges(fig) -> list[str]:
+    """The figure edges its drawn content (as ``bbox_inches="tight"`` measures it) reaches past."""
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches; only what is drawn (ticks in view)
+    width, height = fig.get_size_inches()
+    slack = 1 / fig.dpi
+    edges = {"left": box.x0 < -slack, "bottom": box.y0 < -slack, "right": box.x1 > width + slack, "top": box.y1 > height + slack}
+    return [edge for edge, past in edges.items() if past]
+
+
+def test_fixed_margins_keep_every_label_of_every_figure_inside():
+    # the figures are saved with fixed margins instead of bbox_inches="tight" (one draw, not two):
+    # on realistic data no tick label, axis label, title or legend may be cut off
+    import matplotlib.pyplot as plt
+
+    days = pd.bdate_range("1990-01-02", "2022-12-28")
+    rng = np.random.default_rng(2)
+    equity = pd.DataFrame((1 + rng.normal(0.0004, 0.012, size=(len(days), 4))).cumprod(axis=0), index=days,
+                          columns=["momentum_us", "value_us", "quality_us", "COMBINED"])
+    month_ends = pd.DatetimeIndex(pd.Series(days).groupby(days.to_period("M")).max().to_numpy())
+    held = pd.DataFrame([(d, b, f"S{i}", w, sector) for d in month_ends for b in ("momentum_us", "value_us")
+                         for i, (w, sector) in enumerate([(0.1, "Energy"), (-0.05, "Information Technology"), (0.2, "Health Care")])],
+                        columns=["date", "book", "symbol", "target_weight", "sector"])
+    labels = pd.Series(np.array(["CRISIS", "RISK_OFF", "NEUTRAL", "CARRY"])[(np.arange(len(days)) // 300) % 4])
+    allocator = pd.Series(np.array(["NORMAL", "ELEVATED", "STRESS", "CRISIS"])[(np.arange(len(days)) // 200) % 4], index=days)
+    quarterly = pd.DataFrame({"date": days, "pm_strength_applied": rng.uniform(0.5, 1.5, len(days)), "max_alloc": rng.uniform(0, 0.1, len(days))})
+    figures = {
+        "equity": plots.equity_drawdown_figure(equity),
+        "allocation": plots.allocation_figure(held),
+        "contribution": plots.contribution_figure(equity.pct_change()),
+        "scatter": plots.alpha_scatter_figure(pd.DataFrame({"alpha": rng.normal(size=500), "realised": rng.normal(0, 0.05, 500), "book": "momentum_us"})),
+        "allocator": plots.regime_shaded_equity_figure(equity[["momentum_us", "COMBINED"]], allocator),
+    }
+    # the builders that render themselves: catch the figure they save
+    saved = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "png_base64", lambda fig, tight=False: saved.append((fig, tight)) or "")
+        plots.regime_timeline(pd.Series(days), labels, pd.Series(equity["COMBINED"].to_numpy() * 300, index=days))
+        plots.quantile_bands(quarterly, ["pm_strength_applied", "max_alloc"], "Sizing multipliers per quarter")
+        plots.stacked_counts(pd.DataFrame({"A": 100.0, "B": 200.0, "C": 150.0}, index=month_ends), "Soft-target classes")
+    figures.update({f"self-rendered {i}": fig for i, (fig, tight) in enumerate(saved) if not tight})
+    assert len(figures) == 8
+    for name, fig in figures.items():
+        plots.fixed_margins(fig)
+        assert _drawn_past_edges(fig) == [], name
+        plt.close(fig)
