@@ -101,3 +101,22 @@ def test_fixed_margins_keep_every_label_of_every_figure_inside():
         plots.fixed_margins(fig)
         assert _drawn_past_edges(fig) == [], name
         plt.close(fig)
+
+
+def test_label_bands_tile_the_span_and_shade_one_collection_per_label():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    days = pd.bdate_range("2020-03-02", periods=7)
+    labels = pd.Series(["NORMAL", "STRESS", "STRESS", "NORMAL", "CRISIS", "STRESS", "STRESS"], index=days)
+    bands = plots.label_bands(labels.iloc[::-1])  # (any order: sorted by date first)
+    assert bands["label"].tolist() == ["NORMAL", "STRESS", "NORMAL", "CRISIS", "STRESS"]
+    assert bands["start"].tolist() == [days[0], days[1], days[3], days[4], days[5]]
+    assert bands["end"].tolist() == [days[1], days[3], days[4], days[5], days[6]]  # each run ends where the next starts
+    fig, ax = plt.subplots()
+    plots.shade_bands(ax, labels, plots.ALLOCATOR_COLOURS, alpha=0.6, skip=("NORMAL",))
+    shaded = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(shaded) == 2  # CRISIS and STRESS, NORMAL left clear
+    widths = sorted(round(float(np.ptp(p.vertices[:, 0])), 6) for c in shaded for p in c.get_paths())
+    assert widths == [1.0, 2.0, 3.0]  # in days: STRESS Mon→Tue, STRESS Tue→Thu, CRISIS Fri→Mon
+    plt.close(fig)
