@@ -67,8 +67,9 @@ def png_base64(fig, tight: bool = False) -> str:
 
     By default the axes get fixed margins (:func:`fixed_margins`). ``tight=True`` crops the image
     to what is drawn instead (``bbox_inches="tight"``), for figures whose labels have no fixed
-    size (a bar chart's rotated category names); it draws the figure twice, which made the
-    figures of an end-of-day run (13 of them, each ~0.2 s more) a fifth of its asset time.
+    size (a bar chart's rotated category names); it draws the figure twice: ~0.2 s more per
+    figure here (measured: 0.49 s against 0.27 s for a 33-year equity figure), and an end-of-day
+    run saves 13 figures.
     """
     buffer = io.BytesIO()
     if tight:
