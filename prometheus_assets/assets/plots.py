@@ -12,6 +12,7 @@ import dagster as dg
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -104,8 +105,6 @@ def shade_bands(ax, labels: pd.Series, colours: dict[str, str], alpha: float, sk
     One collection per label rather than a patch per run: 33 years hold ~140 runs, which drew
     as ~140 separate patches.
     """
-    import matplotlib.dates as mdates
-
     ax.xaxis_date()  # (dates on the axis even when no other artist draws dates)
     bands = label_bands(labels)
     for label, runs in bands.groupby("label", sort=True):
