@@ -60,11 +60,47 @@ PLANNED_EVENTS_AS_RANGES = "true"
 INITIALIZED = ".prometheus-initialized"
 
 
+def _replace_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed over it)."""
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def relocate_event_log(cfg: str, runs_dir: str) -> str | None:
+    """Point the event log of a ``dagster.yaml`` that ``prometheus`` wrote at ``runs_dir``; the old path, or None.
+
+    Why: Dagster's config has no path relative to the instance, so the file records the event
+    log's directory as an absolute path, while the run storage sits beside ``dagster.yaml``
+    wherever it is. A storage root that was moved, copied or restored from a backup would then
+    keep its runs in the new place and write their events into the old one (recreated if gone):
+    runs in the UI without their events, and two copies of a root writing one event log. Only a
+    file that starts with ``prometheus``' own header and whose ``base_dir`` is a
+    ``.../history/runs`` directory is changed, by that one line (comments and any other edits are
+    kept); remove the header to keep an event log elsewhere on purpose.
+    """
+    with open(cfg) as handle:
+        text = handle.read()
+    if not text.startswith(DAGSTER_YAML.splitlines()[0]):
+        return None
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        key, sep, value = line.partition("base_dir:")
+        old = value.strip()
+        if sep and key.strip() == "" and old.rstrip("/").endswith(os.path.join("history", "runs")) and old != runs_dir:
+            lines[i] = f"{key}base_dir: {runs_dir}\n"
+            _replace_text(cfg, "".join(lines))
+            print(f"prometheus: {cfg} pointed the event log at {old}; now at {runs_dir} (this instance's own)", file=sys.stderr)
+            return old
+    return None
+
+
 def prepare_dagster_home(settings: Settings) -> str:
     """Make sure ``DAGSTER_HOME`` exists (default inside the storage root), initialized, and export it.
 
     A new home gets a ``dagster.yaml`` with the fast SQLite event log; an existing one is left
-    as the user wrote it. ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
+    as the user wrote it, except that the event log directory ``prometheus`` recorded in it follows
+    the home when the storage root was moved or copied (:func:`relocate_event_log`). ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
     storage one batch per step instead of one event per (asset, partition)) and
     ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`` to true (see :data:`PLANNED_EVENTS_AS_RANGES`).
 
@@ -80,10 +116,11 @@ def prepare_dagster_home(settings: Settings) -> str:
     with open(os.path.join(home, ".prometheus-init.lock"), "a+") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         cfg = os.path.join(home, "dagster.yaml")
+        runs_dir = os.path.join(home, "history", "runs")
         if not os.path.exists(cfg):
-            with open(cfg + ".tmp", "w") as handle:
-                handle.write(DAGSTER_YAML.format(runs_dir=os.path.join(home, "history", "runs")))
-            os.replace(cfg + ".tmp", cfg)
+            _replace_text(cfg, DAGSTER_YAML.format(runs_dir=runs_dir))
+        else:
+            relocate_event_log(cfg, runs_dir)
         if not os.path.exists(os.path.join(home, INITIALIZED)):
             import dagster as dg
 

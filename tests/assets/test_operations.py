@@ -1,6 +1,7 @@
 """eod_job, eod_sensor and eod_schedule against real definitions, real files and a real SQLite instance."""
 
 import datetime as dt
+import os
 
 import dagster as dg
 import pandas as pd
@@ -166,3 +167,56 @@ def test_the_written_dagster_yaml_runs_whole_graph_runs_one_at_a_time(tmp_path, 
     with dg.DagsterInstance.from_config(home) as instance:  # Dagster accepts the file as written
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert {"key": QUEUE_TAG, "value": QUEUE_VALUE, "limit": 1} in limits
+
+
+def _record_a_run(dagster_home: str) -> str:
+    """Materialize a one-asset job on the instance at ``dagster_home``; its run id."""
+    @dg.asset
+    def marker() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        return dg.materialize([marker], instance=instance).run_id
+
+
+def _events_dir(dagster_home: str) -> str:
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        return instance.event_log_storage._base_dir  # (where its per-run databases go)
+
+
+def test_a_moved_or_copied_root_keeps_its_events_with_its_runs(tmp_path, monkeypatch):
+    """A storage root copied elsewhere writes its events into its own instance, not the original's."""
+    import shutil
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    original = prepare_dagster_home(Settings(home=str(tmp_path / "a" / "data")))
+    first = _record_a_run(original)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    monkeypatch.delenv("DAGSTER_HOME")
+    copy = prepare_dagster_home(Settings(home=str(tmp_path / "b" / "data")))
+    assert copy == str(tmp_path / "b" / "data" / "dagster_home")
+    assert _events_dir(copy) == os.path.join(copy, "history", "runs")
+    second = _record_a_run(copy)
+    # the copy's run and its events are in the copy; the original's event log has not grown
+    assert os.path.exists(os.path.join(copy, "history", "runs", f"{second}.db"))
+    assert not os.path.exists(os.path.join(original, "history", "runs", f"{second}.db"))
+    with dg.DagsterInstance.from_config(copy) as instance:
+        assert instance.get_run_by_id(second) is not None and instance.all_logs(second)
+        assert instance.all_logs(first)  # the history copied along is still readable
+    # comments and the rest of the file are kept; a second call changes nothing
+    text = open(os.path.join(copy, "dagster.yaml")).read()
+    assert text == open(os.path.join(original, "dagster.yaml")).read().replace(original, copy)
+    assert prepare_dagster_home(Settings(home=str(tmp_path / "b" / "data"))) == copy
+    assert open(os.path.join(copy, "dagster.yaml")).read() == text
+
+
+def test_an_event_log_placed_elsewhere_on_purpose_is_left_alone(tmp_path):
+    from prometheus_assets.cli import DAGSTER_YAML, relocate_event_log
+
+    own = DAGSTER_YAML.format(runs_dir="/fast/disk/events")  # not a .../history/runs directory
+    theirs = DAGSTER_YAML.format(runs_dir="/old/place/history/runs").split("\n", 1)[1]  # header removed
+    for text in (own, theirs):
+        path = tmp_path / "dagster.yaml"
+        path.write_text(text)
+        assert relocate_event_log(str(path), str(tmp_path / "history" / "runs")) is None
+        assert path.read_text() == text
