@@ -268,7 +268,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
 
+    from prometheus_assets.errors import StorageError
+
     catalog = DuckDBCatalog(ParquetStore(Settings.from_env().home))
+    # Views hold absolute file paths: in a root moved or copied since they were made they read the
+    # old place (refused below, as outside the root). Point the stale ones at this root's files
+    # first; an up-to-date catalog is only read (see DuckDBCatalog.refresh).
+    try:
+        catalog.refresh(catalog.store.tables())
+    except (OSError, StorageError) as exc:  # e.g. a read-only copy: query the catalog as it is
+        print(f"prometheus sql: could not update the views ({exc}); querying the catalog as it is", file=sys.stderr)
     # read-only, and (local roots) no file outside the storage root: see DuckDBCatalog.connect
     import duckdb
 

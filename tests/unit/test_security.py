@@ -8,6 +8,7 @@
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -205,3 +206,21 @@ def test_files_source_refuses_a_bar_file_linking_outside_its_directory(tmp_path)
     os.symlink(outside, data / "2020-01-03.csv")
     with pytest.raises(PathEscapeError, match="2020-01-03.csv"):
         FilesBarReader(str(data)).read_bars()
+
+
+def test_prometheus_sql_in_a_copied_root_reads_the_copy_not_the_original(tmp_path):
+    """Views hold absolute paths: a copied root's catalog first pointed at the original's files."""
+    import shutil
+
+    original = tmp_path / "a" / "data"
+    store = ParquetStore(str(original))
+    days = pd.to_datetime(["2020-01-02", "2020-01-03"])
+    store.write_dated("prices_daily", frame(days), days)
+    DuckDBCatalog(store).refresh(["prices_daily"])
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    store.write_dated("prices_daily", frame(days[:1]), days)  # the original changes after the copy: one row left
+    cli = [sys.executable, "-m", "prometheus_assets.cli", "sql", "select count(*) as n from prices_daily"]
+    for root, rows in ((tmp_path / "b" / "data", 2), (original, 1)):
+        out = subprocess.run(cli, env={**os.environ, "PROMETHEUS_HOME": str(root)}, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-500:]
+        assert re.findall(r"│\s+(\d+)\s+│", out.stdout) == [str(rows)], out.stdout
