@@ -100,7 +100,8 @@ def prepare_dagster_home(settings: Settings) -> str:
 
     A new home gets a ``dagster.yaml`` with the fast SQLite event log; an existing one is left
     as the user wrote it, except that the event log directory ``prometheus`` recorded in it follows
-    the home when the storage root was moved or copied (:func:`relocate_event_log`). ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
+    the home when the storage root was moved or copied (:func:`relocate_event_log`).
+    ``DAGSTER_EVENT_BATCH_SIZE`` defaults to 1000 (Dagster then hands the
     storage one batch per step instead of one event per (asset, partition)) and
     ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`` to true (see :data:`PLANNED_EVENTS_AS_RANGES`).
 
@@ -266,9 +267,10 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+    import duckdb
 
     from prometheus_assets.errors import StorageError
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
 
     catalog = DuckDBCatalog(ParquetStore(Settings.from_env().home))
     # Views hold absolute file paths: in a root moved or copied since they were made they read the
@@ -276,11 +278,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
     # first; an up-to-date catalog is only read (see DuckDBCatalog.refresh).
     try:
         catalog.refresh(catalog.store.tables())
-    except (OSError, StorageError) as exc:  # e.g. a read-only copy: query the catalog as it is
+    except (OSError, StorageError, duckdb.Error) as exc:  # e.g. a read-only copy: query the catalog as it is
         print(f"prometheus sql: could not update the views ({exc}); querying the catalog as it is", file=sys.stderr)
     # read-only, and (local roots) no file outside the storage root: see DuckDBCatalog.connect
-    import duckdb
-
     con = catalog.connect(read_only=catalog.path != ":memory:", confined=True)
     try:
         print(con.sql(args.query))
