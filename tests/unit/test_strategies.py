@@ -455,6 +455,9 @@ def test_metadata_json_reads_back_as_the_same_floats(values, scalar):
               "b": pd.Series(values[::-1], index=index, dtype="float64"), "k": 2.0}
     column = S._json_column(fields)
     assert str(column.dtype) == "str" and column.index.equals(index)
+    # built in chunks of rows (Arrow strings hold at most 2 GiB: 3,000 names x 20 years overflowed one array): same text
+    for chunk_rows in (1, 2, 7):
+        assert S._json_column(fields, chunk_rows=chunk_rows).equals(column)
     for i, text in enumerate(column):
         parsed = json.loads(text)
         expected = json.loads(json.dumps({"a": values[i], "window": scalar, "b": values[::-1][i], "k": 2.0}))
