@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ (what `make bench` does). Figures are printed, never asserted.
 
-``bench/scale.py`` runs last at the hardening issue's size (3,000 assets × 20 years), which takes
-hours on a 2-core machine. ``BENCH_SCALE_ARGS`` passes other arguments to it, e.g.
+``bench/scale.py`` runs last at the hardening issue's size (3,000 assets × 20 years), which on a
+24 GB machine is killed for memory inside ``strategy_signals`` (README, *Scaling*). ``BENCH_SCALE_ARGS`` passes other arguments to it, e.g.
 ``BENCH_SCALE_ARGS="--assets 300 --years 3" make bench``.
 """
 
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["backfill.py", "duckdb_reads.py", "eod.py", "simulate.py", "allocator_state.py", "scale.py"]  # scale.py last: hours at full size
+BENCHMARKS = ["backfill.py", "duckdb_reads.py", "eod.py", "simulate.py", "allocator_state.py", "scale.py"]  # scale.py last: the longest (and the largest in memory)
 
 
 def main() -> int:
