@@ -191,19 +191,19 @@ def _json_column(fields: dict[str, pd.Series | float | int], chunk_rows: int = J
     time (see :data:`JSON_CHUNK_ROWS`); the text of a row does not depend on the chunking.
     """
     index = next(v.index for v in fields.values() if isinstance(v, pd.Series))
-    numbers = {key: value.to_numpy(dtype="float64") for key, value in fields.items() if isinstance(value, pd.Series)}
-    chunks = []
-    for lo in range(0, max(len(index), 1), chunk_rows):  # (no rows: one empty chunk)
-        parts: list[str | pa.Array] = []
-        for i, (key, value) in enumerate(fields.items()):
-            sep = "{" if i == 0 else ", "
-            if key in numbers:
-                parts.append(sep + json.dumps(key) + ": ")
-                parts.append(_json_number_text(numbers[key][lo : lo + chunk_rows]))
-            else:
-                parts.append(sep + json.dumps(key) + ": " + json.dumps(value))
-        parts.append("}")
-        chunks.append(pc.binary_join_element_wise(*parts, ""))
+    # the object's pieces in order: fixed text, or the float values of a Series field
+    pieces: list[str | np.ndarray] = []
+    for i, (key, value) in enumerate(fields.items()):
+        sep = "{" if i == 0 else ", "
+        if isinstance(value, pd.Series):
+            pieces += [sep + json.dumps(key) + ": ", value.to_numpy(dtype="float64")]
+        else:
+            pieces.append(sep + json.dumps(key) + ": " + json.dumps(value))
+    pieces.append("}")
+    chunks = [
+        pc.binary_join_element_wise(*(p if isinstance(p, str) else _json_number_text(p[lo : lo + chunk_rows]) for p in pieces), "")
+        for lo in range(0, max(len(index), 1), chunk_rows)  # (no rows: one empty chunk)
+    ]
     return pd.Series(pa.chunked_array(chunks, type=pa.string()).to_pandas().array, index=index)
 
 
