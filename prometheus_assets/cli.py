@@ -150,12 +150,34 @@ def history_range(defs, settings: Settings, start: str | None = None, end: str |
     return chosen[0], chosen[-1]
 
 
+def current_catalog(home: str, command: str):
+    """The DuckDB catalog of ``home``, its views first pointed at this root's own files.
+
+    Views hold absolute file paths, so in a root moved or copied since they were made they read the
+    old place: ``prometheus summary`` then silently described the original root, and ``prometheus
+    sql`` (confined to the root) refused every query. The stale views are replaced (see
+    :meth:`DuckDBCatalog.refresh`: an up-to-date catalog is only read, never written). When that
+    fails (e.g. a read-only copy) ``command`` says so and the catalog is used as it is.
+    """
+    import duckdb
+
+    from prometheus_assets.errors import StorageError
+    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
+
+    catalog = DuckDBCatalog(ParquetStore(home))
+    try:
+        catalog.refresh(catalog.store.tables())
+    except (OSError, StorageError, duckdb.Error) as exc:
+        print(f"prometheus {command}: could not update the views ({exc}); using the catalog as it is", file=sys.stderr)
+    return catalog
+
+
 def summary_lines(settings: Settings) -> list[str]:
     """A short description of what is stored under the storage root."""
-    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore, sql_identifier
+    from prometheus_assets.resources.storage import sql_identifier
 
-    store = ParquetStore(settings.home)
-    catalog = DuckDBCatalog(store)
+    catalog = current_catalog(settings.home, "summary")
+    store = catalog.store
     tables = store.tables()
     lines = [f"{'table':<22}{'rows':>12}  {'dates':>8}  first → last"]
     con = catalog.connect(read_only=catalog.path != ":memory:" and os.path.exists(catalog.path))
@@ -269,17 +291,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from prometheus_assets.errors import StorageError
-    from prometheus_assets.resources.storage import DuckDBCatalog, ParquetStore
-
-    catalog = DuckDBCatalog(ParquetStore(Settings.from_env().home))
-    # Views hold absolute file paths: in a root moved or copied since they were made they read the
-    # old place (refused below, as outside the root). Point the stale ones at this root's files
-    # first; an up-to-date catalog is only read (see DuckDBCatalog.refresh).
-    try:
-        catalog.refresh(catalog.store.tables())
-    except (OSError, StorageError, duckdb.Error) as exc:  # e.g. a read-only copy: query the catalog as it is
-        print(f"prometheus sql: could not update the views ({exc}); querying the catalog as it is", file=sys.stderr)
+    catalog = current_catalog(Settings.from_env().home, "sql")
     # read-only, and (local roots) no file outside the storage root: see DuckDBCatalog.connect
     con = catalog.connect(read_only=catalog.path != ":memory:", confined=True)
     try:

@@ -208,8 +208,9 @@ def test_files_source_refuses_a_bar_file_linking_outside_its_directory(tmp_path)
         FilesBarReader(str(data)).read_bars()
 
 
-def test_prometheus_sql_in_a_copied_root_reads_the_copy_not_the_original(tmp_path):
-    """Views hold absolute paths: a copied root's catalog first pointed at the original's files."""
+def test_prometheus_sql_and_summary_in_a_copied_root_read_the_copy_not_the_original(tmp_path):
+    """Views hold absolute paths: a copied root's catalog first pointed at the original's files
+    (``sql`` refused them, ``summary`` silently described the original)."""
     import shutil
 
     original = tmp_path / "a" / "data"
@@ -221,6 +222,10 @@ def test_prometheus_sql_in_a_copied_root_reads_the_copy_not_the_original(tmp_pat
     store.write_dated("prices_daily", frame(days[:1]), days)  # the original changes after the copy: one row left
     cli = [sys.executable, "-m", "prometheus_assets.cli", "sql", "select count(*) as n from prices_daily"]
     for root, rows in ((tmp_path / "b" / "data", 2), (original, 1)):
-        out = subprocess.run(cli, env={**os.environ, "PROMETHEUS_HOME": str(root)}, capture_output=True, text=True, timeout=120)
+        env = {**os.environ, "PROMETHEUS_HOME": str(root)}
+        described = subprocess.run([*cli[:3], "summary"], env=env, capture_output=True, text=True, timeout=120)  # (first: sql would update the views)
+        assert described.returncode == 0, described.stderr[-500:]
+        assert re.findall(r"^prices_daily\s+(\d+)\s", described.stdout, re.M) == [str(rows)], described.stdout
+        out = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-500:]
         assert re.findall(r"│\s+(\d+)\s+│", out.stdout) == [str(rows)], out.stdout
