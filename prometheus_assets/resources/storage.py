@@ -121,14 +121,55 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     fields = []
     for field in table.schema:
-        if _is_date_column(field.name) and pa.types.is_timestamp(field.type):
+        if _is_date_column(field.name) and (pa.types.is_timestamp(field.type) or pa.types.is_null(field.type)):
             fields.append(pa.field(field.name, pa.date32()))
+        elif pa.types.is_null(field.type) and frame[field.name].dtype == object:
+            # a text column without a value in this frame (a label before its model exists): still
+            # text, as in a frame that has values, so a range of such days stores the same schema
+            fields.append(pa.field(field.name, pa.string()))
         elif pa.types.is_large_string(field.type) or pa.types.is_string_view(field.type):
             fields.append(pa.field(field.name, pa.string()))
         else:
             fields.append(pa.field(field.name, _canonical_type(field.type), field.nullable))
     table = table.cast(pa.schema(fields))
     return table.replace_schema_metadata(None)
+
+
+def concat_year_tables(tables: list[pa.Table], name: str, paths: Sequence[str] = ()) -> pa.Table:
+    """``tables`` (year files of table ``name``, or a year file and the rows replacing some of its dates) as one table.
+
+    Columns are matched by name and widened where Arrow can (``promote_options="permissive"``:
+    a missing or null-typed column, int64 beside double). A column that holds no value in one part
+    (every row null: e.g. a regime label during the models' warm-up, stored as double because the
+    frame had only NaN there) takes the type of the parts where it has values. That happens when
+    a backfill is split into ranges and the first range is all warm-up: one range would have
+    typed it from its later rows. Two parts with values of different types raise
+    :class:`StorageError` naming the table, the column and the files.
+    """
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
+    valued: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for i, field in enumerate(table.schema):
+            if table.column(i).null_count < table.num_rows:
+                valued.setdefault(field.name, set()).add(field.type)
+    clash = {col: types for col, types in valued.items() if len(types) > 1}
+    if clash:
+        col, types = next(iter(clash.items()))
+        where = f" in {', '.join(paths)}" if paths else ""
+        raise StorageError(f"table {name!r}: column {col!r} holds values of different types ({', '.join(sorted(map(str, types)))}){where}; "
+                           f"rewrite the table's files with one type (re-materialize its partitions)")
+    cast = []
+    for table in tables:
+        for i, field in enumerate(table.schema):
+            types = valued.get(field.name)
+            if types and field.type not in types:  # no value here: take the type of the parts with values
+                (target,) = types
+                table = table.set_column(i, pa.field(field.name, target, True), pa.nulls(table.num_rows, target))
+        cast.append(table)
+    return pa.concat_tables(cast, promote_options="permissive")
 
 
 def _is_float_valued(dtype: pa.DataType) -> bool:
@@ -201,6 +242,9 @@ class ParquetStore:
             base = p.rstrip("/").rsplit("/", 1)[-1]
             if base.endswith(".parquet") and not base.startswith("."):
                 out.append(p)
+        placeholder = [p for p in out if p.rstrip("/").rsplit("/", 1)[-1] == EMPTY_FILE]
+        if placeholder and len(out) > 1:  # (a writer between its year file and the placeholder's removal)
+            out.remove(placeholder[0])
         return sorted(out)
 
     def tables(self) -> list[str]:
@@ -372,7 +416,7 @@ class ParquetStore:
                     parts.append(old.filter(keep))
                 if new_part.num_rows:
                     parts.append(new_part)
-                merged = pa.concat_tables(parts, promote_options="permissive") if parts else None
+                merged = concat_year_tables(parts, name, [path]) if parts else None
                 if merged is None or merged.num_rows == 0:
                     if self.fs.exists(path):
                         self.fs.rm(path)
@@ -380,12 +424,20 @@ class ParquetStore:
                 merged = merged.take(pc.sort_indices(merged, sort_keys=[(date_column, "ascending")]))
                 self._write_atomic(path, merged.combine_chunks())
                 written.append(path)
+        empty = f"{self.table_dir(name)}/{EMPTY_FILE}"
         if not self.files(name):
             # Keep the table (and its DuckDB view) queryable with its schema even with no rows.
-            empty = f"{self.table_dir(name)}/{EMPTY_FILE}"
             with self._locked(empty):
                 self._write_atomic(empty, new.slice(0, 0))
             written.append(empty)
+        elif written and self.fs.exists(empty):
+            # Rows have arrived: the placeholder goes. Its schema came from a frame with no rows
+            # (columns typed double or null), so kept beside a year file it made a split backfill
+            # whose first range had no rows (a warm-up year) unreadable ("Field raw_label has
+            # incompatible types: string vs double") and left a file one range never writes.
+            with self._locked(empty):
+                if self.fs.exists(empty):
+                    self.fs.rm(empty)
         return written
 
     # ------------------------------------------------------------------ reads
@@ -420,7 +472,7 @@ class ParquetStore:
         tables = [self._read_file(p, read) for p in chosen]
         if not tables:
             return to_pandas(self._read_file(files[0], read).slice(0, 0))
-        table = pa.concat_tables(tables, promote_options="permissive")
+        table = concat_year_tables(tables, name, chosen)
         if (lo is not None or hi is not None) and date_column in table.column_names:
             mask = None
             if lo is not None:

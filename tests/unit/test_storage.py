@@ -95,6 +95,70 @@ def test_empty_table_still_has_a_queryable_view(home):
     assert [c[0] for c in con.execute("describe quarantine").fetchall()] == ["date", "symbol", "close"]
 
 
+
+def test_rows_after_an_empty_range_replace_its_placeholder(home, tmp_path):
+    # A split backfill whose first range is a warm-up year: that run stores no rows (the
+    # placeholder, its empty columns typed double), the next one stores labels (strings). Found by
+    # bench/scale.py building year by year: the placeholder stayed beside the year file and every
+    # later read failed with "Field raw_label has incompatible types: string vs double".
+    store = ParquetStore(str(home))
+    warm_up = pd.DataFrame({"date": pd.Series([], dtype="datetime64[ns]"), "raw_label": pd.Series([], dtype="float64")})
+    store.write_dated("regimes", warm_up, pd.to_datetime(["2020-01-02", "2020-01-03"]))
+    assert [Path(p).name for p in store.files("regimes")] == ["empty.parquet"]
+    placeholder = (home / "parquet" / "regimes" / "empty.parquet").read_bytes()
+    days = pd.to_datetime(["2021-01-04", "2021-01-05"])
+    labelled = pd.DataFrame({"date": days, "raw_label": ["CARRY", "CRISIS"]})
+    store.write_dated("regimes", labelled, days)
+    assert [Path(p).name for p in store.files("regimes")] == ["2021.parquet"]
+    assert not (home / "parquet" / "regimes" / "empty.parquet").exists()
+    assert store.read("regimes")["raw_label"].tolist() == ["CARRY", "CRISIS"]
+    # the same file tree and bytes as one range writing the same rows
+    one = ParquetStore(str(tmp_path / "one"))
+    one.write_dated("regimes", labelled, pd.to_datetime(["2020-01-02", "2020-01-03", *days]))
+    assert sha(home / "parquet" / "regimes" / "2021.parquet") == sha(tmp_path / "one" / "parquet" / "regimes" / "2021.parquet")
+    assert [Path(p).name for p in one.files("regimes")] == ["2021.parquet"]
+    # a root written before this fix (placeholder left beside a year file) still reads
+    (home / "parquet" / "regimes" / "empty.parquet").write_bytes(placeholder)
+    assert [Path(p).name for p in store.files("regimes")] == ["2021.parquet"]
+    assert store.read("regimes")["raw_label"].tolist() == ["CARRY", "CRISIS"]
+
+def test_a_year_without_values_takes_the_type_of_the_years_with_values(home):
+    # Rows exist, but a column holds no value in that year (a regime label before the first regime
+    # model: NaN, so double). One range over both years types it from the later strings; a
+    # backfill split at the year failed on every read ("regime_label ... double vs string"), and
+    # so did an EOD run writing a labelled day into that year's file.
+    store = ParquetStore(str(home))
+    early = pd.to_datetime(["2021-12-30", "2021-12-31"])
+    store.write_dated("books", pd.DataFrame({"date": early, "weight": [0.5, 0.5], "regime_label": [np.nan, np.nan]}), early)
+    late = pd.to_datetime(["2022-01-03"])
+    store.write_dated("books", pd.DataFrame({"date": late, "weight": [0.4], "regime_label": ["CARRY"]}), late)
+    back = store.read("books")
+    assert back["regime_label"].isna().tolist() == [True, True, False] and back["regime_label"].iloc[2] == "CARRY"
+    assert back["weight"].tolist() == [0.5, 0.5, 0.4]
+    # a labelled day written into the year whose file holds only nulls there
+    day = pd.to_datetime(["2021-12-31"])
+    store.write_dated("books", pd.DataFrame({"date": day, "weight": [0.3], "regime_label": ["CRISIS"]}), day)
+    year = store.read("books", "2021-01-01", "2021-12-31")
+    assert year["regime_label"].isna().tolist() == [True, False] and year["regime_label"].iloc[1] == "CRISIS"
+    # values of two types in one column are a named error, not a silent cast
+    other = pd.to_datetime(["2023-01-03"])
+    store.write_dated("books", pd.DataFrame({"date": other, "weight": [0.1], "regime_label": [3.0]}), other)
+    with pytest.raises(StorageError, match=r"'books': column 'regime_label' holds values of different types \(double, string\)"):
+        store.read("books")
+
+
+def test_columns_without_values_keep_their_kind():
+    # Text columns with no value (labels before their model exists) are text, and date columns
+    # of a frame without rows are dates, as in a frame with values: an empty or warm-up range
+    # stores the schema a longer range stores (a null-typed `date` broke date filters on the read).
+    from prometheus_assets.resources.storage import to_arrow
+
+    empty = to_arrow(pd.DataFrame(columns=["date", "book", "exit_date"]))
+    assert [str(f.type) for f in empty.schema] == ["date32[day]", "string", "date32[day]"]
+    warm_up = to_arrow(pd.DataFrame({"date": pd.to_datetime(["2020-01-02"]), "regime_label": [None], "z": [[1.0]]}))
+    assert [str(f.type) for f in warm_up.schema] == ["date32[day]", "string", "list<element: double>"]
+
+
 def test_duckdb_view_sees_replaced_files(home):
     store = ParquetStore(str(home))
     days = pd.bdate_range("2020-01-01", "2020-02-28")
