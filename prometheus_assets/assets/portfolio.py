@@ -63,7 +63,10 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         solved = book_inputs.save_memo(ctx)
         book_inputs.save_states(storage, "target_portfolios", dates, states)
         out = pd.concat(parts, ignore_index=True)
-        out = out.assign(regime_label=out["date"].map(ctx.regimes), sector=out["symbol"].map(ctx.sectors))
+        # labels as text also before the first regime (all missing: .map would give float NaN, so a
+        # range of warm-up days alone stored a double column where one range over more days stores strings)
+        out = out.assign(regime_label=out["date"].map(ctx.regimes).astype(object).where(lambda s: s.notna(), None),
+                         sector=out["symbol"].map(ctx.sectors))
         out = out[out["date"] >= dates[0]].reset_index(drop=True)
         held = out[out["target_weight"] != 0]
         return metadata.output(context, out, numbers={
