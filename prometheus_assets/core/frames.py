@@ -17,8 +17,22 @@ def to_wide(long: pd.DataFrame, value: str, index: str = "date", columns: str = 
 
 
 def equal_weight_market(returns: pd.DataFrame) -> pd.Series:
-    """The equal-weight market return of the symbols trading each day (a point-in-time index)."""
-    return returns.mean(axis=1, skipna=True).rename("market_return")
+    """The equal-weight market return of the symbols trading each day (a point-in-time index).
+
+    The mean of each row's values (NaN skipped, as ``DataFrame.mean(axis=1)``), summed with
+    :func:`row_sums`, so a day's market return does not depend on which other symbols the frame
+    has. With pandas' mean, a symbol listed years later (a column of NaN on the earlier days,
+    present only in a longer read) moved earlier days' market in the last bits, and with it
+    every stability vector, beta and profile built on it: a backfill split at a year differed
+    from one range, and so did a build on truncated history from the full one (found when the
+    scale benchmark built a 60-name synthetic history year by year).
+    """
+    values = returns.to_numpy(dtype="float64", na_value=np.nan)
+    present = ~np.isnan(values)
+    count = present.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, row_sums(np.where(present, values, 0.0)) / np.maximum(count, 1), np.nan)
+    return pd.Series(mean, index=returns.index, name="market_return")
 
 
 def row_sums(values: np.ndarray) -> np.ndarray:

@@ -57,3 +57,25 @@ def test_returns_equal_the_direct_formula(values):
 
 def test_empty_prices_give_empty_returns():
     assert daily_returns(long({}), SESSIONS).empty
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), names=st.integers(20, 60), listed_later=st.sets(st.integers(0, 59), min_size=1, max_size=6))
+def test_equal_weight_market_does_not_see_symbols_listed_later(seed, names, listed_later):
+    # A symbol listed after day t is a column of NaN on day t in a longer read only: day t's market
+    # return must be the same bits either way (the split-backfill and truncation identities).
+    # With pandas' mean it was not, on most days (the test fails on the old code).
+    from prometheus_assets.core.frames import equal_weight_market, to_wide
+
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2020-01-01", periods=504)
+    symbols = [f"s{j:03d}" for j in range(names)]
+    grid = pd.MultiIndex.from_product([dates, symbols], names=["date", "symbol"]).to_frame(index=False)
+    grid = grid.assign(**{"return": rng.normal(0.0, 0.02, len(grid))})
+    grid = grid[(grid["date"] >= dates[252]) | ~grid["symbol"].isin([f"s{j:03d}" for j in listed_later])]  # listed in year two
+    short = equal_weight_market(to_wide(grid[grid["date"] < dates[252]], "return"))  # a run over year one
+    longer = equal_weight_market(to_wide(grid, "return").loc[: dates[251]])  # year one of a run over both years
+    assert np.array_equal(short.to_numpy(), longer.to_numpy(), equal_nan=True)
+    # and it is the mean of the day's values (pandas' skipna mean, up to rounding)
+    np.testing.assert_allclose(short.to_numpy(), to_wide(grid[grid["date"] < dates[252]], "return").mean(axis=1).to_numpy(), rtol=1e-12, atol=1e-15)
+    assert short.name == "market_return"
