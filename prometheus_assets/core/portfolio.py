@@ -58,7 +58,7 @@ import pandas as pd
 
 from prometheus_assets.core.books import ALLOCATION_METHODS, COMBINATION_METHODS, BookConfig, Constraints
 from prometheus_assets.core.evaluation import MIN_NAMES_PER_DATE, rank_ic_wide
-from prometheus_assets.core.frames import trailing_sums
+from prometheus_assets.core.frames import row_sums, trailing_sums
 
 #: Sector label of a name whose sector is missing.
 UNKNOWN_SECTOR = "UNKNOWN"
@@ -104,8 +104,14 @@ def normalise_scores(score: pd.DataFrame) -> pd.DataFrame:
         xr = x[rows]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(xr, axis=1, keepdims=True)
-            std = np.nanstd(xr, axis=1, keepdims=True)
+            # row sums in column order (frames.row_sums), not np.nanmean / np.nanstd: NumPy groups a
+            # row's values by position, so a name without a value that day (present in a longer
+            # read only, e.g. one delisted before the range) changed the other names' z-scores in
+            # the last bits, and a backfill split into ranges differed from one range
+            valid = ~np.isnan(xr)
+            count = valid.sum(axis=1, keepdims=True)
+            mean = row_sums(np.where(valid, xr, 0.0))[:, None] / count
+            std = np.sqrt(row_sums(np.where(valid, (xr - mean) ** 2, 0.0))[:, None] / count)
             # "constant" is decided on the values themselves: the mean of equal numbers is not
             # always bit-equal to them, so a rounding-size std must not blow up into ±1.
             flat = np.nanmax(xr, axis=1, keepdims=True) == np.nanmin(xr, axis=1, keepdims=True)
