@@ -164,12 +164,17 @@ def simulate_with_state(
         Each day is a 1-D sum of its own row. Not a matrix product or a 2-D reduction: both group
         the arithmetic by the period's length, so a day's value changed in the last bit when
         history was cut (caught by the split-backfill test); a 1-D sum of the same row is the same
-        sum however long the period.
+        sum however long the period. And only over the symbols held: NumPy sums pairwise, by
+        position, so the price columns of names never held (delisted before the range or listed
+        after it, present in a longer read only) shifted the others and changed the last bit too.
         """
-        abs_shares = np.abs(shares)
+        held = np.flatnonzero(shares)
+        held_shares = shares[held]
+        abs_shares = np.abs(held_shares)
+        rows = valued[a:b][:, held]
         for day in range(a, b):
-            row = valued[day]
-            equity[day - start] = cash + (row * shares).sum()
+            row = rows[day - a]
+            equity[day - start] = cash + (row * held_shares).sum()
             gross[day - start] = (row * abs_shares).sum()
         cash_out[a - start : b - start] = cash
 
@@ -185,13 +190,14 @@ def simulate_with_state(
         px = raw[a]
         tradeable = ~np.isnan(px)
         value = shares * valued[a]
-        equity_before = cash + value.sum()
+        held = shares != 0  # (sums over held or tradeable names only: see hold())
+        equity_before = cash + value[held].sum()
         w_t = weights[k][tradeable]
         v_t = value[tradeable]
         x = _post_cost_equity(equity_before, w_t, v_t, rate)
         traded = np.abs(w_t * x - v_t).sum()
         shares[tradeable] = w_t * x / px[tradeable]
-        cash = x - w_t.sum() * x - value[~tradeable].sum()
+        cash = x - w_t.sum() * x - value[~tradeable & held].sum()
         i = a - start
         costs[i] = equity_before - x
         turnover[i] = traded / x if x != 0 else np.nan
