@@ -27,7 +27,7 @@ RETURN_COLUMNS = ["date", "book", "config_id", "combination_method", "configured
 def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", deps=["target_portfolios", "prices_daily"],
+        code_version="2", deps=["target_portfolios", "prices_daily"],
         description=(
             "Sleeve positions per book, day and held symbol: weight at the close, shares, price, market value and the book's "
             "equity (starting at 1.0). Holdings drift with prices between rebalances; on a rebalance the book trades to its "
@@ -53,7 +53,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="2", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
+        code_version="3", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
         ins={"instruments": dg.AssetIn()},
         description=(
             "Daily sleeve returns after costs for every config <book>.<combination method>: the configured book "

@@ -220,7 +220,7 @@ def _continued(storage: StorageResource, run: EdgeRun, table: str, parts: list[p
             "Every edge-sizing decision of the opted-in books (YAML edge_sizing): date, book, symbol, pattern_key, the full "
             "scope, base_alloc, pm_strength_applied, exposure_skew_applied, decay_mult per mask used, max_alloc = base × "
             "pm_strength × exposure_skew, raw / sized / final weight. Point in time: stats from trades closed before the day.")),
-        "edge_sleeve_returns": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", metadata={"point_in_time_column": "date"}, description=(
+        "edge_sleeve_returns": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="4", metadata={"point_in_time_column": "date"}, description=(
             "Daily returns after costs of the edge-sized books (config <book>.<method>.edge), same columns as sleeve_returns; "
             "sleeve_metrics compares them with the plain books.")),
     },

@@ -38,7 +38,7 @@ def _reference_returns(storage: StorageResource, end: pd.Timestamp) -> tuple[pd.
 def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="2", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
+        code_version="3", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
         ins={"instruments": dg.AssetIn()},
         description=(
             "TargetPortfolio_book(t): per book, day and held symbol the weight before trading (drifted), the target after "
@@ -77,7 +77,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"},
-        code_version="1", deps=["target_portfolios", "returns_daily", "prices_daily", "reference_prices"], ins={"instruments": dg.AssetIn()},
+        code_version="2", deps=["target_portfolios", "returns_daily", "prices_daily", "reference_prices"], ins={"instruments": dg.AssetIn()},
         description=(
             "Risk report per book and day on the weights held at the close, long format (section, item, value): ex-ante "
             "volatility from a Ledoit-Wolf covariance (trailing 252 sessions, refreshed monthly from earlier data only); "
