@@ -1,8 +1,10 @@
 """Run every benchmark in bench/ (what `make bench` does). Figures are printed, never asserted.
 
-``bench/scale.py`` runs last at the hardening issue's size (3,000 assets × 20 years), which on a
-24 GB machine is killed for memory inside ``strategy_signals`` (README, *Scaling*). ``BENCH_SCALE_ARGS`` passes other arguments to it, e.g.
-``BENCH_SCALE_ARGS="--assets 300 --years 3" make bench``.
+``bench/scale.py`` runs last at the hardening issue's size (3,000 assets × 20 years), built year
+by year (20 runs, each resuming from the previous one's state): hours on the 2-core machine
+(README, *Scaling*). ``BENCH_SCALE_ARGS`` passes other arguments to it, e.g.
+``BENCH_SCALE_ARGS="--assets 300 --years 3" make bench``, or ``--chunk-years 0`` for the whole
+history in one run (killed for memory at this size on a 24 GB machine).
 """
 
 from __future__ import annotations
