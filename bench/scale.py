@@ -9,7 +9,7 @@ hardening issue's targets (bodies ≤ 5 min, peak ≤ 8 GiB). Figures are printe
 How the history is built: ``--chunk-years K`` (default 1) splits it into consecutive ranges of K
 years, one ``prometheus build --start --end`` run each, in date order; every run resumes from
 the state the previous one saved at its last day. That is a backfill split into ranges, which
-gives the same bytes as one range (``tests/assets/test_operations.py``, the split-backfill
+gives the same bytes as one range (``tests/assets/test_state_spaces.py``, the split-backfill
 test), and it is how a user builds a long history on a machine of this size: one run over 20
 years at 3,000 names holds every step's whole-range frame in memory and was killed by the
 kernel at 23.9 GB. ``--chunk-years 0`` builds everything in one run (the old way, for
