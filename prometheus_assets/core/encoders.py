@@ -37,8 +37,8 @@ The window features of ``t`` are also the same bits whatever comes *before* the 
 window statistic is a fixed-order sum over the window's own rows (:func:`~prometheus_assets.core.frames.trailing_sums`,
 :func:`~prometheus_assets.core.frames.trailing_mean_std`, the offset loops here), never a
 pandas rolling or cumulative operation (those carry rounding from every earlier row); and every
-cross-sectional sum adds the symbols of a row left to right (:func:`_row_sums`), so a symbol
-without a value that day (listed later, delisted before: present in one read, absent from a
+cross-sectional sum adds the symbols of a row left to right
+(:func:`~prometheus_assets.core.frames.finite_row_sums`), so a symbol without a value that day (listed later, delisted before: present in one read, absent from a
 shorter one) changes nothing. Hence a daily run can compute them from a lookback window. The
 one expanding feature, the market's ``drawdown_from_peak``, continues from an exact carried
 :class:`MarketLevel` instead (see :func:`market_features`).
@@ -56,7 +56,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from prometheus_assets.core.frames import row_sums, trailing_mean_std, trailing_sums
+from prometheus_assets.core.frames import equal_weight_market_values, finite_row_sums, trailing_mean_std, trailing_sums
 
 __all__ = [
     "DEFAULT_MIN_TRAIN_ROWS",
@@ -199,21 +199,6 @@ def _rolling_drawdowns(log_returns: np.ndarray, window: int) -> tuple[np.ndarray
     return worst_out, current_out
 
 
-def _row_sums(values: np.ndarray) -> np.ndarray:
-    """Sum of the finite values of each row (axis 1), added left to right in column order
-    (:func:`frames.row_sums`): a column without a value adds an exact 0.0, so the sum is the same
-    whichever value-less columns the frame has."""
-    x = np.asarray(values, dtype="float64")
-    return row_sums(np.where(np.isfinite(x), x, 0.0))
-
-
-def _equal_weight_market(r: np.ndarray) -> np.ndarray:
-    """Mean return of the symbols trading each day (NaN on a day nobody trades)."""
-    count = np.isfinite(r).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, _row_sums(r) / np.maximum(count, 1), np.nan)
-
-
 def _full_windows(values: np.ndarray, window: int) -> np.ndarray:
     """True where the ``window`` rows ending at a row are all non-NaN."""
     return trailing_sums((~np.isnan(values)).astype("float64"), window) == window
@@ -273,7 +258,7 @@ def instrument_features(returns: pd.DataFrame, window: int) -> pd.DataFrame:
     ann, sqrt_ann = float(TRADING_DAYS_PER_YEAR), float(np.sqrt(TRADING_DAYS_PER_YEAR))
     with np.errstate(invalid="ignore", divide="ignore"):
         log_r = np.log1p(r)
-    market = _equal_weight_market(r)
+    market = equal_weight_market_values(r)
 
     full = _full_windows(r, window)
     mean, std = trailing_mean_std(r, window, window)
@@ -325,8 +310,8 @@ def _average_pairwise_correlation(r: np.ndarray, window: int, full: np.ndarray, 
     ``sum_i z_i`` is a length-W vector: its k-th entry is ``sum_i a_i r_{i,k} - sum_i a_i mean_i``
     with ``a_i = 1 / ||r_i - mean_i||`` (``||r_i - mean_i|| = std_i sqrt(W - 1)``). We build it
     one window offset k at a time for all dates at once (the sums over symbols with
-    :func:`_row_sums`, so absent symbols change nothing), so the cost is O(N*W) per date instead
-    of the O(N^2 * W) of a correlation matrix. Symbols without a full window, or with constant
+    :func:`~prometheus_assets.core.frames.finite_row_sums`, so absent symbols change nothing), so
+    the cost is O(N*W) per date instead of the O(N^2 * W) of a correlation matrix. Symbols without a full window, or with constant
     returns over it, are left out (``a_i = 0``) and not counted in ``N``.
 
     Returns ``(rho_bar, n_used)``; ``rho_bar`` is NaN where fewer than two symbols qualify.
@@ -341,13 +326,13 @@ def _average_pairwise_correlation(r: np.ndarray, window: int, full: np.ndarray, 
     usable = full & np.isfinite(norm) & (norm > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = np.where(usable, 1.0 / norm, 0.0)
-    centre = _row_sums(np.where(usable, a * mean, 0.0))
+    centre = finite_row_sums(np.where(usable, a * mean, 0.0))
     r0 = np.where(np.isfinite(r), r, 0.0)
     ends = slice(window - 1, None)
     a_end = a[ends]
     sq = np.zeros(n_dates - window + 1)
     for k in range(window):
-        u_k = _row_sums(a_end * r0[k : n_dates - window + 1 + k]) - centre[ends]
+        u_k = finite_row_sums(a_end * r0[k : n_dates - window + 1 + k]) - centre[ends]
         sq += u_k * u_k
     n = usable.sum(axis=1)[ends].astype("float64")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -397,7 +382,7 @@ def market_level_at(returns: pd.DataFrame, date: pd.Timestamp, start: MarketLeve
     wide = returns.loc[: pd.Timestamp(date)]
     index = pd.DatetimeIndex(wide.index)
     with np.errstate(invalid="ignore", divide="ignore"):
-        m_log = np.log1p(_equal_weight_market(wide.to_numpy(dtype="float64")))
+        m_log = np.log1p(equal_weight_market_values(wide.to_numpy(dtype="float64")))
     level, peak = _market_levels(index, m_log, start)
     done = ~np.isnan(level)
     if not done.any():
@@ -431,7 +416,7 @@ def market_features(returns: pd.DataFrame, window: int, start: MarketLevel = Mar
     wide = _as_wide_returns(returns, window)
     r = wide.to_numpy(dtype="float64", copy=True)
     ann, sqrt_ann = float(TRADING_DAYS_PER_YEAR), float(np.sqrt(TRADING_DAYS_PER_YEAR))
-    market = _equal_weight_market(r)
+    market = equal_weight_market_values(r)
     with np.errstate(invalid="ignore"):
         m_log = np.log1p(market)
         log_r = np.log1p(r)
@@ -445,8 +430,8 @@ def market_features(returns: pd.DataFrame, window: int, start: MarketLevel = Mar
     valid = np.isfinite(r)
     n_trading = valid.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        xs_mean = _row_sums(r) / n_trading
-        xs_var = _row_sums(np.where(valid, (r - xs_mean[:, None]) ** 2, np.nan)) / (n_trading - 1.0)
+        xs_mean = finite_row_sums(r) / n_trading
+        xs_var = finite_row_sums(np.where(valid, (r - xs_mean[:, None]) ** 2, np.nan)) / (n_trading - 1.0)
     xs_std = np.where(n_trading >= 2, np.sqrt(xs_var), np.nan)
 
     full = _full_windows(r, window)

@@ -19,20 +19,31 @@ def to_wide(long: pd.DataFrame, value: str, index: str = "date", columns: str = 
 def equal_weight_market(returns: pd.DataFrame) -> pd.Series:
     """The equal-weight market return of the symbols trading each day (a point-in-time index).
 
-    The mean of each row's values (NaN skipped, as ``DataFrame.mean(axis=1)``), summed with
-    :func:`row_sums`, so a day's market return does not depend on which other symbols the frame
-    has. With pandas' mean, a symbol listed years later (a column of NaN on the earlier days,
-    present only in a longer read) moved earlier days' market in the last bits, and with it
-    every stability vector, beta and profile built on it: a backfill split at a year differed
-    from one range, and so did a build on truncated history from the full one (found when the
-    scale benchmark built a 60-name synthetic history year by year).
+    :func:`equal_weight_market_values` of the frame: each row's finite values summed in column
+    order, so a day's market return does not depend on which other symbols the frame has. With
+    pandas' mean, a symbol listed years later (a column of NaN on the earlier days, present only
+    in a longer read) moved earlier days' market in the last bits, and with it every stability
+    vector, beta and profile built on it: a backfill split at a year differed from one range, and
+    so did a build on truncated history from the full one (found when the scale benchmark built a
+    60-name synthetic history year by year).
     """
     values = returns.to_numpy(dtype="float64", na_value=np.nan)
-    present = ~np.isnan(values)
-    count = present.sum(axis=1)
+    return pd.Series(equal_weight_market_values(values), index=returns.index, name="market_return")
+
+
+def equal_weight_market_values(returns: np.ndarray) -> np.ndarray:
+    """Mean of the finite values of each row of a dates × symbols array (NaN on a day nobody trades)."""
+    count = np.isfinite(returns).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, row_sums(np.where(present, values, 0.0)) / np.maximum(count, 1), np.nan)
-    return pd.Series(mean, index=returns.index, name="market_return")
+        return np.where(count > 0, finite_row_sums(returns) / np.maximum(count, 1), np.nan)
+
+
+def finite_row_sums(values: np.ndarray) -> np.ndarray:
+    """Sum of the finite values of each row, added left to right in column order (:func:`row_sums`):
+    a column without a value adds an exact 0.0, so the sum is the same whichever value-less
+    columns the frame has."""
+    x = np.asarray(values, dtype="float64")
+    return row_sums(np.where(np.isfinite(x), x, 0.0))
 
 
 def row_sums(values: np.ndarray) -> np.ndarray:
