@@ -87,7 +87,7 @@ def main() -> int:
                       f"peak so far {peak_kib / 2**20:.2f} GiB, {wall:.0f} s in all)")
                 return 1
             split = {k: float(m.group(1)) for k, m in ((k, re.search(rf"{k}\s+([\d.]+) s", proc.stdout))
-                                                       for k in ("wall time", "asset bodies", "Parquet/DuckDB IO", "Dagster bookkeeping")) if m}
+                                                       for k in ("asset bodies", "Parquet/DuckDB IO", "Dagster bookkeeping")) if m}
             body += split.get("asset bodies", 0.0)
             io += split.get("Parquet/DuckDB IO", 0.0)
             bookkeeping += split.get("Dagster bookkeeping", 0.0)
