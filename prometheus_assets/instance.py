@@ -79,6 +79,15 @@ How (all changes are local to this process; the on-disk format is untouched)
    as a side effect of checkpointing the WAL on every connection close, which the pooled
    connections no longer do.
 
+6. ``PRAGMA wal_autocheckpoint`` of 16,384 pages (64 MiB; ``wal_autocheckpoint`` in the config)
+   instead of SQLite's 1,000. The commit that takes the log past that size copies it into the
+   database and syncs it, inside whatever step was storing an event. With a full-history
+   ``index.db`` of ~2.7 GB, the scattered index pages an end-of-day run touches passed 1,000
+   pages several times per run: ~0.9 s of commits (cProfile), now none; the log is copied when
+   the run's process closes its connections (``dispose()``, as a run worker does when it ends,
+   and ``prometheus build``), or by the commit that passes 64 MiB in a long backfill. Readers
+   and the on-disk format are unaffected; the log file can grow to about that size.
+
 Caveats
 -------
 * Written against dagster 1.13 internals (``_connect``, ``_store_asset_event``, ``_event_to_row``,
@@ -125,13 +134,20 @@ if TYPE_CHECKING:
 __all__ = ["FastSqliteEventLogStorage"]
 
 
-def _set_pragmas(synchronous: str):
+#: Pages (4 KiB) the write-ahead log may hold before a commit checkpoints it into the database:
+#: 64 MiB, against SQLite's default of 1,000 pages (4 MiB). See point 6 of the module docstring.
+WAL_AUTOCHECKPOINT_PAGES = 16_384
+
+
+def _set_pragmas(synchronous: str, wal_autocheckpoint: int):
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         try:
             mode = cur.execute("PRAGMA journal_mode").fetchone()
-            if synchronous != "FULL" and mode and str(mode[0]).lower() == "wal":
-                cur.execute(f"PRAGMA synchronous={synchronous}")
+            if mode and str(mode[0]).lower() == "wal":
+                if synchronous != "FULL":
+                    cur.execute(f"PRAGMA synchronous={synchronous}")
+                cur.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         finally:
             cur.close()
 
@@ -149,12 +165,14 @@ class FastSqliteEventLogStorage(SqliteEventLogStorage):
         inst_data: ConfigurableClassData | None = None,
         synchronous: str = "NORMAL",
         max_run_engines: int = 8,
+        wal_autocheckpoint: int = WAL_AUTOCHECKPOINT_PAGES,
     ):
         # must exist before super().__init__, which may create/reindex the index shard
         self._synchronous = synchronous.upper()
         if self._synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self._max_run_engines = max(1, int(max_run_engines))
+        self._wal_autocheckpoint = max(1, int(wal_autocheckpoint))
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
         self._engines_pid = os.getpid()
@@ -174,6 +192,7 @@ class FastSqliteEventLogStorage(SqliteEventLogStorage):
                 default_value="NORMAL",
             ),
             "max_run_engines": Field(IntSource, is_required=False, default_value=8),
+            "wal_autocheckpoint": Field(IntSource, is_required=False, default_value=WAL_AUTOCHECKPOINT_PAGES),
         }
 
     @classmethod
@@ -201,7 +220,7 @@ class FastSqliteEventLogStorage(SqliteEventLogStorage):
                 max_overflow=-1,  # concurrent checkouts (e.g. db.inspect) get a temporary conn
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
             )
-            db.event.listen(engine, "connect", _set_pragmas(self._synchronous))
+            db.event.listen(engine, "connect", _set_pragmas(self._synchronous, self._wal_autocheckpoint))
             self._engines[shard] = engine
             run_shards = [s for s in self._engines if s != INDEX_SHARD_NAME]
             for stale in run_shards[: max(0, len(run_shards) - self._max_run_engines)]:

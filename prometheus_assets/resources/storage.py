@@ -595,9 +595,12 @@ class DuckDBCatalog:
             return wanted  # the common case: read-only, never blocks nor is blocked by a reader
         with self.store._locked(self.path):
             views = None if rebuild else self._current(self.path)
-            missing = self._stale(views, wanted)
-            if missing:
-                self._replace(missing if views is not None else sorted(set(self.store.tables()) | set(wanted)), keep=views is not None)
+            if self._stale(views, wanted):
+                # every stale view at once, not only the ones asked for: after the root moved (a copied
+                # or renamed root) all views read the old path, and fixing them one output at a time
+                # replaced the catalog file once per output of the next run (42 times in an EOD run)
+                everything = sorted(set(self.store.tables()) | set(wanted))
+                self._replace(self._stale(views, everything) if views is not None else everything, keep=views is not None)
         return wanted
 
     def _replace(self, names: Sequence[str], keep: bool) -> None:

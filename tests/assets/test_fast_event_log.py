@@ -100,3 +100,26 @@ def test_planned_check_rows_over_a_partition_range_equal_the_stock_rows(tmp_path
             rows[name] = check_execution_rows(instance)
     assert rows["fast"] == rows["stock"]
     assert [r[2] for r in rows["fast"]] == sorted(subset.get_partition_keys()) and len(rows["fast"]) == 60
+
+
+def test_wal_pragmas_and_a_closed_instance_leaves_no_write_ahead_log(tmp_path):
+    """Each pooled connection gets the configured auto-checkpoint; disposing checkpoints the log into the database.
+
+    A commit that takes the log past the auto-checkpoint size copies it into the database inside a
+    step (SQLite's 1,000 pages did that several times per end-of-day run at full history); the
+    copy happens instead when the process's connections close, as a run worker's do at its end.
+    """
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+
+    overrides = fast_overrides(tmp_path)
+    overrides["event_log_storage"]["config"]["wal_autocheckpoint"] = 5000
+    settings = Settings(home=str(tmp_path / "data"))
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
+        storage = instance.event_log_storage
+        run_range(settings, "2021-01-04", "2021-01-29", instance=instance, selection=CANONICAL)
+        with storage._engine(INDEX_SHARD_NAME).connect() as conn:
+            pragmas = [conn.exec_driver_sql(f"PRAGMA {p}").fetchone()[0] for p in ("journal_mode", "synchronous", "wal_autocheckpoint")]
+        assert pragmas == ["wal", 1, 5000]  # synchronous 1 = NORMAL
+        index = tmp_path / "history" / "runs" / "index.db"
+        assert (tmp_path / "history" / "runs" / "index.db-wal").exists()  # open connections: the log is still there
+    assert index.exists() and not (tmp_path / "history" / "runs" / "index.db-wal").exists()

@@ -375,6 +375,26 @@ def test_a_catalog_copied_from_another_root_is_repointed(home, tmp_path):
     assert view_count(home) == 2 * len(days)
 
 
+def test_a_moved_root_repoints_every_view_at_the_first_refresh(tmp_path):
+    # a run after the root was copied or moved refreshes one table's view per output: the first
+    # refresh must repoint them all, else the catalog file was replaced once per output (42 times)
+    days = pd.bdate_range("2020-01-01", "2020-01-10")
+    old = ParquetStore(str(tmp_path / "old"))
+    for name in ("a", "b", "c"):
+        old.write_dated(name, frame(days), days)
+    DuckDBCatalog(old).refresh()
+    os.rename(tmp_path / "old", tmp_path / "new")
+    store = ParquetStore(str(tmp_path / "new"))
+    catalog = DuckDBCatalog(store)
+    catalog.refresh(["a"])
+    con = duckdb.connect(catalog.path, read_only=True)  # b and c were repointed by the first refresh
+    try:
+        for name in ("a", "b", "c"):
+            assert con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == 2 * len(days)
+    finally:
+        con.close()
+
+
 def test_reports_are_written_under_the_root_only(home):
     store = ParquetStore(str(home))
     url = store.write_text("reports/x.md", "# hi")
