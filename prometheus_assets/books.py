@@ -7,6 +7,7 @@ directory of your own sleeve files instead of the bundled ones.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,15 @@ def _directory_files(directory: str) -> list[tuple[str, str]]:
     return [(str(p), p.read_text(encoding="utf-8")) for p in sorted(root.glob("*.yaml"))]
 
 
+@lru_cache(maxsize=256)
 def parse_book(path: str, text: str) -> BookConfig:
-    """One validated book from YAML ``text``; errors name ``path`` and the offending field."""
+    """One validated book from YAML ``text``; errors name ``path`` and the offending field.
+
+    Cached by (path, text): every asset of the books' groups reads the configs again (the files
+    are read each time, so an edit is seen), and parsing and validating them cost ~20 ms a time,
+    ~0.2 s of an end-of-day run. ``BookConfig`` is frozen, so sharing one instance is safe; an
+    error is raised again on every call (exceptions are not cached).
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
