@@ -3,7 +3,8 @@
 For each history length (1 year, 5 years, the full history) it builds the history up to the day
 before the last session once, into a fresh storage root and persistent instance (like
 ``make run``). It then times the EOD run of the last session (one partition of the whole graph,
-what ``eod_job`` runs for a new day) on a fresh copy of each built root, ``--rounds`` times,
+what ``eod_job`` runs for a new day) on a fresh copy of each built root (its DuckDB views repointed
+at the copy first, untimed, as in a root that never moved), ``--rounds`` times,
 interleaving the history lengths (1 year, 5 years, full, then 5 years, full, 1 year, ...). Each
 EOD run is its own process, as a run the sensor launches is.
 
