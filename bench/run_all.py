@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["backfill.py", "duckdb_reads.py", "eod.py", "simulate.py", "allocator_state.py", "scale.py"]  # scale.py last: the longest (and the largest in memory)
+BENCHMARKS = ["backfill.py", "duckdb_reads.py", "eod.py", "files_registry.py", "simulate.py", "allocator_state.py", "scale.py"]  # scale.py last: the longest (and the largest in memory)
 
 
 def main() -> int:

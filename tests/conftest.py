@@ -14,6 +14,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from prometheus_assets.definitions import build_definitions
+from prometheus_assets.resources.files_source import write_day_files  # noqa: F401 (the tests import it from here)
 from prometheus_assets.settings import Settings
 
 
@@ -97,21 +98,6 @@ def bundled_wide(start: str, end: str) -> pd.DataFrame:
 
     prices = load_sp500_dataset()
     return prices.loc[start:end]
-
-
-def write_day_files(directory: Path, wide: pd.DataFrame, fmt: str = "csv") -> list[Path]:
-    """One long-format file per day (date, symbol, close, adj_close) from a wide price frame."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for date, row in wide.iterrows():
-        day = pd.DataFrame({"date": pd.Timestamp(date).strftime("%Y-%m-%d"), "symbol": row.index, "close": row.values, "adj_close": row.values})
-        path = directory / f"{pd.Timestamp(date):%Y-%m-%d}.{fmt}"
-        if fmt == "csv":
-            day.to_csv(path, index=False)
-        else:
-            day.to_parquet(path, index=False)
-        paths.append(path)
-    return paths
 
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

@@ -5,18 +5,19 @@ Seed concept: the canonical market data every engine of Prometheus v2 reads (DES
 exchange calendar.
 """
 
+import json
 
 import dagster as dg
 import pandas as pd
 
 from prometheus_assets import checks
-from prometheus_assets.core import calendar, quality
+from prometheus_assets.core import calendar, quality, trading_spans
 from prometheus_assets.core.returns import daily_returns
 from prometheus_assets.core.schema import INSTRUMENT_COLUMNS
 from prometheus_assets.core.validation import assign_partition_dates, validate_bars
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import MarketDataResource, StorageResource
-from prometheus_assets.resources.sources import finish_registry, today_session
+from prometheus_assets.resources.sources import today_session
 
 GROUP = "canonical"
 OWNERS = ["team:prometheus-data"]
@@ -24,6 +25,9 @@ TAGS = {"layer": "canonical"}
 #: Sessions of ``prices_daily`` history each ``returns_daily`` partition reads before its own day:
 #: one for the return itself, four so a 5-session stale run ending today is seen in full.
 RETURNS_LOOKBACK = quality.STALE_RUN_SESSIONS - 1
+#: Where ``instruments`` carries a files source's trading spans between runs (a cache: deleting it
+#: only makes the next run read every bar file).
+SPAN_STATE = "cache/instrument_spans.json"
 
 
 def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -37,16 +41,23 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
             "exchange, asset class, first/last trading date of the source's bars that pass validation (a "
             "quarantined row does not count). Seed: the instrument registry of the canonical layer. "
             "first/last dates describe the source as built; "
-            "point-in-time consumers use prices_daily for availability."
+            "point-in-time consumers use prices_daily for availability. A files source without a registry "
+            "file lists every symbol its bars name. For a files source the spans are carried between runs "
+            f"({SPAN_STATE} under the storage root), so a new day reads only its own files when that gives "
+            "the same registry (daily files named by date, none changed); otherwise every bar file is read."
         ),
     )
-    def instruments(market_data: MarketDataResource) -> pd.DataFrame:
-        source = market_data.get()
-        registry = source.instruments()
-        if registry is None:  # no registry file: the universe is every symbol seen in the bars
-            bars = source.load_bars(source.span()[0], None)
-            registry = finish_registry(pd.DataFrame({"symbol": sorted(bars["symbol"].dropna().unique())}), bars)
-        return registry
+    def instruments(market_data: MarketDataResource, storage: StorageResource) -> dg.Output:
+        store = storage.store()
+        raw = store.read_bytes(SPAN_STATE)
+        try:
+            carried = trading_spans.SpanState.from_json(json.loads(raw)) if raw else None
+        except (ValueError, UnicodeDecodeError):  # a damaged cache: read every file, write a new one
+            carried = None
+        registry, state, files_read = market_data.get().registry(carried)
+        if state is not None:
+            store.write_bytes(SPAN_STATE, json.dumps(state.to_json(), sort_keys=True, separators=(",", ":")).encode())
+        return dg.Output(registry, metadata={} if files_read is None else {"bar_files_read": files_read})
 
     @dg.asset(
         group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",

@@ -82,6 +82,7 @@ import os
 import re
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,13 +176,13 @@ class FilesBarReader:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             top = dirpath == self.root
+            prefix = "" if top else os.path.relpath(dirpath, self.root).replace(os.sep, "/") + "/"  # (once per directory)
             for name in filenames:
                 if name.startswith(".") or _file_kind(name) is None:
                     continue
                 if top and name.lower() in _INSTRUMENT_NAMES:
                     continue
-                rel = os.path.relpath(os.path.join(dirpath, name), self.root)
-                found.append(rel.replace(os.sep, "/"))
+                found.append(prefix + name)
         return sorted(found)
 
     def instruments_file(self) -> str | None:
@@ -215,10 +216,15 @@ class FilesBarReader:
         lo: pd.Timestamp | None = None
         hi: pd.Timestamp | None = None
         unreadable: list[SourceFileError] = []
+        named: list[pd.Timestamp] = []  # the dates files are named after: taken together below (one
+        # DatetimeIndex per file cost ~1 s per call over 8,313 daily files, and the span is asked often)
         for rel in self.bar_files():
-            day = _stem_date(rel)
+            day = stem_date(rel)
+            if day is not None:
+                named.append(day)
+                continue
             try:
-                days = pd.DatetimeIndex([day]) if day is not None else self._file_days(rel)
+                days = self._file_days(rel)
             except SourceFileError as exc:
                 # The span is asked for when the code location loads (the partitions start at the
                 # first day) and by the sensor. A bad file must fail the run that reads it, with
@@ -232,6 +238,11 @@ class FilesBarReader:
             upto = days if not_after is None else days[days <= not_after]
             if len(upto):
                 hi = upto[-1] if hi is None else max(hi, upto[-1])
+        if named:
+            lo = min(named) if lo is None else min(lo, min(named))
+            upto_named = [d for d in named if not_after is None or d <= not_after]
+            if upto_named:
+                hi = max(upto_named) if hi is None else max(hi, max(upto_named))
         if lo is None:
             if unreadable:  # nothing else to go by: the first bad file's own error says what is wrong
                 raise unreadable[0]
@@ -256,9 +267,12 @@ class FilesBarReader:
     # -- bars -------------------------------------------------------------------------------
 
     def read_bars(
-        self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+        self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, files: list[str] | None = None
     ) -> pd.DataFrame:
         """Raw (unvalidated) long bars with ``start <= date <= end`` (inclusive, ``None`` = open).
+
+        ``files``: read only these bar files (paths relative to ``root``, as :meth:`bar_files`
+        lists them); default every bar file.
 
         Columns: :data:`OUTPUT_COLUMNS` -- the canonical bar columns (via
         :func:`~prometheus_assets.core.schema.normalise_bars`), ``source_file`` (path relative
@@ -273,8 +287,8 @@ class FilesBarReader:
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"start {lo.date()} is after end {hi.date()}")
         frames = []
-        for rel in self.bar_files():
-            day = _stem_date(rel)
+        for rel in self.bar_files() if files is None else files:
+            day = stem_date(rel)
             if day is not None and ((lo is not None and day < lo) or (hi is not None and day > hi)):
                 continue
             frame = self._read_bar_file(rel, day)
@@ -295,6 +309,12 @@ class FilesBarReader:
             ["date", "symbol", "source_file", "source_row"], na_position="last", kind="mergesort"
         ).reset_index(drop=True)
         return _fix_output_dtypes(bars)
+
+    def file_status(self, rel: str) -> list[int]:
+        """``[size, mtime_ns, ctime_ns, inode]`` of a bar file: what tells that it changed without reading it."""
+        # (no escape check here: reading the file checks it, and a status reveals nothing)
+        st = os.stat(os.path.join(self.root, *rel.split("/")))
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
     def _read_bar_file(self, rel: str, stem_day: pd.Timestamp | None) -> pd.DataFrame:
         raw = _read_table(self._abs(rel), BAR_COLUMNS, REQUIRED_BAR_COLUMNS)
@@ -384,7 +404,28 @@ def _stem(rel: str) -> str:
     return name[: len(name) - len(kind) - 1] if kind else name
 
 
-def _stem_date(rel: str) -> pd.Timestamp | None:
+def write_day_files(directory: str | os.PathLike, wide: pd.DataFrame, fmt: str = "csv") -> list[Path]:
+    """Write a wide price frame (dates × symbols) as a files source: one long file per session.
+
+    Each file is named after its session (``2022-12-28.csv`` or ``.parquet``) and holds
+    ``date, symbol, close, adj_close`` (close = adj_close). Used by the tests and benchmarks, and a
+    quick way to try the files source on any price table. Returns the files written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for date, row in wide.iterrows():
+        day = pd.DataFrame({"date": pd.Timestamp(date).strftime("%Y-%m-%d"), "symbol": row.index, "close": row.values, "adj_close": row.values})
+        path = directory / f"{pd.Timestamp(date):%Y-%m-%d}.{fmt}"
+        if fmt == "csv":
+            day.to_csv(path, index=False)
+        else:
+            day.to_parquet(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def stem_date(rel: str) -> pd.Timestamp | None:
     """The date a file is named for (``2020-03-02.csv``), or ``None``."""
     m = _DATE_STEM.match(_stem(rel))
     if not m:

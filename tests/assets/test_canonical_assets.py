@@ -144,3 +144,35 @@ def test_range_runs_log_heavy_metadata_once(home):
     single = run_range(Settings(home=str(home)), "2021-03-01", "2021-03-01", selection=["prices_daily"])
     [mat] = [e for e in single.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     assert {"preview", "dagster/row_count", "dagster/column_schema"} <= set(mat.materialization.metadata)
+
+
+def test_instruments_of_a_files_source_reads_only_the_new_day_files(tmp_path):
+    """A day's run reads that day's bar files for the registry, not every file of the history (carried spans)."""
+    import json
+    import time
+
+    from prometheus_assets.assets.canonical import SPAN_STATE
+    from prometheus_assets.assets.upstream_files import SETTLED_SECONDS
+
+    root = tmp_path / "bars"
+    wide = bundled_wide("2021-01-04", "2021-02-26")
+    write_day_files(root, wide.iloc[:-1])
+    time.sleep(SETTLED_SECONDS + 0.1)  # (the files were delivered a while before the run reads them)
+    settings = Settings(home=str(tmp_path / "data"), source=str(root))
+    first = f"{wide.index[0]:%Y-%m-%d}"
+
+    def files_read(result) -> int:
+        [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "instruments"]
+        return event.materialization.metadata["bar_files_read"].value
+
+    assert files_read(run_range(settings, first, f"{wide.index[-2]:%Y-%m-%d}", selection=["instruments"])) == len(wide) - 1
+    write_day_files(root, wide.iloc[-1:])
+    time.sleep(SETTLED_SECONDS + 0.1)
+    last = f"{wide.index[-1]:%Y-%m-%d}"
+    assert files_read(run_range(settings, last, last, selection=["instruments"])) == 1
+    stored = ParquetStore(settings.home).read("instruments")
+    assert stored["last_trading_date"].max() == wide.index[-1] and stored["first_trading_date"].min() == wide.index[0]
+    assert set(json.loads((tmp_path / "data" / SPAN_STATE).read_text())["files"]) == {f"{d:%Y-%m-%d}.csv" for d in wide.index}
+    (tmp_path / "data" / SPAN_STATE).write_text("{damaged")  # a damaged cache: every file is read again, same table
+    assert files_read(run_range(settings, last, last, selection=["instruments"])) == len(wide)
+    assert ParquetStore(settings.home).read("instruments").equals(stored)
