@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from prometheus_assets.assets.upstream_files import SETTLED_SECONDS
 from prometheus_assets.core import trading_spans
 from prometheus_assets.core.trading_spans import SpanState, appended_files
-from prometheus_assets.resources.sources import FilesSource
+from prometheus_assets.resources.sources import FilesSource, finish_registry
 from tests.conftest import bundled_wide, write_day_files
 
 WINDOW = ("2022-01-03", None)
@@ -97,6 +97,13 @@ def test_a_new_day_reads_only_its_files_and_gives_the_registry_of_a_full_read(tm
     settle()
     registry, carried, read = FilesSource(str(root)).registry(None)
     assert read == 30 and registry.equals(fresh(root))
+    # the full read is the registry built from every bar by finish_registry (what instruments stored before)
+    source = FilesSource(str(root))
+    if with_registry_file:
+        assert registry.equals(source.instruments())
+    else:
+        bars = source.load_bars(source.span()[0], None)
+        assert registry.equals(finish_registry(pd.DataFrame({"symbol": sorted(bars["symbol"].dropna().unique())}), bars))
 
     write_day_files(root, wide.iloc[30:32])  # two new sessions (delivered a while before the run reads them)
     settle()
