@@ -45,34 +45,34 @@ class SpanState:
     ``source``: the bar directory; ``window``: the (first, last) day read (ISO, None = open);
     ``files``: bar file (relative path) -> its status ``[size, mtime_ns, ctime_ns, inode]`` when
     read, or None when that status could not be trusted (the file was still being written: see
-    :data:`prometheus_assets.assets.upstream_files.SETTLED_SECONDS`); ``stems``: the date each
-    file is named after (ISO), None for a file not named after a date. ``spans``: symbol -> (first,
-    last) accepted date (ISO). ``future_rows``: rows read that were dated after ``as_of``.
+    :data:`prometheus_assets.assets.upstream_files.SETTLED_SECONDS`). ``spans``: symbol -> (first,
+    last) accepted date (ISO). ``future_rows``: rows read that were dated after ``as_of``. (The
+    dates the files are named after are not kept: a state is only extended while every file it
+    read is still there, so they are the current files' dates.)
     """
 
     source: str
     window: tuple[str | None, str | None]
     as_of: str
     files: dict[str, list[int] | None] = field(default_factory=dict)
-    stems: dict[str, str | None] = field(default_factory=dict)
     seen: tuple[str, ...] = ()
     spans: dict[str, tuple[str, str]] = field(default_factory=dict)
     future_rows: int = 0
 
-    def extended(self, files: Mapping[str, list[int] | None], stems: Mapping[str, str | None], seen: set[str],
-                 spans: Mapping[str, tuple[str, str]], future_rows: int) -> SpanState:
+    def extended(self, files: Mapping[str, list[int] | None], seen: set[str], spans: Mapping[str, tuple[str, str]],
+                 future_rows: int) -> SpanState:
         """This state with more files read: their statuses, the symbols they name and their spans added."""
         merged = dict(self.spans)
         for symbol, (first, last) in spans.items():
             old = merged.get(symbol)
             merged[symbol] = (first, last) if old is None else (min(old[0], first), max(old[1], last))
-        return SpanState(source=self.source, window=self.window, as_of=self.as_of, files={**self.files, **files}, stems={**self.stems, **stems},
+        return SpanState(source=self.source, window=self.window, as_of=self.as_of, files={**self.files, **files},
                          seen=tuple(sorted(set(self.seen) | seen)), spans=dict(sorted(merged.items())),
                          future_rows=self.future_rows + int(future_rows))
 
     def to_json(self) -> dict:
         return {"version": STATE_VERSION, "source": self.source, "window": list(self.window), "as_of": self.as_of, "files": self.files,
-                "stems": self.stems, "seen": list(self.seen), "spans": {k: list(v) for k, v in self.spans.items()},
+                "seen": list(self.seen), "spans": {k: list(v) for k, v in self.spans.items()},
                 "future_rows": self.future_rows}
 
     @classmethod
@@ -84,7 +84,7 @@ class SpanState:
             window = data["window"]
             return cls(source=str(data["source"]), window=(window[0], window[1]), as_of=str(data["as_of"]),
                        files={str(k): (list(v) if v is not None else None) for k, v in data["files"].items()},
-                       stems={str(k): v for k, v in data["stems"].items()}, seen=tuple(data["seen"]),
+                       seen=tuple(data["seen"]),
                        spans={str(k): (str(v[0]), str(v[1])) for k, v in data["spans"].items()},
                        future_rows=int(data["future_rows"]))
         except (KeyError, TypeError, IndexError, ValueError, AttributeError):
@@ -111,7 +111,7 @@ def appended_files(state: SpanState | None, source: str, current: Mapping[str, l
         if status is None or current.get(rel) != status:
             return None
     added = sorted(rel for rel in current if rel not in state.files)
-    old_days = {state.stems.get(rel) for rel in state.files}
+    old_days = {stems[rel] for rel in state.files}  # (every file of the state is still there: checked above)
     if any(stems[rel] in old_days for rel in added):
         return None
     return added

@@ -212,6 +212,10 @@ class FilesBarReader:
         """
         return self._span(_bound(not_after, "not_after"))[1]
 
+    def span(self, not_after: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """:meth:`first_day` and :meth:`last_day` (``not_after`` applies to the last only) from one scan of the files."""
+        return self._span(_bound(not_after, "not_after"))
+
     def _span(self, not_after: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
         lo: pd.Timestamp | None = None
         hi: pd.Timestamp | None = None

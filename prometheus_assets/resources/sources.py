@@ -308,7 +308,7 @@ class FilesSource(MarketDataSource):
         # ends on the newest bar not after today, so the newest partition with real data is the one
         # that reads past its day and quarantines the row as future_date, the sensor does not
         # request sessions the directory has no data for, and `make run` does not build them.
-        return self.reader.first_day(), self.reader.last_day(not_after=today_session())
+        return self.reader.span(not_after=today_session())
 
     def load_bars(self, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
         lo, hi = self._bounded(start, end)
@@ -355,7 +355,7 @@ class FilesSource(MarketDataSource):
         accepted = accepted_bars(bars, as_of) if bars is not None and not bars.empty else None
         settled = {rel: status[rel] if looked_at - status[rel][2] >= SETTLED_SECONDS * 1e9 else None for rel in to_read}
         state = base.extended(
-            settled, {rel: stems[rel] for rel in to_read},
+            settled,
             seen=set(bars["symbol"].dropna().unique()) if bars is not None else set(),
             spans=trading_spans.spans_of(accepted) if accepted is not None else {},
             future_rows=trading_spans.future_rows(bars, as_of) if bars is not None else 0)

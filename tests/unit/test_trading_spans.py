@@ -21,10 +21,9 @@ from tests.conftest import bundled_wide, write_day_files
 WINDOW = ("2022-01-03", None)
 
 
-def state(files=None, stems=None, future=0, as_of="2022-03-01") -> SpanState:
+def state(files=None, future=0, as_of="2022-03-01") -> SpanState:
     files = files if files is not None else {"2022-01-03.csv": [1, 2, 3, 4], "2022-01-04.csv": [5, 6, 7, 8]}
-    stems = stems if stems is not None else {rel: rel[:10] for rel in files}
-    return SpanState(source="/bars", window=WINDOW, as_of=as_of, files=files, stems=stems, seen=("A",),
+    return SpanState(source="/bars", window=WINDOW, as_of=as_of, files=files, seen=("A",),
                      spans={"A": ("2022-01-03", "2022-01-04")}, future_rows=future)
 
 
@@ -33,7 +32,7 @@ def test_appended_files_only_when_the_result_is_exact():
     now = {**old.files, "2022-01-05.csv": [9, 9, 9, 9]}
     stems = {rel: rel[:10] for rel in now}
     assert appended_files(old, "/bars", now, stems, WINDOW, "2022-03-01") == ["2022-01-05.csv"]
-    assert appended_files(old, "/bars", old.files, old.stems, WINDOW, "2022-03-02") == []  # nothing new, a later day
+    assert appended_files(old, "/bars", old.files, {rel: rel[:10] for rel in old.files}, WINDOW, "2022-03-02") == []  # nothing new, a later day
     assert appended_files(None, "/bars", now, stems, WINDOW, "2022-03-01") is None
     assert appended_files(old, "/other", now, stems, WINDOW, "2022-03-01") is None  # another directory
     assert appended_files(old, "/bars", now, stems, ("2021-01-04", None), "2022-03-01") is None  # another window
@@ -62,7 +61,7 @@ def test_extending_a_state_equals_the_spans_of_all_rows(first, second):
 
     a, b = rows(first), rows(second)
     empty = SpanState(source="/bars", window=WINDOW, as_of="2022-03-01")
-    carried = empty.extended({}, {}, set(a["symbol"]), trading_spans.spans_of(a), 0).extended({}, {}, set(b["symbol"]), trading_spans.spans_of(b), 0)
+    carried = empty.extended({}, set(a["symbol"]), trading_spans.spans_of(a), 0).extended({}, set(b["symbol"]), trading_spans.spans_of(b), 0)
     assert carried.spans == trading_spans.spans_of(pd.concat([a, b], ignore_index=True))
     assert carried.seen == tuple(sorted(set(a["symbol"]) | set(b["symbol"])))
     assert SpanState.from_json(carried.to_json()) == carried
