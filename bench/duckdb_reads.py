@@ -1,5 +1,11 @@
 """Benchmark: a full DuckDB read of every view (`SELECT *` to Arrow, best of 5) against 50 ms.
 
+The read is DuckDB's relation API (``con.sql(q).to_arrow_table()``), which converts to Arrow on
+both threads; ``con.execute(q).to_arrow_table()`` first collects the whole result and then
+converts it on one thread, ~1.7× slower for the large tables (measured). The connection is the
+catalog's own (``DuckDBCatalog.connect``: Parquet footers cached), so the first of the five
+reads parses the footers and the best is a warm read; the first is printed as ``cold``.
+
 Times the views of an existing storage root (default: ``PROMETHEUS_HOME``, else ./data, i.e. what
 `make run` built) without building anything; with nothing stored it says so and exits 0. Beside
 the wall time it prints the process CPU time of the best run (DuckDB's two threads together): on
@@ -22,29 +28,35 @@ import time
 DUCKDB_READ_TARGET_MS = 50.0
 
 
-def time_reads(con, names, repeat: int = 5) -> list[tuple[str, int, float, float]]:
-    """``(name, rows, best wall ms, best CPU ms)`` of ``SELECT * FROM name`` fetched as Arrow."""
+def time_reads(con, names, repeat: int = 5) -> list[tuple[str, int, float, float, float]]:
+    """``(name, rows, best wall ms, best CPU ms, first (cold) wall ms)`` of ``SELECT * FROM name`` as Arrow."""
     from prometheus_assets.resources.storage import sql_identifier
 
     out = []
     for name in names:
         best = cpu = float("inf")
+        cold = None
         rows = 0
         for _ in range(repeat):
             c0, t0 = time.process_time(), time.perf_counter()
-            table = con.execute(f"SELECT * FROM {sql_identifier(name)}").to_arrow_table()
-            best = min(best, time.perf_counter() - t0)
+            table = con.sql(f"SELECT * FROM {sql_identifier(name)}").to_arrow_table()
+            wall = time.perf_counter() - t0
+            cold = wall if cold is None else cold
+            best = min(best, wall)
             cpu = min(cpu, time.process_time() - c0)
             rows = table.num_rows
-        out.append((name, rows, 1000 * best, 1000 * cpu))
+        out.append((name, rows, 1000 * best, 1000 * cpu, 1000 * cold))
     return out
 
 
 def print_reads(results) -> None:
-    for name, rows, ms, cpu in results:
+    over = [name for name, _, ms, _, _ in results if ms > DUCKDB_READ_TARGET_MS]
+    for name, rows, ms, cpu, cold in results:
         flag = "" if ms <= DUCKDB_READ_TARGET_MS else "  **over target**"
-        print(f"  {name:<26} {rows:>10,} rows  {ms:7.1f} ms  (cpu {cpu:6.1f} ms; target {DUCKDB_READ_TARGET_MS:.0f} ms, "
-              f"ratio {ms / DUCKDB_READ_TARGET_MS:.2f}){flag}")
+        print(f"  {name:<26} {rows:>10,} rows  {ms:7.1f} ms  (cpu {cpu:6.1f} ms, cold {cold:6.1f} ms; target "
+              f"{DUCKDB_READ_TARGET_MS:.0f} ms, ratio {ms / DUCKDB_READ_TARGET_MS:.2f}){flag}")
+    print(f"  {len(results) - len(over)} of {len(results)} tables within {DUCKDB_READ_TARGET_MS:.0f} ms"
+          + (f"; over: {', '.join(over)}" if over else ""))
 
 
 def main() -> int:

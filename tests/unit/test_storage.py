@@ -171,6 +171,23 @@ def test_duckdb_view_sees_replaced_files(home):
     assert con.execute("select count(*) from t").fetchone()[0] == 3 + 2 * (len(days) - 3)
 
 
+def test_an_open_connection_reads_a_rewritten_year_despite_its_footer_cache(home):
+    """The catalog's connections cache Parquet footers; a year rewritten meanwhile is read afresh."""
+    store = ParquetStore(str(home))
+    days = pd.bdate_range("2020-01-01", "2020-02-28")
+    store.write_dated("t", frame(days), days)
+    catalog = DuckDBCatalog(store)
+    catalog.refresh()
+    con = catalog.connect(read_only=True)
+    assert con.execute("select current_setting('parquet_metadata_cache')").fetchone()[0] is True
+    assert con.execute("select count(*), count(distinct symbol) from t").fetchone() == (2 * len(days), 2)
+    # Same file, same year, more rows and a new symbol: a stale footer would read 2 symbols' rows
+    # at the old offsets, or fail.
+    store.write_dated("t", frame(days, symbols=("A", "B", "Z")), days)
+    assert con.execute("select count(*), count(distinct symbol) from t").fetchone() == (3 * len(days), 3)
+    con.close()
+
+
 def test_files_are_lz4_with_plain_floats_and_dictionary_keys(home):
     """The read-speed writer settings (README, Performance): LZ4, no dictionary for float columns."""
     store = ParquetStore(str(home))
