@@ -2,8 +2,14 @@
 
 Layout::
 
-    <home>/models/<kind>/<model_id>.joblib        the pickled estimator (joblib)
-    <home>/models/<kind>/<model_id>.json          manifest: sha256 of the .joblib, fit metadata
+    <home>/models/<kind>/<model_id>.joblib        the pickled estimator (a standard pickle; ``joblib.load`` opens it)
+    <home>/models/<kind>/<model_id>.json          manifest: sha256 of the .joblib, its format, fit metadata
+
+Artifact format: a standard pickle (protocol 5), written and read by the C pickler, recorded as
+``"format": "pickle"`` in the manifest. Artifacts saved before that have no ``format`` and are
+joblib's own format, which :meth:`ModelStore.load` still reads with joblib. (joblib's unpickler
+is the pure-Python one: a fitted HistGradientBoostingRegressor took ~47 ms to load against ~5 ms
+for the same model as a standard pickle, and a full-history score run loads every model in force.)
 
 A pickle is code, so we never unpickle a file we did not write:
 
@@ -27,10 +33,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
 from typing import Any
 
 import joblib
-from joblib.numpy_pickle import NumpyPickler
 
 from prometheus_assets.errors import StorageError
 from prometheus_assets.resources.storage import ParquetStore, check_identifier
@@ -38,8 +44,13 @@ from prometheus_assets.resources.storage import ParquetStore, check_identifier
 _MODEL_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
+#: The manifest's ``format`` of artifacts written by :func:`model_bytes`; a manifest without one is joblib's format.
+ARTIFACT_FORMAT = "pickle"
+PICKLE_PROTOCOL = 5
+
+
 def model_bytes(model: Any) -> bytes:
-    """``model`` pickled by joblib without the pickle memo: the bytes depend on its values only.
+    """``model`` as a standard pickle without the pickle memo: the bytes depend on its values only.
 
     A normal pickle writes an object seen twice once and then a back-reference, so its bytes depend
     on which equal objects happen to be the *same* object in memory. That varies with the process's
@@ -50,7 +61,7 @@ def model_bytes(model: Any) -> bytes:
     fitted estimators do not rely on identity, and have no reference cycles, which this mode refuses.)
     """
     buffer = io.BytesIO()
-    pickler = NumpyPickler(buffer)
+    pickler = pickle.Pickler(buffer, protocol=PICKLE_PROTOCOL)
     pickler.fast = True  # no memo
     pickler.dump(model)
     return buffer.getvalue()
@@ -93,7 +104,8 @@ class ModelStore:
         """Persist ``model`` and its manifest; returns the manifest."""
         blob_path, manifest_path = self._paths(kind, model_id)
         data = model_bytes(model)
-        manifest = {"kind": kind, "model_id": model_id, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **(metadata or {})}
+        manifest = {"kind": kind, "model_id": model_id, **(metadata or {}), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                    "format": ARTIFACT_FORMAT}  # (the fields load() relies on last: metadata cannot override them)
         with self._store._locked(blob_path):
             self._store._put_atomic(blob_path, data)  # blob first: a manifest never points at a missing blob
             self._store._put_atomic(manifest_path, json.dumps(manifest, sort_keys=True, default=str).encode())
@@ -122,11 +134,14 @@ class ModelStore:
         blob_path, _ = self._paths(kind, model_id)
         if not self.exists(kind, model_id):
             raise StorageError(f"no stored model {kind}/{model_id} under {self.home}")
-        expected = self.manifest(kind, model_id)["sha256"]
+        manifest = self.manifest(kind, model_id)
+        expected = manifest["sha256"]
         with self.fs.open(blob_path, "rb") as handle:
             data = handle.read()
         actual = hashlib.sha256(data).hexdigest()
         for source, wanted in (("manifest", expected), ("recorded hash", sha256)):
             if wanted is not None and actual != wanted:
                 raise ModelIntegrityError(f"model {kind}/{model_id} fails its integrity check (sha256 {actual[:12]}… ≠ {source} {wanted[:12]}…); refusing to load it")
-        return joblib.load(io.BytesIO(data))
+        if manifest.get("format") == ARTIFACT_FORMAT:
+            return pickle.loads(data)
+        return joblib.load(io.BytesIO(data))  # saved before the format was recorded: joblib's own

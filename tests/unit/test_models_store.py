@@ -76,3 +76,37 @@ def test_refitted_seeded_models_give_identical_artifacts(tmp_path):
         first = ModelStore(str(tmp_path / "one")).save("m", kind, fit())["sha256"]
         again = ModelStore(str(tmp_path / "two")).save("m", kind, fit())["sha256"]
         assert first == again, kind
+
+
+def test_artifacts_are_standard_pickles_that_joblib_also_opens(home):
+    import pickle
+
+    import joblib
+
+    store = ModelStore(str(home))
+    pca = PCA(n_components=2).fit(np.random.default_rng(1).normal(size=(30, 3)))
+    assert store.save("numeric_encoder", "enc", pca)["format"] == "pickle"
+    blob = home / "models" / "numeric_encoder" / "enc.joblib"
+    for opened in (pickle.loads(blob.read_bytes()), joblib.load(blob), store.load("numeric_encoder", "enc")):
+        np.testing.assert_array_equal(opened.components_, pca.components_)
+
+
+def test_artifacts_saved_by_joblib_before_the_format_was_recorded_still_load(home):
+    # A root built by an earlier version holds joblib-format blobs (numpy arrays after their
+    # wrappers in the stream, which the C unpickler cannot read) and manifests without "format".
+    import hashlib
+    import io
+    import json
+
+    from joblib.numpy_pickle import NumpyPickler
+
+    pca = PCA(n_components=2).fit(np.random.default_rng(2).normal(size=(30, 3)))
+    buffer = io.BytesIO()
+    NumpyPickler(buffer).dump(pca)
+    data = buffer.getvalue()
+    folder = home / "models" / "numeric_encoder"
+    folder.mkdir(parents=True)
+    (folder / "old.joblib").write_bytes(data)
+    (folder / "old.json").write_text(json.dumps({"kind": "numeric_encoder", "model_id": "old", "sha256": hashlib.sha256(data).hexdigest()}))
+    back = ModelStore(str(home)).load("numeric_encoder", "old", sha256=hashlib.sha256(data).hexdigest())
+    np.testing.assert_array_equal(back.components_, pca.components_)
