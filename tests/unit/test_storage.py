@@ -159,12 +159,18 @@ def test_columns_without_values_keep_their_kind():
     assert [str(f.type) for f in warm_up.schema] == ["date32[day]", "string", "list<element: double>"]
 
 
-def test_duckdb_view_sees_replaced_files(home):
+def two_months_with_a_view(home):
+    """A store holding table ``t`` (2 symbols, Jan–Feb 2020) and a catalog with its view: (store, days, catalog)."""
     store = ParquetStore(str(home))
     days = pd.bdate_range("2020-01-01", "2020-02-28")
     store.write_dated("t", frame(days), days)
     catalog = DuckDBCatalog(store)
     catalog.refresh()
+    return store, days, catalog
+
+
+def test_duckdb_view_sees_replaced_files(home):
+    store, days, catalog = two_months_with_a_view(home)
     store.write_dated("t", frame(days[:3], symbols=("Z",)), days[:3])
     con = catalog.connect(read_only=True)
     assert con.execute("select count(*) from t where symbol = 'Z'").fetchone()[0] == 3
@@ -173,11 +179,7 @@ def test_duckdb_view_sees_replaced_files(home):
 
 def test_an_open_connection_reads_a_rewritten_year_despite_its_footer_cache(home):
     """The catalog's connections cache Parquet footers; a year rewritten meanwhile is read afresh."""
-    store = ParquetStore(str(home))
-    days = pd.bdate_range("2020-01-01", "2020-02-28")
-    store.write_dated("t", frame(days), days)
-    catalog = DuckDBCatalog(store)
-    catalog.refresh()
+    store, days, catalog = two_months_with_a_view(home)
     con = catalog.connect(read_only=True)
     assert con.execute("select current_setting('parquet_metadata_cache')").fetchone()[0] is True
     assert con.execute("select count(*), count(distinct symbol) from t").fetchone() == (2 * len(days), 2)
