@@ -525,7 +525,7 @@ class DuckDBCatalog:
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         con = duckdb.connect(self.path, read_only=read_only)
-        # Keep each Parquet footer parsed once per connection: a view reads a table's ~33 yearly
+        # Keep each Parquet footer parsed once while the catalog is open: a view reads a table's ~33 yearly
         # files and, without the cache, re-reads and re-parses every footer on every query (about
         # half the time of a full read of the small tables, measured in bench/duckdb_reads.py).
         # DuckDB checks a cached footer against the file's modification time and drops it when the
