@@ -32,7 +32,10 @@ import contextlib
 import os
 import re
 import shutil
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -50,6 +53,92 @@ WHOLE_FILE = "data.parquet"
 EMPTY_FILE = "empty.parquet"
 _YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
 _LOCAL_PROTOCOLS = {"file", "local"}
+
+
+class ParquetReadCache:
+    """Tables read from local Parquet files, kept while the file is provably the same file.
+
+    A one-day run of the whole graph read 751 Parquet files, only 299 of them distinct (the
+    newest returns year file 20 times): the 452 repeated reads were 0.63 of the 1.24 s of reading
+    (measured at full bundled history). Arrow tables are immutable, so a repeated read can be
+    answered with the table already read, as long as the file has not changed since.
+
+    When a file counts as unchanged: its inode, size, modification and change times are the ones
+    recorded when it was read, *and* it was already at least ``min_age_s`` old at that read. The
+    second condition is what makes the first sufficient: the store replaces files by renaming a
+    new file over the old one, and a file system stamps times at a coarse tick (a few ms), so a
+    file rewritten within one tick of the first read, reusing the freed inode, with the same size,
+    would otherwise look unchanged. A rewrite after the caching read is stamped with a later time
+    than one more than ``min_age_s`` before that read, so it never matches. Writes and removals
+    through the store also drop the file's entries at once.
+
+    Bounded by ``max_bytes`` (least recently used first out); a table larger than a quarter of it
+    is never kept. Process-local and thread-safe. Local files only (object stores are not cached).
+    (Hand-written: pyarrow and fsspec have no validated cache of decoded tables.)
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20, min_age_s: float = 2.0) -> None:
+        self.max_bytes = max_bytes
+        self.min_age_s = min_age_s
+        self._tables: OrderedDict[tuple, tuple[tuple, pa.Table]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _identity(path: str) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        """``pq.read_table(path, columns=columns)``, answered from the cache when the file is unchanged."""
+        path = os.path.abspath(path)
+        key = (path, tuple(columns) if columns is not None else None)
+        before = self._identity(path)
+        with self._lock:
+            hit = self._tables.get(key)
+            whole = self._tables.get((path, None)) if hit is None and columns is not None else None
+            if hit is not None and before is not None and hit[0] == before:
+                self._tables.move_to_end(key)
+                return hit[1]
+            if whole is not None and before is not None and whole[0] == before and set(columns) <= set(whole[1].column_names):
+                self._tables.move_to_end((path, None))
+                return whole[1].select(list(columns))  # (what a projected read of the same file returns)
+        read_at = time.time_ns()
+        table = pq.ParquetFile(path).read(columns=columns)  # (one file: lighter than read_table's dataset set-up)
+        after = self._identity(path)
+        old_enough = after is not None and read_at - max(after[2], after[3]) >= self.min_age_s * 1e9
+        if before == after and old_enough and table.nbytes <= self.max_bytes // 4:
+            with self._lock:
+                self._drop(key)
+                self._tables[key] = (after, table)
+                self._bytes += table.nbytes
+                while self._bytes > self.max_bytes:
+                    self._drop(next(iter(self._tables)))
+        return table
+
+    def _drop(self, key: tuple) -> None:
+        old = self._tables.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1].nbytes
+
+    def forget(self, path: str) -> None:
+        """Drop every entry of ``path`` (the store wrote or removed it)."""
+        path = os.path.abspath(path)
+        with self._lock:
+            for key in [k for k in self._tables if k[0] == path]:
+                self._drop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tables.clear()
+            self._bytes = 0
+
+
+#: The process's cache of local Parquet reads (see :class:`ParquetReadCache`).
+READ_CACHE = ParquetReadCache()
 
 
 def check_identifier(name: str) -> str:
@@ -299,6 +388,7 @@ class ParquetStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
+            READ_CACHE.forget(path)
             dir_fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
@@ -351,6 +441,8 @@ class ParquetStore:
         with self._locked(path):
             if self.fs.exists(path):
                 self.fs.rm(path)
+                if self.is_local:
+                    READ_CACHE.forget(path)
 
     def list_names(self, relative_dir: str) -> list[str]:
         """Names of the visible files (hidden temporary and lock files excluded) in ``relative_dir`` under the root, sorted."""
@@ -369,7 +461,7 @@ class ParquetStore:
 
     def _read_file(self, path: str, columns: list[str] | None = None) -> pa.Table:
         if self.is_local:
-            return pq.read_table(path, columns=columns)
+            return READ_CACHE.read(path, columns)
         with self.fs.open(path, "rb") as handle:
             return pq.read_table(handle, columns=columns)
 

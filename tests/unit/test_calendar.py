@@ -73,3 +73,20 @@ def test_calendar_flags_match_groupby(start, length):
 )
 def test_first_owned_day_covers_the_closed_days_before_a_session(session, first_day):
     assert calendar.first_owned_day(session) == pd.Timestamp(first_day)
+
+
+def test_partitions_hash_is_dagsters_own_value_remembered_per_object(partitions):
+    """The memoized hash (partitions._memoized_hash) equals Dagster's formula, for equal and different definitions."""
+    from prometheus_assets import partitions as module
+
+    assert hash(partitions) == hash(tuple(repr(partitions)))  # Dagster's TimeWindowPartitionsDefinition.__hash__
+    again = trading_day_partitions("1990-01-02")
+    assert again is not partitions and again == partitions and hash(again) == hash(partitions)
+    later = trading_day_partitions("2020-01-02")
+    assert hash(later) == hash(tuple(repr(later))) != hash(partitions)
+    assert {partitions: 1, again: 2, later: 3} == {partitions: 2, later: 3}
+    # the memo stays bounded and never answers for a different object
+    starts = pd.date_range("1990-01-02", periods=module.HASH_MEMO_SIZE + 5, freq="MS")
+    made = [trading_day_partitions(start) for start in starts]
+    assert all(hash(p) == hash(tuple(repr(p))) for p in made)
+    assert len(module._hash_memo) <= module.HASH_MEMO_SIZE

@@ -509,3 +509,87 @@ def test_read_only_some_columns_equals_the_whole_read_cut_to_them(home):
     part = store.read("prices", "2019-12-31", "2020-01-02", columns=["tag", "symbol"])
     pd.testing.assert_frame_equal(part, whole[["tag", "symbol"]])
     assert list(store.read("prices", columns=["close"])["close"]) == list(np.arange(8.0))
+
+
+# ---- the read cache (storage.ParquetReadCache) --------------------------------------------------
+def _parquet(path, values):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = f"{path}.new"
+    pq.write_table(pa.table({"date": pa.array([pd.Timestamp("2020-01-02").date()] * len(values)), "close": values,
+                             "symbol": ["A"] * len(values)}), tmp)
+    os.replace(tmp, path)  # as the store writes: a new file renamed over the old one
+
+
+def test_read_cache_answers_repeated_reads_of_an_unchanged_file(tmp_path):
+    import pyarrow.parquet as pq
+
+    from prometheus_assets.resources.storage import ParquetReadCache
+
+    cache, path = ParquetReadCache(min_age_s=0.05), str(tmp_path / "2020.parquet")
+    _parquet(path, [1.0, 2.0])
+    time.sleep(0.1)
+    first = cache.read(path)
+    assert first.equals(pq.read_table(path)) and cache.read(path) is first
+    # a projection of a kept whole table equals a projected read of the file
+    projected = cache.read(path, ["symbol", "close"])
+    assert projected.equals(pq.read_table(path, columns=["symbol", "close"])) and projected.column_names == ["symbol", "close"]
+
+
+def test_read_cache_never_answers_for_a_changed_file(tmp_path):
+    from prometheus_assets.resources.storage import ParquetReadCache
+
+    cache, path = ParquetReadCache(min_age_s=0.05), str(tmp_path / "2020.parquet")
+    _parquet(path, [1.0, 2.0])
+    time.sleep(0.1)
+    assert cache.read(path).column("close").to_pylist() == [1.0, 2.0]
+    _parquet(path, [3.0, 4.0])  # same size, rewritten outside the store: a new file (inode, times)
+    assert cache.read(path).column("close").to_pylist() == [3.0, 4.0]
+    os.remove(path)
+    with pytest.raises(FileNotFoundError):
+        cache.read(path)
+
+
+def test_read_cache_keeps_no_file_younger_than_its_minimum_age(tmp_path):
+    """A file read within a time-stamp tick of its writing could be rewritten with the same stamps: never kept."""
+    from prometheus_assets.resources.storage import ParquetReadCache
+
+    cache, path = ParquetReadCache(min_age_s=60.0), str(tmp_path / "2020.parquet")
+    _parquet(path, [1.0])
+    first = cache.read(path)
+    assert cache.read(path) is not first and not cache._tables
+
+
+def test_read_cache_is_bounded(tmp_path):
+    from prometheus_assets.resources.storage import ParquetReadCache
+
+    paths = [str(tmp_path / f"{y}.parquet") for y in range(2000, 2006)]
+    for p in paths:
+        _parquet(p, list(np.arange(1000.0)))
+    time.sleep(0.1)
+    one = ParquetReadCache(min_age_s=0.05).read(paths[0]).nbytes
+    cache = ParquetReadCache(max_bytes=4 * one + 10, min_age_s=0.05)
+    for p in paths:
+        cache.read(p)
+    assert cache._bytes <= cache.max_bytes and len(cache._tables) == 4  # the least recently used went first
+    assert [k[0] for k in cache._tables] == [os.path.abspath(p) for p in paths[2:]]
+    small = ParquetReadCache(max_bytes=2 * one, min_age_s=0.05)
+    small.read(paths[0])
+    assert not small._tables  # larger than a quarter of the bound: never kept
+
+
+def test_store_reads_see_the_stores_own_rewrites_at_once(home, monkeypatch):
+    """The store's cache is dropped for a file it rewrites: a read right after a write returns the new rows."""
+    from prometheus_assets.resources import storage
+
+    monkeypatch.setattr(storage, "READ_CACHE", storage.ParquetReadCache(min_age_s=0.0))
+    store = ParquetStore(str(home))
+    days = pd.to_datetime(["2020-01-02", "2020-01-03"])
+    store.write_dated("prices", frame(days, value=1.0), days)
+    assert store.read("prices")["close"].tolist() == [1.0, 1.0, 2.0, 2.0]
+    assert storage.READ_CACHE._tables  # kept (no minimum age here)
+    store.write_dated("prices", frame(days[1:], value=5.0), days[1:])
+    assert store.read("prices")["close"].tolist() == [1.0, 1.0, 5.0, 5.0]
+    store.write_dated("prices", frame(days[:1], value=7.0), days[:1])
+    assert store.read("prices", columns=["close"])["close"].tolist() == [7.0, 7.0, 5.0, 5.0]
