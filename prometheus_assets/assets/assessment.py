@@ -201,14 +201,16 @@ def _typed(frame: pd.DataFrame, numeric: dict[str, str], strings: list[str]) -> 
     return out
 
 
-def _assessment_rows(storage: StorageResource, first: int, last: int, listing: dict, returns_to: int) -> pd.DataFrame:
+def _assessment_rows(storage: StorageResource, first: int, last: int, listing: dict, returns_to: int,
+                     since: pd.Timestamp | None = None) -> pd.DataFrame:
     """The per-date evaluation rows (every horizon) of the scored dates of years ``first`` … ``last`` (:func:`assessment.evaluate_daily`).
 
     Reads the scores and regime rows from the latest year file before ``first`` on (the previous
     scored date's top quintile; the latest regime row), the dataset rows of the years and the
     returns of ``first`` … ``returns_to`` (the sessions the forward windows read). Each row
     depends on its own date's inputs only (see :func:`assessment.evaluate_daily`), so it equals
-    the row a whole-history computation gives.
+    the row a whole-history computation gives. ``since``: only the rows dated from it (a block's
+    tail, :class:`evaluation_state.Tail`), evaluated from the scored date before it on.
     """
     start, end = pd.Timestamp(f"{first}-01-01"), pd.Timestamp(f"{last}-12-31")
     prev = evaluation_state.previous_file(listing["assessment_scores"], first)
@@ -222,25 +224,36 @@ def _assessment_rows(storage: StorageResource, first: int, last: int, listing: d
         table = f"assessment_dataset_{horizon}d"
         if mine.empty or not any(f.year is not None and first <= f.year <= last for f in listing[table]):
             continue
-        data = assessment.attach_targets(history.read(storage, table, start, end, date_column="as_of_date"), returns, horizon)
-        daily = assessment.evaluate_daily(mine, data, regimes)
-        parts.append(daily[(daily["as_of_date"] >= start) & (daily["as_of_date"] <= end)])
+        data = history.read(storage, table, start, end, date_column="as_of_date")
+        lo = start
+        if since is not None:
+            lo = since
+            before = mine.loc[mine["as_of_date"] < since, "as_of_date"]
+            evaluated_from = before.max() if len(before) else since  # (the previous scored date: top-quintile turnover)
+            mine = mine[mine["as_of_date"] >= evaluated_from]
+            data = data[data["as_of_date"] >= evaluated_from]
+        daily = assessment.evaluate_daily(mine, assessment.attach_targets(data, returns, horizon), regimes)
+        parts.append(daily[(daily["as_of_date"] >= lo) & (daily["as_of_date"] <= end)])
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in {**DAILY_DTYPES, "kind": "str", "regime_label": "str"}.items()})
     rows = pd.concat(parts, ignore_index=True) if parts else empty
     return rows[["horizon", "kind", "as_of_date", "rank_ic", "n_names", "quintile_spread", "top_turnover", "regime_label"]]
 
 
-def _strategy_rows(storage: StorageResource, first: int, last: int, returns_to: int) -> pd.DataFrame:
-    """The per-date strategy ICs (horizons 1 … 60) of the sessions of years ``first`` … ``last`` (:func:`strategy_ic_dates.strategy_ic_by_date`)."""
+def _strategy_rows(storage: StorageResource, first: int, last: int, returns_to: int, since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The per-date strategy ICs (horizons 1 … 60) of the sessions of years ``first`` … ``last`` (:func:`strategy_ic_dates.strategy_ic_by_date`).
+
+    ``since``: only the rows dated from it (a block's tail). The signals and returns are still
+    read from the first year's start, so the strategies and symbols are those of the whole block.
+    """
     start, end = pd.Timestamp(f"{first}-01-01"), pd.Timestamp(f"{last}-12-31")
     signals = history.read(storage, "strategy_signals", start, end, columns=book_signals.SIGNAL_INPUT_COLUMNS)
     returns = to_wide(history.read(storage, "returns_daily", start, pd.Timestamp(f"{returns_to}-12-31")), "return")
-    return strategy_ic_dates.strategy_ic_by_date(signals, returns, start, end)
+    return strategy_ic_dates.strategy_ic_by_date(signals, returns, since if since is not None else start, end)
 
 
-def _block(section: str, rows: pd.DataFrame, years: pd.Index, year: int) -> pd.DataFrame:
-    """The rows of ``year`` (``years``: each row's year) with the block's fixed dtypes (so a block without rows stores the same schema)."""
-    mine = rows[years == year].reset_index(drop=True)
+def _block(section: str, rows: pd.DataFrame, years: pd.Index | None, year: int) -> pd.DataFrame:
+    """The rows of ``year`` (``years``: each row's year; None: all rows are of ``year``) with the block's fixed dtypes (so a block without rows stores the same schema)."""
+    mine = (rows if years is None else rows[years == year]).reset_index(drop=True)
     if section == "assessment":
         return _typed(mine, DAILY_DTYPES, ["kind", "regime_label"])
     numeric = {"date": "datetime64[ns]", **{strategy_ic_dates.horizon_column(h): "float64" for h in strategy_ic_dates.DECAY_HORIZONS}}
@@ -257,16 +270,28 @@ def _evaluation_rows(storage: StorageResource, listing: dict) -> tuple[pd.DataFr
     """
     years = sorted({f.year for f in listing["returns_daily"] if f.year is not None})
 
-    def compute(section: str, todo: list[int], reach: dict[int, int]) -> dict[int, pd.DataFrame]:
-        first, last = min(todo), max(todo)
-        rows = (_assessment_rows(storage, first, last, listing, reach[last]) if section == "assessment"
-                else _strategy_rows(storage, first, last, reach[last]))
-        row_years = pd.DatetimeIndex(rows["as_of_date" if section == "assessment" else "date"]).year
-        return {year: _block(section, rows, row_years, year) for year in todo}
+    def rows_of(section: str, first: int, last: int, returns_to: int, since: pd.Timestamp | None = None) -> pd.DataFrame:
+        if section == "assessment":
+            return _assessment_rows(storage, first, last, listing, returns_to, since)
+        return _strategy_rows(storage, first, last, returns_to, since)
 
+    def compute(section: str, todo: list[int], reach: dict[int, int], since: dict[int, pd.Timestamp]) -> dict[int, pd.DataFrame]:
+        out = {year: _block(section, rows_of(section, year, year, reach[year], since[year]), None, year) for year in since}
+        whole = [year for year in todo if year not in since]
+        if whole:
+            first, last = min(whole), max(whole)
+            rows = rows_of(section, first, last, reach[last])
+            row_years = pd.DatetimeIndex(rows["as_of_date" if section == "assessment" else "date"]).year
+            out.update({year: _block(section, rows, row_years, year) for year in whole})
+        return out
+
+    tail = evaluation_state.Tail(
+        listing, date_columns={"returns_daily": "date", "strategy_signals": "date", "assessment_scores": "as_of_date",
+                               "regime_states": "as_of_date", **{f"assessment_dataset_{h}d": "as_of_date" for h in HORIZONS}},
+        block_dates={"assessment": "as_of_date", "strategy": "date"}, groups={"assessment": ["horizon", "kind"], "strategy": ["strategy"]})
     out, recomputed = evaluation_state.refresh_blocks(
         evaluation_state.BlockStore(storage.store()), years, evaluation_state.SECTIONS, listing["returns_daily"],
-        lambda section, year: evaluation_state.block_inputs(section, year, listing), compute)
+        lambda section, year: evaluation_state.block_inputs(section, year, listing), compute, tail=tail)
     return out["assessment"], out["strategy"], recomputed
 
 

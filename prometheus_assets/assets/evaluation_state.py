@@ -20,6 +20,15 @@ any re-materialized upstream partition that changed a byte of a file a block rea
 recomputed. Blocks are written before the manifest, so a killed run leaves blocks the manifest
 does not vouch for (recomputed next time), never a manifest entry for a block not written.
 
+Tails (:class:`Tail`, used by ``assessment_evaluation``): a block is final except for its newest
+rows, whose forward windows a new session reaches. When a block's only changed inputs are year
+files of its own year that gained rows after the dates the block was computed from (the rows
+before are verified unchanged by a digest recorded with the block, never assumed), only the rows
+from :data:`FORWARD_SESSIONS` (+ a margin) sessions before the first new date are recomputed and
+the older rows are kept: the daily run's cost no longer grows through the year (~250 sessions of
+rows recomputed every day in December before, ~60 now). Anything else (an older row changed, a
+file of another year, a config, the returns after the year) recomputes the whole block as before.
+
 Every file is a deterministic function of the upstream data (sorted JSON, the store's Parquet
 writer), so a state built in one run and a state built day by day are byte-identical.
 """
@@ -28,10 +37,12 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from prometheus_assets.assets.upstream_files import FileDigest
@@ -124,6 +135,112 @@ def same_following(a: list[list], b: list[list]) -> bool:
     return [[p[0], *p[2:]] for p in a] == [[p[0], *p[2:]] for p in b]
 
 
+@dataclass
+class Tail:
+    """How the blocks of an asset may be extended instead of recomputed (see the module docstring).
+
+    ``listing``: the upstream files by table (as :func:`block_inputs` lists them); ``date_columns``:
+    each upstream table's date column; ``block_dates``: each section's date column; ``groups``: each
+    section's group columns (a block's rows are its groups in order, each group's rows by date);
+    ``sessions``: the longest forward window a row reads (sessions), ``margin``: extra sessions
+    recomputed on top of it.
+    """
+
+    listing: dict[str, list[FileDigest]]
+    date_columns: dict[str, str]
+    block_dates: dict[str, str]
+    groups: dict[str, list[str]]
+    sessions: int = FORWARD_SESSIONS
+    margin: int = 2
+    _tables: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+
+    def _file(self, table: str, name: str) -> FileDigest | None:
+        return next((f for f in self.listing.get(table, []) if f.name == name), None)
+
+    def _read(self, store: ParquetStore, f: FileDigest) -> pa.Table:
+        if f.path not in self._tables:
+            self._tables[f.path] = pq.read_table(f.path) if store.is_local else pq.read_table(io.BytesIO(store.fs.cat_file(f.path)))
+        return self._tables[f.path]
+
+    def _dates(self, store: ParquetStore, f: FileDigest) -> pa.Array:
+        return self._read(store, f).column(self.date_columns[f.table]).combine_chunks()
+
+    def _digest(self, store: ParquetStore, f: FileDigest, last: str) -> str:
+        """sha256 of the file's rows dated up to ``last`` as the store writes them (Parquet: the same rows give the same
+        bytes, whatever the in-memory layout, e.g. a validity bitmap without nulls)."""
+        table = self._read(store, f)
+        rows = table.filter(pc.less_equal(self._dates(store, f), pa.scalar(pd.Timestamp(last).date(), pa.date32())))
+        sink = io.BytesIO()
+        pq.write_table(rows, sink, **parquet_write_options(rows.schema))
+        return hashlib.sha256(sink.getvalue()).hexdigest()
+
+    def prefix(self, store: ParquetStore, year: int, inputs: list) -> dict[str, list[str]]:
+        """Per upstream file of ``year`` among ``inputs``: its last date and the digest of its rows (recorded with the block)."""
+        out = {}
+        for entry in inputs:
+            f = self._file(entry[0], entry[1]) if entry[0] in self.date_columns else None
+            if f is None or f.year != year:
+                continue
+            dates = self._dates(store, f)
+            if len(dates):
+                last = f"{pc.max(dates).as_py():%Y-%m-%d}"
+                out[f"{f.table}/{f.name}"] = [last, self._digest(store, f, last)]
+        return out
+
+    def since(self, store: ParquetStore, year: int, old: dict, inputs: list, returns: list[FileDigest]) -> pd.Timestamp | None:
+        """The first date whose rows must be recomputed, if the block of ``year`` can be extended; else None.
+
+        Every input must equal the recorded one, except files of ``year`` with a recorded prefix
+        whose rows up to the recorded last date are those recorded (same digest) and that have
+        rows after it. The rows of dates from ``sessions + margin`` returns dates before the first
+        new date on are recomputed; None when that falls before ``year`` (the whole block then).
+        """
+        recorded = old.get("prefix")
+        if not recorded:
+            return None
+        before = {tuple(e[:2]): e for e in old["inputs"]}
+        now = {tuple(e[:2]): e for e in inputs}
+        if before.keys() != now.keys():
+            return None
+        first_new = None
+        for key, entry in now.items():
+            if entry == before[key]:
+                continue
+            mark = recorded.get(f"{key[0]}/{key[1]}")
+            f = self._file(key[0], key[1])
+            if mark is None or f is None:
+                return None
+            dates = pd.DatetimeIndex(self._dates(store, f).to_numpy(zero_copy_only=False))
+            later = dates[dates > pd.Timestamp(mark[0])]
+            if not len(later) or self._digest(store, f, mark[0]) != mark[1]:
+                return None  # no new rows (yet other bytes), or an older row changed
+            first_new = later.min() if first_new is None else min(first_new, later.min())
+        if first_new is None:
+            return None
+        known = sorted({d for f in returns if f.year is not None and year - 1 <= f.year <= year
+                        for d in pd.DatetimeIndex(self._dates(store, f).to_numpy(zero_copy_only=False)).unique() if d < first_new})
+        back = len(known) - self.sessions - self.margin
+        if back < 0 or known[back].year != year:
+            return None
+        return pd.Timestamp(known[back])
+
+    def merge(self, section: str, old: pd.DataFrame, new: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame | None:
+        """The block's rows: each group's old rows before ``since``, then its new rows; None if the groups differ (recompute)."""
+        date, groups = self.block_dates[section], self.groups[section]
+        kept = old[(old[date] < since).to_numpy()]
+        keys_new = list(dict.fromkeys(new[groups].itertuples(index=False, name=None)))
+        if set(keys_new) != set(old[groups].itertuples(index=False, name=None)) or (new[date] < since).any():
+            return None
+
+        def rows_of(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
+            mask = np.ones(len(frame), dtype=bool)
+            for column, value in zip(groups, key):
+                mask &= (frame[column] == value).to_numpy()
+            return frame[mask]
+
+        return pd.concat([part for key in keys_new for part in (rows_of(kept, key), rows_of(new, key))], ignore_index=True)
+
+
 class BlockStore:
     """Read and write the blocks and the manifest (atomic writes through the store).
 
@@ -194,8 +311,9 @@ def refresh_blocks(
     sections: tuple[str, ...],
     returns_files: list[FileDigest],
     inputs: Callable[[str, int], list | None],
-    compute: Callable[[str, list[int], dict[int, int]], dict[int, pd.DataFrame]],
+    compute: Callable[..., dict[int, pd.DataFrame]],
     sessions: int = FORWARD_SESSIONS,
+    tail: Tail | None = None,
 ) -> tuple[dict[str, pd.DataFrame | None], int]:
     """The blocks of every year and section, recomputing only those whose recorded inputs changed.
 
@@ -208,14 +326,22 @@ def refresh_blocks(
     forward windows read), which returns their frames by year. Blocks are written first, then the
     manifest that vouches for them; blocks no longer listed are removed.
 
+    With a ``tail`` (:class:`Tail`), a stale block that only its own year's files gained rows for
+    is extended: ``compute(section, stale_years, reach, since)`` then gets ``since[year]``, the
+    first date whose rows it must return for that year (its other years: whole blocks), and the
+    block is the old rows before that date merged with the new ones (:meth:`Tail.merge`; bytes
+    equal to a whole recompute, tested). The manifest then records each block's prefix marks.
+
     Returns the blocks of each section concatenated in year order, each as read back from its
-    stored bytes (None for a section without any), and how many blocks were recomputed.
+    stored bytes (None for a section without any), and how many blocks were recomputed (whole or
+    extended).
     """
     recorded = blocks.manifest()["blocks"]
     new: dict[str, dict] = {}
     stale: dict[str, list[int]] = {section: [] for section in sections}
     reach: dict[int, int] = {}
     kept: dict[tuple[str, int], pa.Table] = {}
+    extend: dict[tuple[str, int], tuple[pd.Timestamp, pd.DataFrame]] = {}
     for year in years:
         known = {}
         for section in sections:
@@ -234,18 +360,34 @@ def refresh_blocks(
             if old and old["inputs"] == needs and old["complete"] == following.complete and same_following(old["following"], following.parts):
                 frame = blocks.read_table(section, year, old["sha256"])
             new[name] = {"inputs": needs, "following": following.parts, "complete": following.complete, "sha256": old["sha256"] if frame is not None else None}
+            if tail is not None and frame is not None and "prefix" in old:
+                new[name]["prefix"] = old["prefix"]
             if frame is None:
                 stale[section].append(year)
+                if tail is not None and old and old["complete"] == following.complete and same_following(old["following"], following.parts):
+                    since = tail.since(blocks.store, year, old, needs, returns_files)
+                    old_rows = blocks.read_table(section, year, old["sha256"]) if since is not None else None
+                    if old_rows is not None:
+                        extend[(section, year)] = (since, blocks.to_frame(section, old_rows))
             else:
                 kept[(section, year)] = frame
     for section, todo in stale.items():
         if not todo:
             continue
-        frames = compute(section, todo, reach)
+        if tail is None:
+            frames = compute(section, todo, reach)
+        else:
+            since = {year: extend[(section, year)][0] for year in todo if (section, year) in extend}
+            frames = compute(section, todo, reach, since)
+            for year in since:
+                merged = tail.merge(section, extend[(section, year)][1], frames[year], since[year])
+                frames[year] = merged if merged is not None else compute(section, [year], reach, {})[year]
         for year in todo:
             name = f"{section}/{year:04d}"
             new[name]["sha256"] = blocks.write(section, year, frames[year])
             kept[(section, year)] = blocks.read_table(section, year, new[name]["sha256"])  # what later runs read: the stored bytes
+            if tail is not None:
+                new[name]["prefix"] = tail.prefix(blocks.store, year, new[name]["inputs"])
     blocks.write_manifest({"version": blocks.version, "blocks": new})
     for name in sorted(set(recorded) - set(new)):
         section, year = name.split("/")

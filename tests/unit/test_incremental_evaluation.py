@@ -113,3 +113,127 @@ def test_training_inputs_are_the_files_before_the_fit_date_and_bind_the_fingerpr
     assert digest != A.training_inputs_digest("0" * 64, header, used)  # an edited fingerprint is noticed
     assert digest != A.training_inputs_digest("f" * 64, header, [*used[:-1], ("r", "2015.parquet", "changed")])
     assert digest != A.training_inputs_digest("f" * 64, A.walk_forward_header("hgb", 5, ["px_ret_5", "px_ret_21"]), used)
+
+
+# ---- block tails (evaluation_state.Tail): a block extended by new days equals the block recomputed whole ----
+TAIL_SESSIONS = 3
+
+
+def _tail_frames(days: pd.DatetimeIndex, groups=("a", "b"), seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    returns = pd.DataFrame({"date": np.repeat(days, 2), "symbol": np.tile(["X", "Y"], len(days)), "return": rng.normal(0, 0.01, 2 * len(days))})
+    signals = pd.DataFrame({"date": np.repeat(days, len(groups)), "group": np.tile(list(groups), len(days)), "score": rng.normal(0, 1, len(groups) * len(days))})
+    return returns, signals
+
+
+class _TailBlocks:
+    """A block per year of per-(group, date) rows reading the signal of the date and the returns of the next
+    TAIL_SESSIONS sessions (a forward window, like the assessment and strategy blocks), through refresh_blocks."""
+
+    def __init__(self, store, state_dir: str):
+        from prometheus_assets.assets import evaluation_state as E
+
+        self.E, self.store = E, store
+        self.blocks = E.BlockStore(store, state_dir, 1, {"s": ("date",)})
+        self.calls: list[dict] = []
+
+    def rows(self, year: int, since: pd.Timestamp | None) -> pd.DataFrame:
+        returns = self.store.read("returns_daily")
+        signals = self.store.read("signals")
+        market = returns.groupby("date")["return"].mean()
+        values = market.to_numpy()  # each date's sum of the next sessions on its own (a rolling sum's rounding depends on the history)
+        forward = pd.Series([values[i + 1:i + 1 + TAIL_SESSIONS].sum() if i + 1 < len(values) else np.nan for i in range(len(values))],
+                            index=market.index)
+        rows = signals[signals["date"].dt.year == year].copy()
+        if since is not None:
+            rows = rows[rows["date"] >= since]
+        rows["value"] = rows["score"] * rows["date"].map(forward).to_numpy()
+        rows = rows.sort_values(["group", "date"], kind="stable")
+        return rows[["group", "date", "value"]].reset_index(drop=True)
+
+    def refresh(self):
+        from prometheus_assets.assets.upstream_files import file_digests
+
+        E = self.E
+        listing = {t: file_digests(self.store, t) for t in ("returns_daily", "signals")}
+        years = sorted({f.year for f in listing["returns_daily"] if f.year is not None})
+
+        def inputs(section, year):
+            return [[f.table, f.name, f.sha256] for t in ("returns_daily", "signals") for f in listing[t] if f.year == year]
+
+        def compute(section, todo, reach, since):
+            self.calls.append(dict(since))
+            return {y: self.rows(y, since.get(y)) for y in todo}
+
+        tail = E.Tail(listing, {"returns_daily": "date", "signals": "date"}, {"s": "date"}, {"s": ["group"]}, sessions=TAIL_SESSIONS, margin=1)
+        out, recomputed = E.refresh_blocks(self.blocks, years, ("s",), listing["returns_daily"], inputs, compute, sessions=TAIL_SESSIONS, tail=tail)
+        return out["s"], recomputed
+
+    def block_bytes(self, year: int) -> bytes:
+        return self.store.read_bytes(self.blocks.path("s", year))
+
+
+def _scratch(store) -> dict[int, bytes]:
+    """The blocks a state without any stored block computes, whole."""
+    import uuid
+
+    fresh = _TailBlocks(store, f"state/scratch-{uuid.uuid4().hex}")
+    fresh.refresh()
+    assert all(not call for call in fresh.calls)
+    return {y: fresh.block_bytes(y) for y in (2019, 2020)}
+
+
+def _write(store, returns, signals):
+    store.write_dated("returns_daily", returns, pd.DatetimeIndex(returns["date"].unique()))
+    store.write_dated("signals", signals, pd.DatetimeIndex(signals["date"].unique()))
+
+
+def test_a_block_extended_by_new_days_is_the_block_recomputed_whole(tmp_path):
+    from prometheus_assets.resources.storage import ParquetStore
+
+    store = ParquetStore(str(tmp_path))
+    days = pd.bdate_range("2019-11-01", "2020-07-15").astype("datetime64[ns]")
+    returns, signals = _tail_frames(days)
+    _write(store, *[f[f["date"] <= "2020-06-30"] for f in (returns, signals)])
+    state = _TailBlocks(store, "state/tail")
+    state.refresh()
+    assert state.calls == [{}]  # no state: every block whole
+    for day in days[days > "2020-06-30"]:  # day by day, as the EOD runs
+        _write(store, *[f[f["date"] == day] for f in (returns, signals)])
+        state.calls.clear()
+        rows, recomputed = state.refresh()
+        assert recomputed == 1 and len(state.calls) == 1
+        since = state.calls[0][2020]  # extended: only the rows from 1 + 3 sessions before the new day
+        assert since == days[days < day][-(TAIL_SESSIONS + 1)]
+        assert {y: state.block_bytes(y) for y in (2019, 2020)} == _scratch(store)
+    assert rows["date"].max() == days[-1] and len(rows) == 2 * len(days)
+
+
+def test_a_block_is_recomputed_whole_when_an_older_row_changed_or_a_group_is_new(tmp_path):
+    from prometheus_assets.resources.storage import ParquetStore
+
+    store = ParquetStore(str(tmp_path))
+    days = pd.bdate_range("2020-01-02", "2020-06-30").astype("datetime64[ns]")
+    returns, signals = _tail_frames(days)
+    _write(store, *[f[f["date"] < days[-3]] for f in (returns, signals)])
+    state = _TailBlocks(store, "state/tail")
+    state.refresh()
+    # a new day, and an older signal re-materialized with another value: the old rows are not the recorded ones
+    changed = signals[signals["date"] == days[40]].assign(score=7.0)
+    _write(store, returns[returns["date"] == days[-3]], signals[signals["date"] == days[-3]])
+    _write(store, returns[returns["date"] == days[40]], changed)
+    state.calls.clear()
+    state.refresh()
+    assert state.calls == [{}] and state.block_bytes(2020) == _scratch(store)[2020]
+    # a group that appears on the new day only: the old rows cannot be merged with it
+    new_returns, new_signals = _tail_frames(days[-2:-1], groups=("a", "b", "c"), seed=5)
+    _write(store, new_returns, new_signals)
+    state.calls.clear()
+    state.refresh()
+    assert len(state.calls) == 2 and state.calls[0] and state.calls[1] == {}  # tried, refused, recomputed whole
+    assert state.block_bytes(2020) == _scratch(store)[2020]
+    # a day appended with nothing else changed extends again
+    _write(store, *_tail_frames(days[-1:], groups=("a", "b", "c"), seed=6))
+    state.calls.clear()
+    state.refresh()
+    assert len(state.calls) == 1 and state.calls[0] and state.block_bytes(2020) == _scratch(store)[2020]
