@@ -14,6 +14,7 @@ PROMETHEUS_SLEEVES             a directory of your own sleeve (book) YAML files 
 PROMETHEUS_REPLAY_FROM         replay mode of ``eod_sensor``: reveal the source's history one
                                session per tick from this day (unset: live mode)
 PROMETHEUS_EOD_INTERVAL        seconds between two ``eod_sensor`` ticks (30)
+PROMETHEUS_READ_CACHE_MB       per-process cache of Parquet reads, MiB (256; 0 turns it off; read by ``resources.storage``)
 DAGSTER_HOME                   Dagster instance directory (``<PROMETHEUS_HOME>/dagster_home``
                                for a local root, else ``./.dagster_home``)
 =============================  ==========================================================

@@ -288,7 +288,8 @@ def _evaluation_rows(storage: StorageResource, listing: dict) -> tuple[pd.DataFr
     tail = evaluation_state.Tail(
         listing, date_columns={"returns_daily": "date", "strategy_signals": "date", "assessment_scores": "as_of_date",
                                "regime_states": "as_of_date", **{f"assessment_dataset_{h}d": "as_of_date" for h in HORIZONS}},
-        block_dates={"assessment": "as_of_date", "strategy": "date"}, groups={"assessment": ["horizon", "kind"], "strategy": ["strategy"]})
+        block_dates={"assessment": "as_of_date", "strategy": "date"}, groups={"assessment": ["horizon", "kind"], "strategy": ["strategy"]},
+        columns={"strategy_signals": list(book_signals.SIGNAL_INPUT_COLUMNS)})
     out, recomputed = evaluation_state.refresh_blocks(
         evaluation_state.BlockStore(storage.store()), years, evaluation_state.SECTIONS, listing["returns_daily"],
         lambda section, year: evaluation_state.block_inputs(section, year, listing), compute, tail=tail)

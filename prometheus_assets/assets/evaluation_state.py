@@ -143,7 +143,8 @@ class Tail:
     each upstream table's date column; ``block_dates``: each section's date column; ``groups``: each
     section's group columns (a block's rows are its groups in order, each group's rows by date);
     ``sessions``: the longest forward window a row reads (sessions), ``margin``: extra sessions
-    recomputed on top of it.
+    recomputed on top of it; ``columns``: per table, the only columns the blocks read (the digests
+    cover just those, so e.g. the signals' metadata text is neither decoded nor re-encoded).
     """
 
     listing: dict[str, list[FileDigest]]
@@ -152,39 +153,46 @@ class Tail:
     groups: dict[str, list[str]]
     sessions: int = FORWARD_SESSIONS
     margin: int = 2
-    _tables: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    _tables: dict[str, pa.Table | None] = field(default_factory=dict, repr=False)
 
     def _file(self, table: str, name: str) -> FileDigest | None:
         return next((f for f in self.listing.get(table, []) if f.name == name), None)
 
-    def _read(self, store: ParquetStore, f: FileDigest) -> pa.Table:
+    def _read(self, store: ParquetStore, f: FileDigest) -> pa.Table | None:
+        """The file's rows, or None if its bytes are no longer those of ``f.sha256`` (another run rewrote it since the listing)."""
         if f.path not in self._tables:
-            self._tables[f.path] = pq.read_table(f.path) if store.is_local else pq.read_table(io.BytesIO(store.fs.cat_file(f.path)))
+            data = store.fs.cat_file(f.path)
+            columns = self.columns.get(f.table)
+            if columns is not None:
+                columns = list(dict.fromkeys([*columns, self.date_columns[f.table]]))
+            self._tables[f.path] = pq.read_table(pa.BufferReader(data), columns=columns) if hashlib.sha256(data).hexdigest() == f.sha256 else None
         return self._tables[f.path]
 
-    def _dates(self, store: ParquetStore, f: FileDigest) -> pa.Array:
-        return self._read(store, f).column(self.date_columns[f.table]).combine_chunks()
+    def _dates(self, table: pa.Table, f: FileDigest) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(table.column(self.date_columns[f.table]).to_numpy()).astype("datetime64[ns]")
 
-    def _digest(self, store: ParquetStore, f: FileDigest, last: str) -> str:
-        """sha256 of the file's rows dated up to ``last`` as the store writes them (Parquet: the same rows give the same
+    def _digest(self, table: pa.Table, f: FileDigest, last: str) -> str:
+        """sha256 of the rows dated up to ``last`` as the store writes them (Parquet: the same rows give the same
         bytes, whatever the in-memory layout, e.g. a validity bitmap without nulls)."""
-        table = self._read(store, f)
-        rows = table.filter(pc.less_equal(self._dates(store, f), pa.scalar(pd.Timestamp(last).date(), pa.date32())))
+        column = table.column(self.date_columns[f.table])
+        rows = table.filter(pc.less_equal(column, pa.scalar(pd.Timestamp(last).date(), column.type)))
         sink = io.BytesIO()
         pq.write_table(rows, sink, **parquet_write_options(rows.schema))
         return hashlib.sha256(sink.getvalue()).hexdigest()
 
     def prefix(self, store: ParquetStore, year: int, inputs: list) -> dict[str, list[str]]:
-        """Per upstream file of ``year`` among ``inputs``: its last date and the digest of its rows (recorded with the block)."""
+        """Per upstream file of ``year`` among ``inputs``: its last date and the digest of its rows (recorded with the block).
+
+        A file whose bytes are no longer the listed ones gets no mark (the block is then recomputed whole next time).
+        """
         out = {}
         for entry in inputs:
             f = self._file(entry[0], entry[1]) if entry[0] in self.date_columns else None
-            if f is None or f.year != year:
-                continue
-            dates = self._dates(store, f)
-            if len(dates):
-                last = f"{pc.max(dates).as_py():%Y-%m-%d}"
-                out[f"{f.table}/{f.name}"] = [last, self._digest(store, f, last)]
+            table = self._read(store, f) if f is not None and f.year == year else None
+            if table is not None and table.num_rows:
+                last = f"{self._dates(table, f).max():%Y-%m-%d}"
+                out[f"{f.table}/{f.name}"] = [last, self._digest(table, f, last)]
         return out
 
     def since(self, store: ParquetStore, year: int, old: dict, inputs: list, returns: list[FileDigest]) -> pd.Timestamp | None:
@@ -208,21 +216,29 @@ class Tail:
                 continue
             mark = recorded.get(f"{key[0]}/{key[1]}")
             f = self._file(key[0], key[1])
-            if mark is None or f is None:
+            table = self._read(store, f) if mark is not None and f is not None else None
+            if table is None:
                 return None
-            dates = pd.DatetimeIndex(self._dates(store, f).to_numpy(zero_copy_only=False))
+            dates = self._dates(table, f)
             later = dates[dates > pd.Timestamp(mark[0])]
-            if not len(later) or self._digest(store, f, mark[0]) != mark[1]:
+            if not len(later) or self._digest(table, f, mark[0]) != mark[1]:
                 return None  # no new rows (yet other bytes), or an older row changed
             first_new = later.min() if first_new is None else min(first_new, later.min())
         if first_new is None:
             return None
-        known = sorted({d for f in returns if f.year is not None and year - 1 <= f.year <= year
-                        for d in pd.DatetimeIndex(self._dates(store, f).to_numpy(zero_copy_only=False)).unique() if d < first_new})
-        back = len(known) - self.sessions - self.margin
-        if back < 0 or known[back].year != year:
+        known: set[pd.Timestamp] = set()
+        for f in returns:
+            table = self._read(store, f) if f.year is not None and year - 1 <= f.year <= year else None
+            if f.year is not None and year - 1 <= f.year <= year and table is None:
+                return None
+            if table is not None:
+                dates = self._dates(table, f)
+                known.update(dates[dates < first_new])
+        sessions = sorted(known)
+        back = len(sessions) - self.sessions - self.margin
+        if back < 0 or sessions[back].year != year:
             return None
-        return pd.Timestamp(known[back])
+        return pd.Timestamp(sessions[back])
 
     def merge(self, section: str, old: pd.DataFrame, new: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame | None:
         """The block's rows: each group's old rows before ``since``, then its new rows; None if the groups differ (recompute)."""

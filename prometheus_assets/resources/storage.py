@@ -110,7 +110,7 @@ class ParquetReadCache:
         table = pq.ParquetFile(path).read(columns=columns)  # (one file: lighter than read_table's dataset set-up)
         after = self._identity(path)
         old_enough = after is not None and read_at - max(after[2], after[3]) >= self.min_age_s * 1e9
-        if before == after and old_enough and table.nbytes <= self.max_bytes // 4:
+        if self.max_bytes > 0 and before == after and old_enough and table.nbytes <= self.max_bytes // 4:
             with self._lock:
                 self._drop(key)
                 self._tables[key] = (after, table)
@@ -137,8 +137,22 @@ class ParquetReadCache:
             self._bytes = 0
 
 
+def read_cache_bytes(environ: dict[str, str] | None = None) -> int:
+    """The read cache's bound: ``PROMETHEUS_READ_CACHE_MB`` MiB (default 256; 0 turns the cache off)."""
+    raw = (os.environ if environ is None else environ).get("PROMETHEUS_READ_CACHE_MB", "").strip()
+    if not raw:
+        return 256 * 2**20
+    try:
+        mb = int(raw)
+    except ValueError:
+        mb = -1
+    if mb < 0:
+        raise StorageError(f"PROMETHEUS_READ_CACHE_MB must be a whole number of MiB (0 turns the read cache off), got {raw!r}")
+    return mb * 2**20
+
+
 #: The process's cache of local Parquet reads (see :class:`ParquetReadCache`).
-READ_CACHE = ParquetReadCache()
+READ_CACHE = ParquetReadCache(max_bytes=read_cache_bytes())
 
 
 def check_identifier(name: str) -> str:

@@ -237,3 +237,52 @@ def test_a_block_is_recomputed_whole_when_an_older_row_changed_or_a_group_is_new
     state.calls.clear()
     state.refresh()
     assert len(state.calls) == 1 and state.calls[0] and state.block_bytes(2020) == _scratch(store)[2020]
+
+
+def test_a_file_rewritten_since_the_listing_gets_no_prefix_mark(tmp_path):
+    """The marks describe the bytes the listing (and the block's recorded inputs) name: a file another run rewrote
+    in between gets none, so the next run recomputes the block whole instead of trusting rows it cannot vouch for."""
+    import dataclasses
+
+    from prometheus_assets.assets import evaluation_state as E
+    from prometheus_assets.assets.upstream_files import file_digests
+    from prometheus_assets.resources.storage import ParquetStore
+
+    store = ParquetStore(str(tmp_path))
+    _write(store, *_tail_frames(pd.bdate_range("2020-01-02", "2020-03-31").astype("datetime64[ns]")))
+    listing = {t: file_digests(store, t) for t in ("returns_daily", "signals")}
+    inputs = [[f.table, f.name, f.sha256] for t in listing for f in listing[t]]
+    tail = E.Tail(listing, {"returns_daily": "date", "signals": "date"}, {"s": "date"}, {"s": ["group"]})
+    assert set(tail.prefix(store, 2020, inputs)) == {"returns_daily/2020.parquet", "signals/2020.parquet"}
+    stale = {**listing, "signals": [dataclasses.replace(f, sha256="0" * 64) for f in listing["signals"]]}
+    assert set(E.Tail(stale, tail.date_columns, tail.block_dates, tail.groups).prefix(store, 2020, inputs)) == {"returns_daily/2020.parquet"}
+
+
+def test_prefix_marks_cover_only_the_columns_the_blocks_read(tmp_path):
+    """With ``columns``, an older row that changed only in a column no block reads (the signals' metadata text)
+    keeps the block extendable; a change in a column it reads does not."""
+    from prometheus_assets.assets import evaluation_state as E
+    from prometheus_assets.assets.upstream_files import file_digests
+    from prometheus_assets.resources.storage import ParquetStore
+
+    store = ParquetStore(str(tmp_path))
+    days = pd.bdate_range("2020-01-02", "2020-06-30").astype("datetime64[ns]")
+    returns, signals = _tail_frames(days)
+    signals = signals.assign(note="first")
+    _write(store, returns[returns["date"] < days[-1]], signals[signals["date"] < days[-1]])
+
+    def tail():
+        listing = {t: file_digests(store, t) for t in ("returns_daily", "signals")}
+        inputs = [[f.table, f.name, f.sha256] for t in listing for f in listing[t]]
+        return E.Tail(listing, {"returns_daily": "date", "signals": "date"}, {"s": "date"}, {"s": ["group"]},
+                      columns={"signals": ["group", "score"]}), inputs
+
+    before, inputs = tail()
+    old = {"inputs": inputs, "prefix": before.prefix(store, 2020, inputs)}
+    _write(store, returns[returns["date"] == days[-1]], signals[signals["date"] == days[-1]])
+    _write(store, returns[returns["date"] == days[10]], signals[signals["date"] == days[10]].assign(note="rewritten"))
+    now, inputs = tail()
+    assert now.since(store, 2020, old, inputs, now.listing["returns_daily"]) == days[-1 - 62]
+    _write(store, returns[returns["date"] == days[10]], signals[signals["date"] == days[10]].assign(score=9.0))
+    now, inputs = tail()
+    assert now.since(store, 2020, old, inputs, now.listing["returns_daily"]) is None

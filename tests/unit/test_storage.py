@@ -593,3 +593,17 @@ def test_store_reads_see_the_stores_own_rewrites_at_once(home, monkeypatch):
     assert store.read("prices")["close"].tolist() == [1.0, 1.0, 5.0, 5.0]
     store.write_dated("prices", frame(days[:1], value=7.0), days[:1])
     assert store.read("prices", columns=["close"])["close"].tolist() == [7.0, 7.0, 5.0, 5.0]
+
+
+def test_read_cache_bound_comes_from_the_environment(tmp_path):
+    from prometheus_assets.resources.storage import ParquetReadCache, read_cache_bytes
+
+    assert read_cache_bytes({}) == 256 * 2**20
+    assert read_cache_bytes({"PROMETHEUS_READ_CACHE_MB": " 64 "}) == 64 * 2**20
+    for bad in ("-1", "lots", "1.5"):
+        with pytest.raises(StorageError, match="PROMETHEUS_READ_CACHE_MB"):
+            read_cache_bytes({"PROMETHEUS_READ_CACHE_MB": bad})
+    off, path = ParquetReadCache(max_bytes=read_cache_bytes({"PROMETHEUS_READ_CACHE_MB": "0"}), min_age_s=0.0), str(tmp_path / "2020.parquet")
+    _parquet(path, [1.0])
+    off.read(path)
+    assert not off._tables  # 0: nothing is ever kept
