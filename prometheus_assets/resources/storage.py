@@ -107,7 +107,11 @@ class ParquetReadCache:
                 self._tables.move_to_end((path, None))
                 return whole[1].select(list(columns))  # (what a projected read of the same file returns)
         read_at = time.time_ns()
-        table = pq.ParquetFile(path).read(columns=columns)  # (one file: lighter than read_table's dataset set-up)
+        parquet = pq.ParquetFile(path)  # (one file: lighter than read_table's dataset set-up)
+        if columns is not None and not set(columns) <= set(parquet.schema_arrow.names):
+            # ParquetFile.read skips a column the file lacks; read_table names it (ArrowInvalid), as before the cache
+            return pq.read_table(path, columns=columns)
+        table = parquet.read(columns=columns)
         after = self._identity(path)
         old_enough = after is not None and read_at - max(after[2], after[3]) >= self.min_age_s * 1e9
         if self.max_bytes > 0 and before == after and old_enough and table.nbytes <= self.max_bytes // 4:

@@ -607,3 +607,15 @@ def test_read_cache_bound_comes_from_the_environment(tmp_path):
     _parquet(path, [1.0])
     off.read(path)
     assert not off._tables  # 0: nothing is ever kept
+
+
+def test_read_cache_names_a_column_the_file_lacks_as_pyarrow_does(tmp_path):
+    import pyarrow as pa
+
+    from prometheus_assets.resources.storage import ParquetReadCache
+
+    cache, path = ParquetReadCache(min_age_s=0.0), str(tmp_path / "2020.parquet")
+    _parquet(path, [1.0])
+    cache.read(path)
+    with pytest.raises(pa.ArrowInvalid, match="missing"):
+        cache.read(path, ["close", "missing"])  # neither skipped nor served from the kept whole table
