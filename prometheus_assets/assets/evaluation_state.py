@@ -228,12 +228,13 @@ class Tail:
             return None
         known: set[pd.Timestamp] = set()
         for f in returns:
-            table = self._read(store, f) if f.year is not None and year - 1 <= f.year <= year else None
-            if f.year is not None and year - 1 <= f.year <= year and table is None:
+            if f.year is None or not year - 1 <= f.year <= year:
+                continue
+            table = self._read(store, f)
+            if table is None:
                 return None
-            if table is not None:
-                dates = self._dates(table, f)
-                known.update(dates[dates < first_new])
+            dates = self._dates(table, f)
+            known.update(dates[dates < first_new])
         sessions = sorted(known)
         back = len(sessions) - self.sessions - self.margin
         if back < 0 or sessions[back].year != year:
@@ -373,14 +374,15 @@ def refresh_blocks(
             name = f"{section}/{year:04d}"
             old = recorded.get(name)
             frame = None
-            if old and old["inputs"] == needs and old["complete"] == following.complete and same_following(old["following"], following.parts):
+            following_same = bool(old) and old["complete"] == following.complete and same_following(old["following"], following.parts)
+            if following_same and old["inputs"] == needs:
                 frame = blocks.read_table(section, year, old["sha256"])
             new[name] = {"inputs": needs, "following": following.parts, "complete": following.complete, "sha256": old["sha256"] if frame is not None else None}
             if tail is not None and frame is not None and "prefix" in old:
                 new[name]["prefix"] = old["prefix"]
             if frame is None:
                 stale[section].append(year)
-                if tail is not None and old and old["complete"] == following.complete and same_following(old["following"], following.parts):
+                if tail is not None and following_same:
                     since = tail.since(blocks.store, year, old, needs, returns_files)
                     old_rows = blocks.read_table(section, year, old["sha256"]) if since is not None else None
                     if old_rows is not None:

@@ -94,6 +94,8 @@ class ParquetReadCache:
 
     def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
         """``pq.read_table(path, columns=columns)``, answered from the cache when the file is unchanged."""
+        if self.max_bytes <= 0:  # turned off: a plain read, no stat calls
+            return pq.read_table(path, columns=columns)
         path = os.path.abspath(path)
         key = (path, tuple(columns) if columns is not None else None)
         before = self._identity(path)
@@ -114,7 +116,7 @@ class ParquetReadCache:
         table = parquet.read(columns=columns)
         after = self._identity(path)
         old_enough = after is not None and read_at - max(after[2], after[3]) >= self.min_age_s * 1e9
-        if self.max_bytes > 0 and before == after and old_enough and table.nbytes <= self.max_bytes // 4:
+        if before == after and old_enough and table.nbytes <= self.max_bytes // 4:
             with self._lock:
                 self._drop(key)
                 self._tables[key] = (after, table)
@@ -134,11 +136,6 @@ class ParquetReadCache:
         with self._lock:
             for key in [k for k in self._tables if k[0] == path]:
                 self._drop(key)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._tables.clear()
-            self._bytes = 0
 
 
 def read_cache_bytes(environ: dict[str, str] | None = None) -> int:
