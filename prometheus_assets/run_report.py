@@ -1,11 +1,15 @@
 """Where a run's wall time went: asset bodies, Parquet/DuckDB IO, and Dagster's own bookkeeping.
 
-Read from the run's event log on the Dagster instance (no instrumentation in the assets). Per step:
+Read from the run's event log on the Dagster instance (no instrumentation in the assets). Per step,
+with its outputs taken in the order the step yields them:
 
 * IO in   = STEP_START → last LOADED_INPUT (the IO manager loading upstream Parquet);
-* body    = last STEP_INPUT (or STEP_START) → first STEP_OUTPUT (the asset's own code, checks included);
-* IO out  = first STEP_OUTPUT → first ASSET_MATERIALIZATION (the IO manager writing Parquet and
-  refreshing the DuckDB view);
+* body    = last STEP_INPUT (or STEP_START) → first STEP_OUTPUT, plus, for a step that yields
+  several outputs, each HANDLED_OUTPUT → next STEP_OUTPUT (the code between two ``yield``\\ s),
+  plus the last HANDLED_OUTPUT → STEP_SUCCESS (code after the last ``yield``; ~1 ms otherwise);
+  the asset's own code, checks included;
+* IO out  = each STEP_OUTPUT → the first ASSET_MATERIALIZATION after it (the IO manager writing
+  Parquet and refreshing the DuckDB view);
 * bookkeeping = everything else in the run's wall time: planning and storing one event per
   (asset, partition), run start-up and teardown.
 """
@@ -13,6 +17,7 @@ Read from the run's event log on the Dagster instance (no instrumentation in the
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -46,35 +51,62 @@ class RunSplit:
         ]
 
 
+def step_split(events: list[tuple[str, float]]) -> dict[str, float] | None:
+    """``io_in``, ``body``, ``io_out``, ``start``, ``end`` of one step from its ``(event type, timestamp)`` pairs.
+
+    The pairs are in the order the event log holds them (see the module docstring for what each
+    part spans). None for a step that never started or produced no output (e.g. skipped).
+    """
+    times: dict[str, list[float]] = defaultdict(list)
+    for kind, at in events:
+        times[kind].append(at)
+    if not times["STEP_START"] or not times["STEP_OUTPUT"]:
+        return None
+    start = times["STEP_START"][0]
+    loaded = max(times["LOADED_INPUT"] or [start])
+    body_from = max(times["STEP_INPUT"] + [loaded])
+    body = io_out = 0.0
+    output_at = handled_at = mat_pending = None
+    for kind, at in events:
+        if kind == "STEP_OUTPUT":
+            body += at - (handled_at if handled_at is not None else body_from)
+            output_at, mat_pending = at, True
+        elif kind == "ASSET_MATERIALIZATION" and mat_pending:
+            io_out += at - output_at
+            mat_pending = False
+        elif kind == "HANDLED_OUTPUT":
+            handled_at = at
+    end = max(times["STEP_SUCCESS"] or times["STEP_FAILURE"] or [handled_at or output_at])
+    if handled_at is not None and times["STEP_SUCCESS"]:
+        body += max(end - handled_at, 0.0)  # (code after the last yield of a generator step)
+    return {"io_in": loaded - start, "body": body, "io_out": io_out, "start": start, "end": end}
+
+
+def split_events(records: Iterable[tuple[str | None, str | None, float]], wall: float | None = None) -> RunSplit:
+    """The :class:`RunSplit` of a run's ``(step key, event type, timestamp)`` records, in log order.
+
+    ``step key`` / ``event type`` are None for run-level records and plain log messages; ``wall``
+    defaults to the span from the first record to the last.
+    """
+    steps: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    materializations = count = 0
+    first = last = None
+    for step, kind, at in records:
+        count += 1
+        first = at if first is None else first
+        last = at
+        if kind is None or step is None:
+            continue
+        steps[step].append((kind, at))
+        materializations += kind == "ASSET_MATERIALIZATION"
+    per_step = {step: s for step, events in steps.items() if (s := step_split(events)) is not None}
+    body = sum(s["body"] for s in per_step.values())
+    io = sum(s["io_in"] + s["io_out"] for s in per_step.values())
+    total = wall if wall is not None else ((last or 0.0) - (first or 0.0))
+    return RunSplit(wall=total, body=body, io=io, materializations=materializations, events=count, per_step=per_step)
+
+
 def split_run(instance: dg.DagsterInstance, run_id: str, wall: float | None = None) -> RunSplit:
     """Compute the :class:`RunSplit` of ``run_id`` from ``instance``'s event log."""
-    records = instance.all_logs(run_id)
-    steps: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    materializations = 0
-    first = last = None
-    for rec in records:
-        ev = rec.dagster_event
-        first = rec.timestamp if first is None else first
-        last = rec.timestamp
-        if ev is None or rec.step_key is None:
-            continue
-        steps[rec.step_key][ev.event_type_value].append(rec.timestamp)
-        if ev.event_type_value == "ASSET_MATERIALIZATION":
-            materializations += 1
-    per_step: dict[str, dict[str, float]] = {}
-    body = io = 0.0
-    for step, ev in steps.items():
-        if "STEP_START" not in ev or "STEP_OUTPUT" not in ev:
-            continue
-        start = ev["STEP_START"][0]
-        loaded = max(ev.get("LOADED_INPUT", [start]))
-        compute_from = max(ev.get("STEP_INPUT", [start]) + [loaded])
-        out = min(ev["STEP_OUTPUT"])
-        mat = min(ev.get("ASSET_MATERIALIZATION", [out]))
-        end = max(ev.get("STEP_SUCCESS", ev.get("STEP_FAILURE", [mat])))
-        s = {"io_in": loaded - start, "body": out - compute_from, "io_out": max(mat - out, 0.0), "start": start, "end": end}
-        per_step[step] = s
-        body += s["body"]
-        io += s["io_in"] + s["io_out"]
-    total = wall if wall is not None else ((last or 0.0) - (first or 0.0))
-    return RunSplit(wall=total, body=body, io=io, materializations=materializations, events=len(records), per_step=per_step)
+    return split_events(((rec.step_key, rec.dagster_event.event_type_value if rec.dagster_event is not None else None, rec.timestamp)
+                         for rec in instance.all_logs(run_id)), wall)
