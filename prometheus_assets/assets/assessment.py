@@ -296,6 +296,12 @@ def _evaluation_rows(storage: StorageResource, listing: dict) -> tuple[pd.DataFr
     return out["assessment"], out["strategy"], recomputed
 
 
+def _ic_by_regime(by_regime: pd.DataFrame) -> pd.DataFrame:
+    """Mean rank IC per regime label (rows) and model (columns ``<horizon>d <kind>``), for the grouped bar chart."""
+    wide = by_regime.pivot(index="regime_label", columns=["horizon", "kind"], values="ic_mean").sort_index(axis=1)
+    return wide.set_axis([f"{h}d {kind}" for h, kind in wide.columns], axis=1)
+
+
 def _strategy_state(storage: StorageResource, session: pd.Timestamp) -> strategies.SignalState | None:
     """The strategies' state carried out of ``session`` (None when absent, of another version or other parameters)."""
     raw = storage.store().read_bytes(f"{STRATEGY_STATE_DIR}/{session:%Y-%m-%d}.json")
@@ -438,7 +444,7 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "blocks_recomputed": recomputed,
             "ic_mean_hgb_20d": assessment.headline_ic(result.get("overall"), horizon=20, kind="hgb"),
             "ic_table": dg.MetadataValue.md(report),
-            "ic_by_regime": plots.bar_chart(by_regime.set_index(["horizon", "kind", "regime_label"])["ic_mean"], "Out-of-sample rank IC by regime") if len(by_regime) else dg.MetadataValue.text("no out-of-sample scores yet"),
+            "ic_by_regime": plots.grouped_bar_chart(_ic_by_regime(by_regime), "Out-of-sample rank IC by regime", "mean rank IC") if len(by_regime) else dg.MetadataValue.text("no out-of-sample scores yet"),
         })
 
     return [*datasets, assessment_models, assessment_scores, strategy_signals, assessment_evaluation]

@@ -91,12 +91,15 @@ def test_fixed_margins_keep_every_label_of_every_figure_inside():
     # the builders that render themselves: catch the figure they save
     saved = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plots, "png_base64", lambda fig, tight=False: saved.append((fig, tight)) or "")
+        patch.setattr(plots, "png_base64", lambda fig: saved.append(fig) or "")
         plots.regime_timeline(pd.Series(days), labels, pd.Series(equity["COMBINED"].to_numpy() * 300, index=days))
         plots.quantile_bands(quarterly, ["pm_strength_applied", "max_alloc"], "Sizing multipliers per quarter")
         plots.stacked_counts(pd.DataFrame({"A": 100.0, "B": 200.0, "C": 150.0}, index=month_ends), "Soft-target classes")
-    figures.update({f"self-rendered {i}": fig for i, (fig, tight) in enumerate(saved) if not tight})
-    assert len(figures) == 8
+        ic = pd.DataFrame(rng.normal(0, 0.05, size=(5, 6)), index=["CARRY", "CRISIS", "NEUTRAL", "RISK_OFF", "UNKNOWN"],
+                          columns=[f"{h}d {k}" for h in (5, 20, 60) for k in ("hgb", "ridge")])
+        plots.grouped_bar_chart(ic, "Out-of-sample rank IC by regime", "mean rank IC")
+    figures.update({f"self-rendered {i}": fig for i, fig in enumerate(saved)})
+    assert len(figures) == 9
     for name, fig in figures.items():
         plots.fixed_margins(fig)
         assert _drawn_past_edges(fig) == [], name
