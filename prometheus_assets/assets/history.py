@@ -26,9 +26,9 @@ def lookback_start(first: pd.Timestamp, sessions: int) -> pd.Timestamp:
 
 
 def read(storage: StorageResource, table: str, start: pd.Timestamp | None, end: pd.Timestamp | None, date_column: str = "date",
-         columns: list[str] | None = None) -> pd.DataFrame:
-    """Rows of ``table`` dated ``start``…``end`` (``None``: unbounded on that side); ``columns``: only these."""
-    return storage.store().read(table, start, end, date_column=date_column, columns=columns)
+         columns: list[str] | None = None, on: list[pd.Timestamp] | None = None) -> pd.DataFrame:
+    """Rows of ``table`` dated ``start``…``end`` (``None``: unbounded on that side); ``columns``: only these; ``on``: only these days."""
+    return storage.store().read(table, start, end, date_column=date_column, columns=columns, on=on)
 
 
 def market_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> dict[str, pd.DataFrame | None]:

@@ -198,8 +198,11 @@ def report_assets() -> list[dg.AssetsDefinition]:
     def sleeve_report(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
         configs = books.books()
         rows, returns, _ = _sleeve_panels(storage, None)
-        # the allocation figure needs four columns of every held position; the scatter, the recent rebalances' alphas
-        positions = history.read(storage, "target_portfolios", None, None, columns=["date", "book", "symbol", "target_weight", "sector", "alpha", "rebalance"])
+        # the allocation figure draws the positions held at each month's last session (and the newest one), the
+        # scatter the recent rebalances' alphas: neither reads the rest of the 260,000 position rows of 33 years
+        dates = pd.DatetimeIndex(rows["date"].unique())
+        month_ends = list(pd.Series(dates).groupby(dates.to_period("M")).max())
+        held = history.read(storage, "target_portfolios", None, None, columns=["date", "book", "symbol", "target_weight", "sector"], on=month_ends)
         selection = history.read(storage, "meta_orchestrator", None, None, date_column="as_of_date")
         comparison = history.read(storage, "combination_comparison", None, None)
         defaults = sorted(rows.loc[rows["configured"], "config_id"].unique())
@@ -208,11 +211,12 @@ def report_assets() -> list[dg.AssetsDefinition]:
         # the scatter shows the recent rebalances only, as sleeve_evaluation's (its cost must not grow with the history)
         since = history.lookback_start(rows["date"].max(), book_inputs.ALPHA_POINTS_SESSIONS) if len(rows) else None
         market = to_wide(history.read(storage, "returns_daily", since, None), "return")
-        points = book_inputs.alpha_points(positions[positions["date"] >= since] if since is not None else positions, market, configs)
+        recent = history.read(storage, "target_portfolios", since, None, columns=["date", "book", "symbol", "target_weight", "alpha", "rebalance"])
+        points = book_inputs.alpha_points(recent, market, configs)
         latest = selection[selection["as_of_date"] == selection["as_of_date"].max()] if len(selection) else selection
         sections = [
             ("Equity and drawdown", "<p>Configured books after costs, and the meta-orchestrated combined book.</p>", plots.equity_drawdown_figure(equity)),
-            ("Allocation over time", "<p>Gross weight by sector at each month end.</p>", plots.allocation_figure(positions[positions["target_weight"] != 0])),
+            ("Allocation over time", "<p>Gross weight by sector at each month end.</p>", plots.allocation_figure(held[held["target_weight"] != 0])),
             ("Sleeve contributions", "<p>Cumulative budget-weighted return of each live sleeve.</p>", plots.contribution_figure(meta.contributions(returns, selection, defaults))),
             ("Alpha vs realised return", f"<p>Each name bought or held at a rebalance of the last {book_inputs.ALPHA_POINTS_SESSIONS} sessions: the book's alpha against the return over its horizon.</p>", plots.alpha_scatter_figure(points)),
             ("Combination methods", comparison.to_html(index=False, float_format=lambda x: f"{x:.3f}"), None),

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -61,6 +62,13 @@ def fixed_margins(fig) -> None:
     right = MARGINS_IN["right_twin"] if twin else MARGINS_IN["right"]
     fig.subplots_adjust(left=MARGINS_IN["left"] / width, right=1 - right / width,
                         bottom=MARGINS_IN["bottom"] / height, top=1 - MARGINS_IN["top"] / height)
+    for ax in fig.axes:
+        if ax.get_title():
+            # The title at a fixed height above the axes (y=1.0 is where matplotlib starts). Left to
+            # itself it measures the bounding box of every tick label of the axes and its twins to
+            # lift the title over any drawn above the axes (none are here): ~40% of the sleeve
+            # report's drawing time (profiled).
+            ax.set_title(ax.get_title(), y=1.0)
 
 
 def png_base64(fig) -> str:
@@ -81,6 +89,16 @@ def png_base64(fig) -> str:
 def png_markdown(fig, title: str) -> dg.MetadataValue:
     """Render ``fig`` as an embedded PNG in Markdown metadata (and close it)."""
     return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{png_base64(fig)})")
+
+
+def log_y(ax) -> None:
+    """A log-scaled y axis with its major (labelled) ticks only.
+
+    The minor ticks of a log axis are ~8 per decade, each a matplotlib tick object (two lines and
+    two texts, the costliest artists to build): 32 of the 66 ticks of the equity figure.
+    """
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(mticker.NullLocator())
 
 
 def label_bands(labels: pd.Series) -> pd.DataFrame:
@@ -120,7 +138,7 @@ def regime_timeline(dates: pd.Series, labels: pd.Series, market_index: pd.Series
     if market_index is not None and len(market_index):
         ax2 = ax.twinx()
         ax2.plot(market_index.index, market_index.values, color="black", lw=0.8)
-        ax2.set_yscale("log")
+        log_y(ax2)
         ax2.set_ylabel("market (log)")
     ax.set_yticks([])
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in REGIME_COLOURS.values()]
@@ -167,7 +185,7 @@ def equity_drawdown_figure(equity: pd.DataFrame, title: str = "Equity and drawdo
         top.plot(drawn.index, drawn.values, lw=0.9, label=name)
         drawdown = thin((curve / curve.cummax() - 1).to_frame(), how="min")[name]
         bottom.plot(drawdown.index, drawdown.values, lw=0.7)
-    top.set_yscale("log")
+    log_y(top)
     top.set_title(title)
     top.legend(loc="upper left", fontsize=8, ncol=4)
     bottom.set_ylabel("drawdown")
@@ -260,7 +278,7 @@ def regime_shaded_equity_figure(equity: pd.DataFrame, regimes: pd.Series, title:
     drawn = thin(equity)
     for name in equity.columns:
         ax.plot(drawn.index, drawn[name].values, lw=0.9, label=name)
-    ax.set_yscale("log")
+    log_y(ax)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title)
     return fig

@@ -511,6 +511,20 @@ def test_read_only_some_columns_equals_the_whole_read_cut_to_them(home):
     assert list(store.read("prices", columns=["close"])["close"]) == list(np.arange(8.0))
 
 
+def test_read_on_some_days_equals_the_whole_read_filtered_to_them(home):
+    """``on`` keeps the rows of those days only (with the bounds and columns as usual); a day without rows adds none."""
+    store = ParquetStore(str(home))
+    dates = pd.DatetimeIndex(["2019-12-30", "2019-12-31", "2020-01-02", "2020-01-03"])
+    frame = pd.DataFrame({"date": dates.repeat(2), "symbol": ["A", "B"] * 4, "close": np.arange(8.0)})
+    store.write_dated("prices", frame, dates)
+    whole = store.read("prices")
+    days = [pd.Timestamp("2019-12-31"), pd.Timestamp("2020-01-03"), pd.Timestamp("2020-01-01")]
+    expected = whole[whole["date"].isin(days)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(store.read("prices", on=days), expected)
+    pd.testing.assert_frame_equal(store.read("prices", "2020-01-01", None, columns=["close"], on=days), expected.loc[expected["date"] >= "2020-01-01", ["close"]].reset_index(drop=True))
+    assert store.read("prices", on=[]).empty
+
+
 # ---- the read cache (storage.ParquetReadCache) --------------------------------------------------
 def _parquet(path, values):
     import pyarrow as pa
