@@ -309,7 +309,7 @@ class BlockStore:
         data = self.store.read_bytes(self.path(section, year))
         if data is None or hashlib.sha256(data).hexdigest() != sha256:
             return None
-        return pq.read_table(pa.BufferReader(data))
+        return pq.ParquetFile(pa.BufferReader(data)).read()  # (one buffer: ~half the time of read_table's dataset set-up)
 
     def to_frame(self, section: str, table: pa.Table) -> pd.DataFrame:
         """Block rows as pandas, the date columns as datetime64[ns] (what storage.to_pandas does for them)."""
