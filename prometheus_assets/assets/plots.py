@@ -201,9 +201,12 @@ def allocation_figure(held: pd.DataFrame, title: str = "Allocation by sector ove
         days = held[["book", "date"]].drop_duplicates()
         month_ends = days.groupby([days["book"], pd.DatetimeIndex(days["date"]).to_period("M")])["date"].max()
         held = held.merge(pd.DataFrame({"book": month_ends.index.get_level_values(0), "date": month_ends.to_numpy()}), on=["book", "date"])
+    # one sector list for every panel: a sector has the same colour in each, and the legend names them all
+    held = held.assign(gross=held["target_weight"].abs(), sector=held["sector"].fillna("UNKNOWN"))
+    sectors = sorted(held["sector"].unique())
     for ax, book in zip(axes[:, 0], books):
-        rows = held[held["book"] == book].assign(gross=lambda f: f["target_weight"].abs(), sector=lambda f: f["sector"].fillna("UNKNOWN"))
-        wide = rows.pivot_table(index="date", columns="sector", values="gross", aggfunc="sum").fillna(0.0)
+        rows = held[held["book"] == book]
+        wide = rows.pivot_table(index="date", columns="sector", values="gross", aggfunc="sum").reindex(columns=sectors).fillna(0.0)
         monthly = wide.resample("ME").last().fillna(0.0)
         ax.stackplot(monthly.index, monthly.T.values, labels=list(monthly.columns), alpha=0.85)
         ax.set_ylabel(book, fontsize=8)

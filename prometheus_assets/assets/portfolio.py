@@ -35,6 +35,26 @@ def _reference_returns(storage: StorageResource, end: pd.Timestamp) -> tuple[pd.
     return (rets[index[0]] if index else None), (rets[factors] if factors else None)
 
 
+#: The allocation picture of a run shows at least this many sessions ending on its last day (as the regime timeline).
+ALLOCATION_SHOWN_SESSIONS = 252
+ALLOCATION_COLUMNS = ["date", "book", "symbol", "target_weight", "sector"]
+
+
+def shown_allocation(storage: StorageResource, run_held: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+    """The held positions a run's allocation picture draws: its own, preceded by the stored ones of the year before.
+
+    A daily run's own rows are one date, which a stacked area draws as nothing; with at least
+    :data:`ALLOCATION_SHOWN_SESSIONS` sessions ending on ``last`` every run shows the recent
+    allocation, and the cost is the same whatever the history (only the window is read).
+    """
+    shown_from = min(first, history.lookback_start(last, ALLOCATION_SHOWN_SESSIONS - 1))
+    own = run_held[ALLOCATION_COLUMNS]
+    if shown_from >= first or not storage.store().exists("target_portfolios"):
+        return own
+    before = history.read(storage, "target_portfolios", shown_from, first - pd.Timedelta(days=1), columns=ALLOCATION_COLUMNS)
+    return pd.concat([before[before["target_weight"] != 0], own], ignore_index=True)
+
+
 def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
@@ -46,7 +66,8 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
             "strategy), the top names of the book's universe are sized (proportional to alpha, capped Kelly, risk parity on "
             "a Ledoit-Wolf covariance via skfolio, or inverse volatility), then the constraints are enforced exactly (max "
             "position, max sector, min positions, turnover, gross leverage; regime rules scale size). Rebalances on the "
-            "book's schedule and whenever its regime multiplier changes. Books can be overridden per run (resource `books`)."
+            "book's schedule and whenever its regime multiplier changes. Books can be overridden per run (resource `books`). "
+            "The allocation_over_time picture shows the run's days and at least the year before (month ends)."
         ),
     )
     def target_portfolios(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
@@ -73,7 +94,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
             "rebalances": int(out.loc[out["rebalance"], ["date", "book"]].drop_duplicates().shape[0]),
             "mean_positions": float(held.groupby(["date", "book"]).size().mean()) if len(held) else 0.0,
             "risk_parity_solved": solved, "resumed_from_state": run.starts is not None,
-        }, pictures={"allocation_over_time": plots.allocation_over_time(held)})
+        }, pictures={"allocation_over_time": plots.allocation_over_time(shown_allocation(storage, held, dates[0], dates[-1]))})
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"},

@@ -123,3 +123,22 @@ def test_label_bands_tile_the_span_and_shade_one_collection_per_label():
     widths = sorted(round(float(np.ptp(p.vertices[:, 0])), 6) for c in shaded for p in c.get_paths())
     assert widths == [1.0, 2.0, 3.0]  # in days: STRESS Mon→Tue, STRESS Tue→Thu, CRISIS Fri→Mon
     plt.close(fig)
+
+
+def test_allocation_panels_give_a_sector_one_colour_and_the_legend_names_every_sector():
+    """Books holding different sectors: every panel stacks the same sector list, so a colour means one sector throughout."""
+    import matplotlib.pyplot as plt
+
+    month_ends = pd.DatetimeIndex(["2022-01-31", "2022-02-28", "2022-03-31"])
+    held = pd.DataFrame([(d, "A", "X", 0.3, "Energy") for d in month_ends]
+                        + [(d, "B", f"S{i}", 0.2, sector) for d in month_ends for i, sector in enumerate(["Financials", "Utilities"])],
+                        columns=["date", "book", "symbol", "target_weight", "sector"])
+    fig = plots.allocation_figure(held)
+    colours = []
+    for ax in fig.axes:
+        stacks = ax.collections
+        assert len(stacks) == 3  # Energy, Financials, Utilities in each panel (zero where the book holds none)
+        colours.append([tuple(c.get_facecolor()[0]) for c in stacks])
+    assert colours[0] == colours[1]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["Energy", "Financials", "Utilities"]
+    plt.close(fig)

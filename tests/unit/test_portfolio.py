@@ -858,3 +858,28 @@ def test_window_statistics_do_not_depend_on_where_history_starts(seed, cut, wind
     full_k = P.kelly_fractions(score, returns, horizon, window=window, min_picks=1)
     part_k = P.kelly_fractions(score.iloc[cut:], returns.iloc[cut:], horizon, window=window, min_picks=1)
     np.testing.assert_array_equal(part_k.iloc[need:].to_numpy(), full_k.iloc[cut + need:].to_numpy())
+
+
+def test_a_daily_runs_allocation_picture_shows_the_stored_year_before(home):
+    """A one-day run's allocation picture draws the stored held positions of the year before it (flat ones left out),
+    then its own; a run as long as that, or a root without stored positions, draws its own rows only."""
+    from prometheus_assets.assets.portfolio import ALLOCATION_COLUMNS, ALLOCATION_SHOWN_SESSIONS, shown_allocation
+    from prometheus_assets.core import calendar
+    from prometheus_assets.resources import StorageResource
+    from prometheus_assets.resources.storage import ParquetStore
+
+    sessions = pd.DatetimeIndex(calendar.trading_sessions(pd.Timestamp("2020-01-02"), pd.Timestamp("2021-12-31")))
+    storage = StorageResource(home=str(home))
+    day = sessions[-1]
+    own = pd.DataFrame({"date": [day], "book": "B", "symbol": "A", "target_weight": 0.5, "sector": "Energy", "alpha": 1.0})
+    assert shown_allocation(storage, own, day, day).equals(own[ALLOCATION_COLUMNS])  # nothing stored yet
+    earlier = sessions[:-1]
+    stored = pd.DataFrame({"date": earlier.repeat(2), "book": "B", "symbol": ["A", "Z"] * len(earlier),
+                           "target_weight": [0.25, 0.0] * len(earlier), "sector": "Energy", "alpha": 1.0})
+    ParquetStore(str(home)).write_dated("target_portfolios", stored, earlier)
+    shown = shown_allocation(storage, own, day, day)
+    assert list(shown.columns) == ALLOCATION_COLUMNS and (shown["symbol"] == "A").all()
+    assert shown["date"].nunique() == ALLOCATION_SHOWN_SESSIONS and shown["date"].is_monotonic_increasing
+    assert shown.iloc[-1].tolist() == [day, "B", "A", 0.5, "Energy"]
+    run = stored[stored["date"] >= sessions[-300]]
+    assert shown_allocation(storage, run, sessions[-300], day).equals(run[ALLOCATION_COLUMNS])
