@@ -56,7 +56,7 @@ MARGINS_IN = {"left": 0.85, "bottom": 0.5, "top": 0.4, "right": 0.25, "right_twi
 
 
 def fixed_margins(fig) -> None:
-    """Place ``fig``'s axes inside :data:`MARGINS_IN` (no draw needed, unlike ``bbox_inches="tight"``)."""
+    """Place ``fig``'s axes inside :data:`MARGINS_IN` and their titles at a fixed height (no draw needed, unlike ``bbox_inches="tight"``)."""
     width, height = fig.get_size_inches()
     twin = any(ax.yaxis.get_label_position() == "right" for ax in fig.axes)
     right = MARGINS_IN["right_twin"] if twin else MARGINS_IN["right"]
