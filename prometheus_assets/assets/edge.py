@@ -256,8 +256,8 @@ def edge_layer(context: dg.AssetExecutionContext, storage: StorageResource, book
     sized_returns = _continued(storage, run, "edge_sleeve_returns", returns, pd.DataFrame(columns=["date", "book", "config_id"]))
     edge_hist = aggregator.history_frame()
     if run.state is not None:
-        stored = history.read(storage, "edge_history", None, None)  # ts is a timestamp column: filtered here
-        edge_hist = _appended(stored[pd.DatetimeIndex(stored["ts"]) <= run.state.date], edge_hist)
+        # ts holds midnights (the aggregator's days), so its day bound is the same as ts <= the state's date
+        edge_hist = _appended(history.read(storage, "edge_history", None, run.state.date, date_column="ts"), edge_hist)
 
     yield dg.Output(stats, output_name="pattern_scope_stats", metadata={
         "trades": learned, "trades_new": len(trades), "trades_skipped": skipped, "resumed_from_state": run.state is not None, "mask_keys": len(stats),

@@ -29,6 +29,7 @@ Names become paths and SQL only after validation: table/view names by :func:`che
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -302,10 +303,12 @@ def parquet_write_options(schema: pa.Schema) -> dict:
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Pandas frame for ``table``: ``date32`` columns become ``datetime64[ns]``."""
+    """Pandas frame for ``table``: ``date32`` columns become ``datetime64[ns]`` (a zone-aware column keeps its zone, in ns)."""
     frame = table.to_pandas(date_as_object=False)
     for col in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+        if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+            frame[col] = frame[col].dt.as_unit("ns")  # (astype to a naive dtype raises for these)
+        elif pd.api.types.is_datetime64_dtype(frame[col]):
             frame[col] = frame[col].astype("datetime64[ns]")
     return frame
 
@@ -578,23 +581,42 @@ class ParquetStore:
             if m and ((lo is not None and int(m.group(1)) < lo.year) or (hi is not None and int(m.group(1)) > hi.year)):
                 continue
             chosen.append(path)
-        read = list(dict.fromkeys([*columns, date_column])) if columns is not None else None
+        bounded = lo is not None or hi is not None or on is not None
+        # (the date column is read too when it bounds the read, even if not asked for)
+        read = (list(dict.fromkeys([*columns, date_column])) if bounded else list(columns)) if columns is not None else None
         tables = [self._read_file(p, read) for p in chosen]
         if not tables:
             return to_pandas(self._read_file(files[0], read).slice(0, 0))
         table = concat_year_tables(tables, name, chosen)
-        if (lo is not None or hi is not None) and date_column in table.column_names:
-            mask = None
+        if bounded:
+            if date_column not in table.column_names:
+                # (the bounds were ignored then: every row of the years kept, e.g. for date_column left at "date" on an as_of_date table)
+                raise StorageError(f"table {name!r} has no column {date_column!r} to bound the read by date; its columns: {', '.join(table.column_names)}")
+            day = _days_of(table, name, date_column)
+            masks = []
             if lo is not None:
-                mask = pc.greater_equal(table[date_column], pa.scalar(lo.date(), pa.date32()))
+                masks.append(pc.greater_equal(day, pa.scalar(lo.date(), pa.date32())))
             if hi is not None:
-                upper = pc.less_equal(table[date_column], pa.scalar(hi.date(), pa.date32()))
-                mask = upper if mask is None else pc.and_(mask, upper)
-            table = table.filter(mask)
-        if on is not None and date_column in table.column_names:
-            days = pa.array([pd.Timestamp(d).date() for d in on], pa.date32())
-            table = table.filter(pc.is_in(table[date_column], value_set=days))
+                masks.append(pc.less_equal(day, pa.scalar(hi.date(), pa.date32())))
+            if on is not None:
+                masks.append(pc.is_in(day, value_set=pa.array([pd.Timestamp(d).date() for d in on], pa.date32())))
+            table = table.filter(functools.reduce(pc.and_, masks))
         return to_pandas(table.select(list(columns)) if columns is not None else table)
+
+
+def _days_of(table: pa.Table, name: str, date_column: str) -> pa.ChunkedArray:
+    """The day of each row of ``table[date_column]`` as ``date32``, what :meth:`ParquetStore.read`'s bounds compare.
+
+    A timestamp column is cut to its day (a zone-aware one: its day in its zone): compared as it is with a
+    date, Arrow takes the date as midnight, so ``end`` dropped the rows later on that day and
+    ``on`` matched only midnights, without an error.
+    """
+    column = table[date_column]
+    if pa.types.is_date32(column.type):
+        return column
+    if pa.types.is_timestamp(column.type) or pa.types.is_date64(column.type):
+        return pc.cast(column, pa.date32())
+    raise StorageError(f"table {name!r}: column {date_column!r} is {column.type}, not a date or timestamp, so it cannot bound a read by date")
 
 
 #: (catalog path, inode, size, mtime_ns) -> its views, see DuckDBCatalog._current.

@@ -525,6 +525,50 @@ def test_read_on_some_days_equals_the_whole_read_filtered_to_them(home):
     assert store.read("prices", on=[]).empty
 
 
+def test_read_bounds_a_timestamp_column_by_its_day(home):
+    """Regression: a timestamp date column (``edge_history.ts``, a user's own table) compared with the date
+    bounds as midnight, so ``end`` dropped that day's later rows and ``on`` matched only midnights, silently."""
+    store = ParquetStore(str(home))
+    stamps = pd.to_datetime(["2020-01-01 00:00", "2020-01-02 00:00", "2020-01-02 15:30", "2020-01-03 09:00"])
+    store.write_whole("ticks", pd.DataFrame({"ts": stamps, "x": [1, 2, 3, 4]}))
+    assert list(store.read("ticks", "2020-01-02", "2020-01-02", date_column="ts")["x"]) == [2, 3]
+    assert list(store.read("ticks", None, "2020-01-02", date_column="ts")["x"]) == [1, 2, 3]
+    assert list(store.read("ticks", "2020-01-03", None, date_column="ts")["x"]) == [4]
+    assert list(store.read("ticks", on=[pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")], date_column="ts")["x"]) == [2, 3, 4]
+
+
+def test_read_keeps_a_zone_aware_column_and_bounds_it_by_its_local_day(home):
+    """A zone-aware timestamp reads back with its zone (converting it to naive ns raised), and bounds by its day in that zone."""
+    store = ParquetStore(str(home))
+    stamps = pd.to_datetime(["2020-01-01 23:00", "2020-01-02 23:00"]).tz_localize("America/New_York")  # 04:00 UTC the next day
+    store.write_whole("ticks", pd.DataFrame({"ts": stamps, "x": [1, 2]}))
+    whole = store.read("ticks")
+    assert str(whole["ts"].dtype) == "datetime64[ns, America/New_York]" and list(whole["ts"]) == list(stamps)
+    assert list(store.read("ticks", "2020-01-02", "2020-01-02", date_column="ts")["x"]) == [2]
+
+
+def test_read_by_date_on_a_column_that_holds_no_dates_is_a_named_error(home):
+    store = ParquetStore(str(home))
+    store.write_whole("plain", pd.DataFrame({"x": [1, 2]}))
+    with pytest.raises(StorageError, match="'x' is int64, not a date or timestamp"):
+        store.read("plain", "2020-01-02", None, date_column="x")
+    assert list(store.read("plain")["x"]) == [1, 2]  # without bounds the column is not used
+
+
+def test_read_bounded_by_a_column_the_table_lacks_is_a_named_error(home):
+    """Regression: bounds on a missing date column (left at "date" for an ``as_of_date`` table) were ignored, so
+    every row of the years kept came back; and ``columns`` on a table without a date column failed in Arrow."""
+    store = ParquetStore(str(home))
+    days = pd.DatetimeIndex(["2024-01-02", "2024-01-03"])
+    store.write_dated("scores", pd.DataFrame({"as_of_date": days, "x": [1, 2]}), days, date_column="as_of_date")
+    for bounds in ({"start": "2024-01-03", "end": "2024-01-03"}, {"on": [pd.Timestamp("2024-01-03")]}):
+        with pytest.raises(StorageError, match="no column 'date' to bound the read by date; its columns: as_of_date, x"):
+            store.read("scores", **bounds)
+        assert list(store.read("scores", date_column="as_of_date", **bounds)["x"]) == [2]
+    store.write_whole("registry", pd.DataFrame({"symbol": ["A", "B"], "sector": ["X", "Y"]}))
+    assert list(store.read("registry", columns=["sector"])["sector"]) == ["X", "Y"]
+
+
 # ---- the read cache (storage.ParquetReadCache) --------------------------------------------------
 def _parquet(path, values):
     import pyarrow as pa
