@@ -107,7 +107,8 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         known = frozenset(instruments["symbol"]) if source.has_registry() else None
         result = validate_bars(raw, sessions, known_symbols=known, as_of=as_of)
         clean = result.clean[result.clean["date"].isin(dates)].reset_index(drop=True)
-        storage.write_dated("quarantine", assign_partition_dates(result.quarantine, dates), dates, date_column="partition_date")
+        quarantined = assign_partition_dates(result.quarantine, dates, source.owning_days(result.quarantine))
+        storage.write_dated("quarantine", quarantined, dates, date_column="partition_date")
         results = checks.price_check_results(clean, result.quarantine, {"sessions": sessions, "known_symbols": known})
         yield dg.Output(clean, metadata={"quarantined_rows": len(result.quarantine), "symbols": int(clean["symbol"].nunique())})
         yield from results

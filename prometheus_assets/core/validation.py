@@ -181,18 +181,22 @@ def empty_quarantine() -> pd.DataFrame:
 __all__ = ["QUARANTINE_COLUMNS", "QuarantineReason", "ValidatedBars", "empty_quarantine", "validate_bars", "PROVENANCE_COLUMNS"]
 
 
-def assign_partition_dates(quarantine: pd.DataFrame, partition_dates: pd.DatetimeIndex) -> pd.DataFrame:
+def assign_partition_dates(quarantine: pd.DataFrame, partition_dates: pd.DatetimeIndex, owners: pd.Series | None = None) -> pd.DataFrame:
     """Attach ``partition_date``: the partition whose materialization quarantined each row.
 
     A row dated on a session in ``partition_dates`` belongs to that day; a row on a non-session
     goes to the next partition on or after its date; rows dated after the last partition (future
-    dates) and undated rows go to the last / first partition of the range.
+    dates) and undated rows go to the last / first partition of the range. ``owners`` (aligned
+    with ``quarantine``'s index): a day that decides instead of the row's date where not NaT, e.g.
+    the day a row's file is named for, so the row lands in the same partition whether that day
+    was built alone or in a range.
     """
     out = quarantine.copy()
     dates = pd.DatetimeIndex(partition_dates).sort_values()
     if len(dates) == 0:
         raise ValueError("partition_dates is empty")
-    pos = dates.searchsorted(out["date"].fillna(dates[0]).to_numpy(), side="left")
+    day = out["date"] if owners is None else pd.to_datetime(owners.reindex(out.index)).fillna(out["date"])
+    pos = dates.searchsorted(day.fillna(dates[0]).to_numpy(), side="left")
     pos = pos.clip(0, len(dates) - 1)
     out.insert(0, "partition_date", dates[pos].astype("datetime64[ns]"))
     return out

@@ -46,7 +46,7 @@ Values:
   missing value. Anything else (``N/A``, ``nan``, ``inf``, ``1,234.5``) is flagged.
 * A file whose name (before the extension) is a date ``YYYY-MM-DD`` must only hold bars of that
   date: the name is trusted to skip the file when reading another window, and rows dated
-  otherwise are flagged.
+  otherwise are flagged and read with the file (they belong to the day it is named for).
 
 Instrument registry
 -------------------
@@ -282,8 +282,10 @@ class FilesBarReader:
         :func:`~prometheus_assets.core.schema.normalise_bars`), ``source_file`` (path relative
         to ``root``), ``source_row`` (1-based data row in that file, int64) and ``parse_error``
         (``None`` or the reason the row is bad). Files named after a date outside the window
-        are not opened. Rows whose date could not be parsed (NaT) are returned whenever their
-        file is read, so that they can be quarantined. Sorted by
+        are not opened. Rows whose date could not be parsed (NaT), and the flagged rows of a file
+        named for a day that are dated otherwise, are returned whenever their file is read, so that
+        they can be quarantined (the latter by the day their file is named for:
+        :meth:`owning_days`). Sorted by
         ``(date, symbol, source_file, source_row)``, missing dates/symbols last.
         """
         lo = _bound(start, "start")
@@ -296,7 +298,11 @@ class FilesBarReader:
             if day is not None and ((lo is not None and day < lo) or (hi is not None and day > hi)):
                 continue
             frame = self._read_bar_file(rel, day)
-            keep = frame["date"].isna()
+            # Undated rows, and rows of a file named for a day in the window but dated otherwise
+            # (flagged), are returned whenever their file is read: such a row belongs to the day
+            # its file is named for. Windowed by its own date it was lost to every daily run: its
+            # file's day left it out, and its own day never opened the file.
+            keep = frame["date"].isna() if day is None else frame["date"].isna() | (frame["date"] != day)
             inside = pd.Series(True, index=frame.index)
             if lo is not None:
                 inside &= frame["date"] >= lo
@@ -313,6 +319,17 @@ class FilesBarReader:
             ["date", "symbol", "source_file", "source_row"], na_position="last", kind="mergesort"
         ).reset_index(drop=True)
         return _fix_output_dtypes(bars)
+
+    @staticmethod
+    def owning_days(source_files: pd.Series) -> pd.Series:
+        """Per row, the day its file is named for (``2020-03-02.csv``), NaT for other files.
+
+        A row of such a file belongs to that day's partition whatever date it holds (a row dated
+        otherwise is flagged), so its quarantine entry is the same whether the day was built alone
+        or in a range.
+        """
+        return pd.Series(pd.to_datetime([stem_date(str(f)) if isinstance(f, str) else None for f in source_files]),
+                         index=source_files.index, dtype="datetime64[ns]")
 
     def file_status(self, rel: str) -> list[int]:
         """``[size, mtime_ns, ctime_ns, inode]`` of a bar file: what tells that it changed without reading it."""

@@ -143,6 +143,11 @@ class MarketDataSource(ABC):
             registry = finish_registry(pd.DataFrame({"symbol": sorted(bars["symbol"].dropna().unique())}), bars)
         return registry, None, None
 
+    def owning_days(self, rows: pd.DataFrame) -> pd.Series:
+        """Per bar row (as :meth:`load_bars` gave it), the day whose partition it belongs to when that is not
+        simply its date; NaT where its date decides (:func:`core.validation.assign_partition_dates`)."""
+        return pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns]")
+
     def reference_prices(self) -> pd.DataFrame:
         """Benchmark / factor series: ``date, symbol, name, kind, close`` (empty if none)."""
         return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else object) for c in REFERENCE_COLUMNS})
@@ -313,6 +318,10 @@ class FilesSource(MarketDataSource):
     def load_bars(self, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
         lo, hi = self._bounded(start, end)
         return self.reader.read_bars(lo, hi).reset_index(drop=True)
+
+    def owning_days(self, rows: pd.DataFrame) -> pd.Series:
+        """The day a row's file is named for (see :meth:`FilesBarReader.owning_days`), NaT for other files."""
+        return self.reader.owning_days(rows["source_file"])
 
     def has_registry(self) -> bool:
         return self.reader.instruments_file() is not None

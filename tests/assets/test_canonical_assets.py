@@ -176,3 +176,26 @@ def test_instruments_of_a_files_source_reads_only_the_new_day_files(tmp_path):
     (tmp_path / "data" / SPAN_STATE).write_text("{damaged")  # a damaged cache: every file is read again, same table
     assert files_read(run_range(settings, last, last, selection=["instruments"])) == len(wide)
     assert ParquetStore(settings.home).read("instruments").equals(stored)
+
+
+def test_a_row_dated_unlike_its_day_file_is_quarantined_once_by_that_day_alone_or_in_a_range(tmp_path):
+    """Regression: a row of ``<day>.csv`` dated another day was read only by a run whose window held its date *and*
+    opened its file, so daily runs of past days never quarantined it. It now belongs to its file's day: the
+    quarantine holds it once, under that day, whether the days were built one at a time or in one range."""
+    root = tmp_path / "bars"
+    wide = bundled_wide("2021-03-01", "2021-03-09")  # 7 sessions; the runs below stop before the newest
+    write_day_files(root, wide)
+    days = [f"{d:%Y-%m-%d}" for d in wide.index[1:4]]
+    with open(root / f"{days[0]}.csv", "a") as f:
+        f.write(f"{days[2]},AAPL,123.0\n")  # a row of a later day in an earlier day's file
+    one, daily = Settings(home=str(tmp_path / "one"), source=str(root)), Settings(home=str(tmp_path / "daily"), source=str(root))
+    assert run_range(one, days[0], days[-1], selection=["instruments", "prices_daily"]).success
+    for day in days:
+        assert run_range(daily, day, day, selection=["instruments", "prices_daily"]).success
+    quarantines = [ParquetStore(s.home).read("quarantine", date_column="partition_date") for s in (one, daily)]
+    pd.testing.assert_frame_equal(quarantines[0], quarantines[1])
+    [row] = quarantines[0].to_dict("records")
+    assert (row["partition_date"], row["date"], row["source_file"], row["reason"]) == (pd.Timestamp(days[0]), pd.Timestamp(days[2]), f"{days[0]}.csv", "parse_error")
+    for settings in (one, daily):  # the bar of that day from its own file is kept
+        prices = ParquetStore(settings.home).read("prices_daily", days[2], days[2])
+        assert prices.loc[prices["symbol"] == "AAPL", "close"].item() == wide.loc[days[2], "AAPL"]

@@ -197,6 +197,21 @@ def test_row_dated_unlike_its_file_name_is_flagged(tmp_path):
     assert bars["date"].iloc[1] == pd.Timestamp("2020-03-03")  # kept as read
 
 
+def test_row_dated_unlike_its_file_name_is_read_with_its_file_not_with_its_date(tmp_path):
+    """Regression: the flagged row was windowed by its own date, so a daily read of its file's day left it out and
+    a read of its own day never opened the file: no daily run ever saw it (nor quarantined it)."""
+    _write(tmp_path / "2020-03-02.csv", "date,symbol,close\n2020-03-02,AAA,1\n2020-03-05,BBB,2\n2020-02-20,CCC,3\n")
+    _write(tmp_path / "2020-03-05.csv", "date,symbol,close\n2020-03-05,AAA,4\n")
+    reader = FilesBarReader(str(tmp_path))
+    day = reader.read_bars(pd.Timestamp("2020-03-02"), pd.Timestamp("2020-03-02"))
+    assert day["symbol"].tolist() == ["CCC", "AAA", "BBB"] and day["parse_error"].notna().tolist() == [True, False, True]
+    assert reader.read_bars(pd.Timestamp("2020-03-05"), pd.Timestamp("2020-03-05"))["symbol"].tolist() == ["AAA"]
+    assert len(reader.read_bars(pd.Timestamp("2020-03-01"), pd.Timestamp("2020-03-05"))) == 4  # each row once
+    owners = FilesBarReader.owning_days(day["source_file"])
+    assert (owners == pd.Timestamp("2020-03-02")).all()
+    assert FilesBarReader.owning_days(pd.Series(["bars.csv", None, "2020/2020-03-05.parquet"])).tolist()[1:] == [pd.NaT, pd.Timestamp("2020-03-05")]
+
+
 # ----------------------------------------------------------------------------------------------
 # File-level errors
 # ----------------------------------------------------------------------------------------------

@@ -79,6 +79,16 @@ def test_assign_partition_dates():
     assert out["partition_date"].dt.strftime("%m-%d").tolist() == ["01-06", "01-06", "01-03", "01-07", "01-03"]
 
 
+def test_assign_partition_dates_by_owning_day_where_given():
+    """A row with an owning day (the day its file is named for) goes to that day's partition, whatever its date."""
+    q = pd.DataFrame({"date": pd.to_datetime(["2020-01-07", "2020-01-03", None, "2020-01-07"])})
+    days = pd.DatetimeIndex(pd.to_datetime(["2020-01-03", "2020-01-06", "2020-01-07"]))
+    owners = pd.Series(pd.to_datetime(["2020-01-03", None, "2020-01-06", "2020-01-04"]))  # 01-04: a Saturday
+    out = assign_partition_dates(q, days, owners)
+    assert out["partition_date"].dt.strftime("%m-%d").tolist() == ["01-03", "01-03", "01-06", "01-06"]
+    assert assign_partition_dates(q, days, pd.Series(pd.NaT, index=q.index, dtype="datetime64[ns]")).equals(assign_partition_dates(q, days))
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
