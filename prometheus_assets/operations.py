@@ -25,7 +25,7 @@ import pandas as pd
 
 from prometheus_assets.assets.canonical import today_session
 from prometheus_assets.core import calendar
-from prometheus_assets.core.eod import exchange_date, format_day, initial_last_requested, new_sessions, parse_day, session_of_tick
+from prometheus_assets.core.eod import exchange_date, format_day, initial_last_requested, new_sessions, parse_day, replay_last_requested, session_of_tick
 from prometheus_assets.resources import MarketDataResource
 from prometheus_assets.settings import Settings
 
@@ -102,12 +102,15 @@ def build_eod_sensor(settings: Settings) -> dg.SensorDefinition:
         last = _cursor_day(context.cursor)
         if context.cursor is None:
             last = initial_last_requested(known, _last_built(context.instance), replay_from)
+        elif replay_from:
+            last = replay_last_requested(last, known, replay_from)
         pending = new_sessions(known, last, limit=1 if replay_from else None)
         cursor = format_day(last) if last is not None else None
         if not pending:
             newest = format_day(known[-1]) if len(known) else "none"
             if replay_from:
-                reason = f"replay finished: every session of the source up to {newest} has been requested"
+                reason = (f"replay finished: every session of the source up to {newest} has been requested (last requested "
+                          f"{cursor or 'none'}; a day is requested once, so a replay start at or before it cannot go back)")
             else:
                 reason = f"no new trading day: last requested {cursor or 'none'}, newest in the source {newest}"
             return dg.SensorResult(skip_reason=reason, cursor=cursor)

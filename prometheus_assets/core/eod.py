@@ -79,6 +79,24 @@ def initial_last_requested(
     return days[-1] if days else None
 
 
+def replay_last_requested(
+    cursor: pd.Timestamp | None,
+    known_sessions: Iterable[pd.Timestamp | str],
+    replay_from: pd.Timestamp | str,
+) -> pd.Timestamp | None:
+    """Where a replay sensor that already has a cursor goes on: after its cursor, or at ``replay_from`` if that is later.
+
+    A replay start set after the sessions already replayed (e.g. a second replay, further on)
+    starts there, as a new sensor would; one at or before the cursor cannot go back, since a day is
+    requested once (and Dagster skips a run key this sensor has used), so the replay continues
+    after the cursor. ``cursor`` None: as :func:`initial_last_requested`.
+    """
+    start = initial_last_requested(known_sessions, None, replay_from)
+    if cursor is None or start is None:
+        return cursor if start is None else start
+    return max(cursor, start)
+
+
 def exchange_date(moment: dt.datetime | pd.Timestamp) -> pd.Timestamp:
     """The New York date of ``moment`` (a naive ``moment`` is read as UTC)."""
     stamp = pd.Timestamp(moment)

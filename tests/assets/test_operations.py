@@ -116,6 +116,14 @@ def test_replay_reveals_one_session_per_tick_until_the_history_ends(tmp_path, pe
     assert "replay finished" in result.skip_reason.skip_message and cursor == "2022-12-28"
 
 
+def test_a_later_replay_start_moves_a_sensor_with_a_cursor_forward_never_back(tmp_path, persistent_instance):
+    defs = build_definitions(Settings(home=str(tmp_path / "data"), source="bundled", replay_from="2022-12-27"))
+    assert requested(tick(defs, persistent_instance, "2022-12-21")) == ["2022-12-27"]  # a second replay, further on
+    assert requested(tick(defs, persistent_instance, "2022-12-27")) == ["2022-12-28"]  # at or after the start: goes on
+    done = tick(defs, persistent_instance, "2022-12-28")
+    assert done.run_requests == [] and "last requested 2022-12-28" in done.skip_reason.skip_message
+
+
 def test_a_corrupt_cursor_is_a_clear_error(tmp_path, files_source, persistent_instance):
     defs = build_definitions(Settings(home=str(tmp_path / "data"), source=str(files_source)))
     with pytest.raises(Exception, match="eod_sensor cursor 'garbage' is not a date in YYYY-MM-DD form.*sensor's page in the UI"):

@@ -11,6 +11,7 @@ from prometheus_assets.core.eod import (
     exchange_date,
     format_day,
     initial_last_requested,
+    replay_last_requested,
     new_sessions,
     parse_day,
     session_of_tick,
@@ -82,6 +83,18 @@ def test_a_live_sensor_starts_after_the_built_history_or_at_the_newest_session()
     assert initial_last_requested(SESSIONS, "2024-07-03") == pd.Timestamp("2024-07-03")
     assert initial_last_requested(SESSIONS, None) == pd.Timestamp("2024-07-12")  # nothing built: nothing old is requested
     assert initial_last_requested([], None) is None
+
+
+def test_a_replay_with_a_cursor_goes_on_after_it_or_at_a_later_start():
+    """Regression: PROMETHEUS_REPLAY_FROM was read only by a sensor without a cursor, so a replay start set later on
+    (a second replay, further on) was ignored and the replay went on after the old cursor."""
+    cursor = pd.Timestamp("2024-07-05")
+    assert replay_last_requested(cursor, SESSIONS, "2024-07-10") == pd.Timestamp("2024-07-09")  # starts at its day
+    assert keys(new_sessions(SESSIONS, replay_last_requested(cursor, SESSIONS, "2024-07-10"), limit=1)) == ["2024-07-10"]
+    assert replay_last_requested(cursor, SESSIONS, "2024-07-02") == cursor  # cannot go back: each day once
+    assert replay_last_requested(None, SESSIONS, "2024-07-04") == initial_last_requested(SESSIONS, None, replay_from="2024-07-04")
+    assert replay_last_requested(cursor, SESSIONS, "2024-06-01") == cursor  # a start before the history
+    assert replay_last_requested(None, SESSIONS, "2024-06-01") is None
 
 
 def test_a_replay_starts_just_before_its_first_day():
