@@ -52,8 +52,11 @@ def sharpe_ratio(returns, risk_free: float = 0.0, periods_per_year: int = PERIOD
     if len(r) < 2:
         return float("nan")
     adj = r - risk_free
+    # Equal values have a std of exactly 0 (as empyrical's ``_zero_dispersion_std``): the two-pass
+    # std of a constant can leave ~1e-19, which turned an infinite ratio into ~1e17.
+    std = 0.0 if adj.max() == adj.min() else np.std(adj, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.mean(adj) / np.std(adj, ddof=1) * np.sqrt(periods_per_year))
+        return float(np.mean(adj) / std * np.sqrt(periods_per_year))
 
 
 def downside_risk(returns, required_return: float = 0.0, periods_per_year: int = PERIODS_PER_YEAR) -> float:

@@ -191,7 +191,9 @@ def _window_metrics(values: np.ndarray, window: int) -> dict[str, np.ndarray]:
         mean = filled.sum(axis=1) / count
         deviation = np.where(valid, x - mean[:, None], 0.0)
         std = np.sqrt((deviation**2).sum(axis=1) / (count - 1))
-        sharpe = mean / std * np.sqrt(metrics.PERIODS_PER_YEAR)
+        # equal values: std exactly 0, so the Sharpe is ±inf (or NaN) as in metrics.sharpe_ratio, not ~1e17
+        constant = np.where(valid, x, np.inf).min(axis=1) == np.where(valid, x, -np.inf).max(axis=1)
+        sharpe = mean / np.where(constant, 0.0, std) * np.sqrt(metrics.PERIODS_PER_YEAR)
     two_or_more = count >= 2
     sharpe = np.where(two_or_more, sharpe, np.nan)
     volatility = np.where(two_or_more, std * metrics.PERIODS_PER_YEAR**0.5, np.nan)

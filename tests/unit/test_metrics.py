@@ -49,6 +49,17 @@ def test_equals_empyrical(r, rf):
         assert same(mine, float(theirs)), (name, mine, theirs)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.floats(-0.05, 0.05, allow_nan=False), st.integers(2, 400), st.sampled_from([0.0, 0.0002]))
+def test_sharpe_of_equal_returns_is_infinite_or_undefined_as_in_empyrical(value, n, rf):
+    """Regression: the std of equal values can come out as ~1e-19, and the Sharpe of a constant series was ~1e17."""
+    r = pd.Series([value] * n)
+    mine = M.sharpe_ratio(r, rf)
+    assert np.isinf(mine) or np.isnan(mine)
+    assert same(mine, float(ep.sharpe_ratio(r, risk_free=rf)))
+    assert np.sign(mine) == np.sign(value - rf) if value != rf else np.isnan(mine)
+
+
 def test_hand_computed_period_stats():
     r = pd.Series([0.02, -0.01, 0.0, 0.03, np.nan, -0.02])
     assert M.win_rate(r) == pytest.approx(2 / 5)

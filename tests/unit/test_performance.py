@@ -122,6 +122,16 @@ def test_rolling_metrics_equal_metrics_on_explicit_window(seed, nan_share):
             assert _close(row["ic"], ic_chunk.mean() if len(ic_chunk) else math.nan)
 
 
+def test_rolling_sharpe_of_a_flat_stretch_is_infinite_as_metrics_gives():
+    """Regression: a window of equal returns had a Sharpe of ~1e16 (a std residue of ~1e-19) instead of ±inf."""
+    values = [0.01, -0.02] + [0.001] * 30 + [np.nan] * 3 + [0.001] * 5
+    r = pd.Series(values, index=pd.bdate_range("2021-01-04", periods=len(values)))
+    out = rolling_metrics(r, windows=(5,)).set_index("date")
+    for position in range(6, len(r)):  # every window here holds equal returns (and NaN)
+        row = out.loc[r.index[position]]
+        assert row["sharpe_ratio"] == np.inf and row["sharpe_ratio"] == metrics.sharpe_ratio(r.iloc[position - 4 : position + 1])
+
+
 def test_rolling_metrics_first_row_is_first_full_window_and_short_series_is_empty():
     r = _returns(10, seed=3)
     out = rolling_metrics(r, windows=(4, 20))
