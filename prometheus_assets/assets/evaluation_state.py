@@ -135,6 +135,17 @@ def same_following(a: list[list], b: list[list]) -> bool:
     return [[p[0], *p[2:]] for p in a] == [[p[0], *p[2:]] for p in b]
 
 
+def verified_table(data: bytes | None, sha256: str, columns: list[str] | None = None) -> pa.Table | None:
+    """The Parquet rows in ``data`` (only ``columns`` if given), or None when there are no bytes or their sha256 is not ``sha256``.
+
+    Parsed from the one buffer already in memory with ``ParquetFile.read``: ~half the time of
+    ``read_table``'s dataset set-up.
+    """
+    if data is None or hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns)
+
+
 @dataclass
 class Tail:
     """How the blocks of an asset may be extended instead of recomputed (see the module docstring).
@@ -166,7 +177,7 @@ class Tail:
             columns = self.columns.get(f.table)
             if columns is not None:
                 columns = list(dict.fromkeys([*columns, self.date_columns[f.table]]))
-            self._tables[f.path] = pq.read_table(pa.BufferReader(data), columns=columns) if hashlib.sha256(data).hexdigest() == f.sha256 else None
+            self._tables[f.path] = verified_table(data, f.sha256, columns)
         return self._tables[f.path]
 
     def _dates(self, table: pa.Table, f: FileDigest) -> pd.DatetimeIndex:
@@ -306,10 +317,7 @@ class BlockStore:
 
     def read_table(self, section: str, year: int, sha256: str) -> pa.Table | None:
         """:meth:`read` as an Arrow table (blocks read together are converted to pandas once)."""
-        data = self.store.read_bytes(self.path(section, year))
-        if data is None or hashlib.sha256(data).hexdigest() != sha256:
-            return None
-        return pq.ParquetFile(pa.BufferReader(data)).read()  # (one buffer: ~half the time of read_table's dataset set-up)
+        return verified_table(self.store.read_bytes(self.path(section, year)), sha256)
 
     def to_frame(self, section: str, table: pa.Table) -> pd.DataFrame:
         """Block rows as pandas, the date columns as datetime64[ns] (what storage.to_pandas does for them)."""

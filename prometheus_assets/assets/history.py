@@ -25,6 +25,12 @@ def lookback_start(first: pd.Timestamp, sessions: int) -> pd.Timestamp:
     return pd.Timestamp(back[max(len(back) - 1 - sessions, 0)])
 
 
+def shown_from(first: pd.Timestamp, last: pd.Timestamp, sessions: int) -> pd.Timestamp:
+    """The first day a run's picture of ``first`` … ``last`` shows: ``first``, or earlier so that at least
+    ``sessions`` sessions ending on ``last`` are shown (a daily run's own single day draws nothing useful)."""
+    return min(first, lookback_start(last, sessions - 1))
+
+
 def read(storage: StorageResource, table: str, start: pd.Timestamp | None, end: pd.Timestamp | None, date_column: str = "date",
          columns: list[str] | None = None, on: list[pd.Timestamp] | None = None) -> pd.DataFrame:
     """Rows of ``table`` dated ``start``…``end`` (``None``: unbounded on that side); ``columns``: only these; ``on``: only these days."""

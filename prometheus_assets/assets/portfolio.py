@@ -47,7 +47,7 @@ def shown_allocation(storage: StorageResource, run_held: pd.DataFrame, first: pd
     :data:`ALLOCATION_SHOWN_SESSIONS` sessions ending on ``last`` every run shows the recent
     allocation, and the cost is the same whatever the history (only the window is read).
     """
-    shown_from = min(first, history.lookback_start(last, ALLOCATION_SHOWN_SESSIONS - 1))
+    shown_from = history.shown_from(first, last, ALLOCATION_SHOWN_SESSIONS)
     own = run_held[ALLOCATION_COLUMNS]
     if shown_from >= first or not storage.store().exists("target_portfolios"):
         return own

@@ -53,7 +53,7 @@ def timeline_labels(storage: StorageResource, run_labels: pd.DataFrame, first: p
     the sessions before ``first`` so that at least :data:`TIMELINE_SESSIONS` sessions ending on
     ``last`` are shown: a daily run's single bar says nothing. Only two columns are read.
     """
-    shown_from = min(first, history.lookback_start(last, TIMELINE_SESSIONS - 1))
+    shown_from = history.shown_from(first, last, TIMELINE_SESSIONS)
     if shown_from >= first or not storage.store().exists("regime_states"):
         return run_labels, shown_from
     before = book_inputs.regime_labels(storage, first - pd.Timedelta(days=1), shown_from).reset_index()
