@@ -535,19 +535,20 @@ class ParquetStore:
                 self._write_atomic(path, merged.combine_chunks())
                 written.append(path)
         empty = f"{self.table_dir(name)}/{EMPTY_FILE}"
-        if not self.files(name):
-            # Keep the table (and its DuckDB view) queryable with its schema even with no rows.
-            with self._locked(empty):
+        # Both decisions under the placeholder's lock, after the year files are written: a writer
+        # without rows that checked before another's first year file and wrote after that writer
+        # looked for a placeholder left both files (a writer with rows now waits for it, then sees it).
+        with self._locked(empty):
+            if not self.files(name):
+                # Keep the table (and its DuckDB view) queryable with its schema even with no rows.
                 self._write_atomic(empty, new.slice(0, 0))
-            written.append(empty)
-        elif written and self.fs.exists(empty):
-            # Rows have arrived: the placeholder goes. Its schema came from a frame with no rows
-            # (columns typed double or null), so kept beside a year file it made a split backfill
-            # whose first range had no rows (a warm-up year) unreadable ("Field raw_label has
-            # incompatible types: string vs double") and left a file one range never writes.
-            with self._locked(empty):
-                if self.fs.exists(empty):
-                    self.fs.rm(empty)
+                written.append(empty)
+            elif written and self.fs.exists(empty):
+                # Rows have arrived: the placeholder goes. Its schema came from a frame with no rows
+                # (columns typed double or null), so kept beside a year file it made a split backfill
+                # whose first range had no rows (a warm-up year) unreadable ("Field raw_label has
+                # incompatible types: string vs double") and left a file one range never writes.
+                self.fs.rm(empty)
         return written
 
     # ------------------------------------------------------------------ reads

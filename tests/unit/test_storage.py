@@ -122,6 +122,37 @@ def test_rows_after_an_empty_range_replace_its_placeholder(home, tmp_path):
     assert [Path(p).name for p in store.files("regimes")] == ["2021.parquet"]
     assert store.read("regimes")["raw_label"].tolist() == ["CARRY", "CRISIS"]
 
+def test_a_warm_up_writer_and_a_writer_with_rows_at_once_leave_no_placeholder(home, monkeypatch):
+    """Regression: a writer without rows that found no year file, then wrote its placeholder only after another
+    writer had stored rows and looked for a placeholder, left both files (DuckDB's glob reads the placeholder)."""
+    import threading
+
+    store = ParquetStore(str(home))
+    inside, release = threading.Event(), threading.Event()
+    write = ParquetStore._write_atomic
+
+    def paused(self, path, table):  # the warm-up writer stops while writing its placeholder
+        if path.endswith("/empty.parquet") and threading.current_thread().name == "warm-up":
+            inside.set()
+            release.wait(30)
+        return write(self, path, table)
+
+    monkeypatch.setattr(ParquetStore, "_write_atomic", paused)
+    warm_up = pd.DataFrame({"date": pd.Series([], dtype="datetime64[ns]"), "close": pd.Series([], dtype="float64")})
+    first = threading.Thread(target=store.write_dated, args=("t", warm_up, pd.to_datetime(["2021-03-01"])), name="warm-up")
+    first.start()
+    assert inside.wait(30)
+    days = pd.to_datetime(["2021-03-02"])
+    second = threading.Thread(target=store.write_dated, args=("t", frame(days), days))
+    second.start()
+    second.join(1.0)  # (it now waits for the placeholder's lock; before, it finished here without looking again)
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert sorted(p.name for p in (home / "parquet" / "t").glob("*.parquet")) == ["2021.parquet"]
+    assert len(store.read("t")) == 2
+
+
 def test_a_year_without_values_takes_the_type_of_the_years_with_values(home):
     # Rows exist, but a column holds no value in that year (a regime label before the first regime
     # model: NaN, so double). One range over both years types it from the later strings; a
