@@ -666,14 +666,16 @@ def _constrain(
     # Limits the partial move must keep: the hard limits, loosened only where the target itself
     # cannot meet them (positions that cannot trade today).
     abs_target = np.abs(target)
-    name_limit = np.maximum(limit, abs_target) + FEASIBILITY_TOLERANCE
-    sector_limit = np.maximum(c.max_sector, np.bincount(sector, weights=abs_target, minlength=n_sectors)) + FEASIBILITY_TOLERANCE
-    gross_limit = max(gross_target, float(abs_target.sum()))
-    gross_limit += FEASIBILITY_TOLERANCE if gross_limit > 0 else 0.0
+    name_cap = np.maximum(limit, abs_target)
+    sector_cap = np.maximum(c.max_sector, np.bincount(sector, weights=abs_target, minlength=n_sectors))
+    gross_cap = max(gross_target, float(abs_target.sum()))
+    name_limit = name_cap + FEASIBILITY_TOLERANCE
+    sector_limit = sector_cap + FEASIBILITY_TOLERANCE
+    gross_limit = gross_cap + (FEASIBILITY_TOLERANCE if gross_cap > 0 else 0.0)
     need_breadth = _breadth_ok(np.count_nonzero(target), c.min_positions)
 
-    def feasible(fraction: float) -> bool:
-        a = np.abs(current + fraction * move)
+    def feasible(weights: np.ndarray) -> bool:
+        a = np.abs(weights)
         return bool(
             np.all(a <= name_limit)
             and np.all(np.bincount(sector, weights=a, minlength=n_sectors) <= sector_limit)
@@ -682,16 +684,66 @@ def _constrain(
         )
 
     lo = c.max_turnover / turnover
-    if feasible(lo):
+    if feasible(current + lo * move):
         return _close_dust(current + lo * move, target, locked, c)
+    # The current book breaks a limit (a drifted name above its cap, a sector or the gross above
+    # its limit after a regime cut). On the line from it to the target the limits then hold only
+    # near the target: a drift of 1e-4 over a cap forced a near-full rebalance (turnover 1.0
+    # against 0.5). Instead trim it into the limits first, which costs just the overage, and spend
+    # what the turnover limit leaves moving towards the target: both ends meet the caps and the
+    # gross limit, so every point between them does (they are convex).
+    # (trimmed to the limits themselves: the tolerance the check allows is left for rounding)
+    trimmed = _trim_into_limits(current, locked, name_cap, sector, sector_cap, gross_cap, n_sectors)
+    rest = target - trimmed
+    rest_turnover = float(np.abs(rest).sum())
+    left = c.max_turnover - float(np.abs(trimmed - current).sum())
+    step = min(max(left / rest_turnover, 0.0), 1.0) if rest_turnover > 0 else 1.0
+    candidate = trimmed + step * rest
+    if step < 1.0 and feasible(candidate):
+        return _close_dust(candidate, target, locked, c)
+    # (the breadth rule can still fail there, e.g. a book of fewer than min_positions names that
+    # the target sells out: the smallest feasible move along the line to the target, by bisection)
     hi = 1.0  # the target itself: feasible by construction
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        if feasible(mid):
+        if feasible(current + mid * move):
             hi = mid
         else:
             lo = mid
     return target if hi == 1.0 else _close_dust(current + hi * move, target, locked, c)
+
+
+def _trim_into_limits(
+    weights: np.ndarray,
+    locked: np.ndarray,
+    name_limit: np.ndarray | float,
+    sector: np.ndarray,
+    sector_limit: np.ndarray,
+    gross_limit: float,
+    n_sectors: int,
+) -> np.ndarray:
+    """``weights`` cut back into the position, sector and gross limits, tradable names only, at the least turnover.
+
+    Positions are clipped to their limit, then each sector over its limit is scaled down over
+    its tradable names, then the whole book if its gross is over. Each cut only shrinks |w| (signs
+    kept, no name closed unless its limit is 0), so it keeps the limits met before it, and it
+    costs exactly the overage it removes: any cut of a sum by s moves at least s. Locked names
+    are never cut; the limits given already allow what they hold (they are the target's).
+    """
+    free = ~locked
+    sign, a = np.sign(weights), np.abs(weights)
+    a = np.where(free, np.minimum(a, name_limit), a)
+    over = np.bincount(sector, weights=a, minlength=n_sectors) - sector_limit
+    if (over > 0).any():
+        tradable = np.bincount(sector, weights=np.where(free, a, 0.0), minlength=n_sectors)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keep = np.where((over > 0) & (tradable > 0), np.clip(1.0 - over / tradable, 0.0, 1.0), 1.0)
+        a = np.where(free, a * keep[sector], a)
+    over_gross = float(a.sum()) - gross_limit
+    tradable_gross = float(a[free].sum())
+    if over_gross > 0 and tradable_gross > 0:
+        a = np.where(free, a * min(max(1.0 - over_gross / tradable_gross, 0.0), 1.0), a)
+    return sign * a
 
 
 def _close_dust(weights: np.ndarray, target: np.ndarray, locked: np.ndarray, c: Constraints) -> np.ndarray:
@@ -743,14 +795,17 @@ def apply_constraints(
     3. **Turnover.** With ``T = Σ|target − current|``: if ``T > max_turnover`` the book moves only
        part of the way, ``w(λ) = current + λ (target − current)`` with ``λ = max_turnover / T``.
        **Hard limits take precedence over the turnover limit**: if ``w(λ)`` breaks a position
-       cap, a sector cap, the gross limit G or the breadth rule (e.g. the current book is too
-       big after a regime cut, or a drifted name is above its cap), λ is raised to the smallest
-       value in ``[max_turnover / T, 1]`` for which ``w(λ)`` meets them all (bisection; the
-       caps and gross limit are convex in λ and hold at λ = 1, so the feasible λ form an interval
-       ending at 1). A long-only mix of the current book and a target of at least
-       ``min_positions`` names holds the union of both, so breadth holds along the way; when
-       the target is empty, breadth forces either staying at ≥ ``min_positions`` names or
-       selling out completely.
+       cap, a sector cap or the gross limit G (the current book itself does: a drifted name
+       above its cap, a book too big after a regime cut), the current book is first trimmed into
+       them at the least turnover (each cut costs exactly the overage it removes:
+       :func:`_trim_into_limits`), and the rest of the turnover limit moves it towards the
+       target, ``w = trimmed + μ (target − trimmed)``; every such point meets the limits (they
+       are convex). The turnover is then ``max_turnover``, or the trim's when that alone is more.
+       Only if that point breaks the breadth rule is λ raised instead to the smallest value in
+       ``[max_turnover / T, 1]`` for which ``w(λ)`` meets every limit (bisection). A long-only
+       mix of the current book and a target of at least ``min_positions`` names holds the
+       union of both, so breadth holds along the way; when the target is empty, breadth forces
+       either staying at ≥ ``min_positions`` names or selling out completely.
 
     ``locked`` names cannot trade today (no price): their weight stays at ``current``, their
     gross is taken out of G and of their sector's cap before the others are filled, and a limit
