@@ -736,7 +736,7 @@ def _trim_into_limits(
     over = np.bincount(sector, weights=a, minlength=n_sectors) - sector_limit
     if (over > 0).any():
         tradable = np.bincount(sector, weights=np.where(free, a, 0.0), minlength=n_sectors)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # (a subnormal tradable gross: keep 0)
             keep = np.where((over > 0) & (tradable > 0), np.clip(1.0 - over / tradable, 0.0, 1.0), 1.0)
         a = np.where(free, a * keep[sector], a)
     over_gross = float(a.sum()) - gross_limit
