@@ -238,7 +238,8 @@ def alpha_scatter_figure(points: pd.DataFrame, title: str = "Alpha at rebalance 
     ax.axvline(0, color="black", lw=0.5)
     ax.set_xlabel("combined alpha")
     ax.set_ylabel("realised forward return")
-    ax.legend(fontsize=7, markerscale=3)
+    if len(points):  # (no book has a point yet early in a history: a legend of nothing warned)
+        ax.legend(fontsize=7, markerscale=3)
     ax.set_title(title)
     return fig
 

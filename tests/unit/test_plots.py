@@ -142,3 +142,19 @@ def test_allocation_panels_give_a_sector_one_colour_and_the_legend_names_every_s
     assert colours[0] == colours[1]
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["Energy", "Financials", "Utilities"]
     plt.close(fig)
+
+
+def test_alpha_scatter_without_points_draws_no_legend_and_no_warning():
+    """Early in a history no book has a scored rebalance yet: the figure is empty, without a warning."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.alpha_scatter_figure(pd.DataFrame({"alpha": [], "realised": [], "book": []}))
+    assert fig.axes[0].get_legend() is None
+    plt.close(fig)
+    fig = plots.alpha_scatter_figure(pd.DataFrame({"alpha": [0.1, -0.2], "realised": [0.01, 0.0], "book": ["a", "b"]}))
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
+    plt.close(fig)
