@@ -484,12 +484,41 @@ class ParquetStore:
             return pq.read_table(handle, columns=columns)
 
     def write_whole(self, name: str, frame: pd.DataFrame) -> list[str]:
-        """Replace the whole table ``name`` with ``frame``. Returns the file written."""
+        """Replace the whole table ``name`` with ``frame``. Returns the file written.
+
+        Year files left by a version that wrote ``name`` by date are removed once the whole file
+        is in place (read beside it they would repeat its rows; the whole file replaces them).
+        """
         path = f"{self.table_dir(name)}/{WHOLE_FILE}"
         table = to_arrow(frame)
         with self._locked(path):
             self._write_atomic(path, table)
+        for stale in self.files(name):
+            if stale != path and self._is_dated_file(stale):
+                with self._locked(stale):
+                    self.fs.rm(stale)
         return [path]
+
+    @staticmethod
+    def _is_dated_file(path: str) -> bool:
+        base = path.rstrip("/").rsplit("/", 1)[-1]
+        return bool(_YEAR_FILE.match(base)) or base == EMPTY_FILE
+
+    def _check_layout(self, name: str, files: Sequence[str]) -> None:
+        """Raise :class:`StorageError` if ``name`` holds a whole-table file beside year files.
+
+        Only a change of the table's layout between versions leaves both (written whole by one,
+        by date by the other). Read together they would repeat rows, and a dated write would keep
+        the whole file's rows beside its own, so reads and dated writes refuse them.
+        """
+        bases = {p.rstrip("/").rsplit("/", 1)[-1] for p in files}
+        if WHOLE_FILE in bases and any(self._is_dated_file(b) for b in bases):
+            raise StorageError(
+                f"table {name!r} holds both a whole-table file ({WHOLE_FILE}) and year files under "
+                f"{self.url(self.table_dir(name))}, as a change of the table's layout between versions leaves them; "
+                f"read together they would repeat rows. Move away the kind the current asset does not write "
+                f"and re-materialize the table"
+            )
 
     def write_dated(
         self, name: str, frame: pd.DataFrame, dates: Sequence[pd.Timestamp], date_column: str = "date"
@@ -503,6 +532,12 @@ class ParquetStore:
         replace = pd.DatetimeIndex(pd.to_datetime(list(dates))).astype("datetime64[ns]").unique()
         if len(replace) == 0:
             return []
+        if self.fs.exists(f"{self.table_dir(name)}/{WHOLE_FILE}"):
+            raise StorageError(
+                f"table {name!r} is written by date, but {self.url(self.table_dir(name))} holds a whole-table file "
+                f"({WHOLE_FILE}) from a version that wrote it whole; year files beside it would repeat its rows. "
+                f"Move {WHOLE_FILE} away and re-materialize the table's partitions"
+            )
         col = pd.to_datetime(frame[date_column]).astype("datetime64[ns]") if len(frame) else pd.Series([], dtype="datetime64[ns]")
         outside = ~col.isin(replace)
         if outside.any():
@@ -574,6 +609,7 @@ class ParquetStore:
         files = self.files(name)
         if not files:
             raise StorageError(f"table {name!r} has no data under {self.url(self.table_dir(name))}: materialize it first")
+        self._check_layout(name, files)
         lo = pd.Timestamp(start) if start is not None else None
         hi = pd.Timestamp(end) if end is not None else None
         chosen = []

@@ -600,6 +600,28 @@ def test_read_bounded_by_a_column_the_table_lacks_is_a_named_error(home):
     assert list(store.read("registry", columns=["sector"])["sector"]) == ["X", "Y"]
 
 
+def test_a_table_whose_layout_changed_never_repeats_its_rows(home):
+    """Regression: a table written by date by one version and whole by another kept both kinds of file,
+    and every read (and the DuckDB view's glob) returned its rows twice, without an error."""
+    store = ParquetStore(str(home))
+    days = pd.to_datetime(["2019-12-31", "2020-01-02"])
+    store.write_dated("t", frame(days), days)
+    assert [Path(p).name for p in store.files("t")] == ["2019.parquet", "2020.parquet"]
+    # now written whole: the whole file replaces the year files
+    store.write_whole("t", frame(days[:1]))
+    assert [Path(p).name for p in store.files("t")] == ["data.parquet"]
+    pd.testing.assert_frame_equal(store.read("t"), frame(days[:1]), check_dtype=False)
+    # and back to dated: the whole file's rows would stay beside the year files, so the write refuses
+    with pytest.raises(StorageError, match=r"table 't' is written by date, but .* holds a whole-table file \(data.parquet\)"):
+        store.write_dated("t", frame(days[1:]), days[1:])
+    assert [Path(p).name for p in store.files("t")] == ["data.parquet"]  # nothing written
+    # both kinds left behind (e.g. by an older version): a read is a named error, not doubled rows
+    store.write_whole("u", frame(days))
+    Path(home, "parquet", "u", "2020.parquet").write_bytes(Path(home, "parquet", "u", "data.parquet").read_bytes())
+    with pytest.raises(StorageError, match=r"table 'u' holds both a whole-table file \(data.parquet\) and year files"):
+        store.read("u")
+
+
 # ---- the read cache (storage.ParquetReadCache) --------------------------------------------------
 def _parquet(path, values):
     import pyarrow as pa
