@@ -158,7 +158,7 @@ class FilesBarReader:
         if not os.path.isdir(path):
             raise SourceConfigError(f"files source root {path} is not a directory")
         self.root: str = path
-        self._days_cache: dict[tuple[str, int, int], pd.DatetimeIndex] = {}
+        self._days_cache: dict[tuple[str, int, int, int, int], pd.DatetimeIndex] = {}
         if not self.bar_files():
             raise SourceConfigError(
                 f"files source root {path} contains no bar files (*.csv, *.csv.gz or *.parquet)"
@@ -258,10 +258,15 @@ class FilesBarReader:
         return lo, hi
 
     def _file_days(self, rel: str) -> pd.DatetimeIndex:
-        """Sorted distinct parseable dates of a file whose name is not a date (cached by mtime and size)."""
+        """Sorted distinct parseable dates of a file whose name is not a date (cached by the file's stat).
+
+        The key holds the change time and inode besides mtime and size: a rewrite that keeps the
+        size and restores the mtime (``cp -p``, ``rsync -t``) still changes the ctime, which no
+        user call can set back.
+        """
         path = self._abs(rel)
         st = os.stat(path)
-        key = (rel, st.st_mtime_ns, st.st_size)
+        key = (rel, st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)
         if key not in self._days_cache:
             raw = _read_table(path, BAR_COLUMNS, REQUIRED_BAR_COLUMNS, load=["date"])
             dates, _ = _parse_dates(raw.columns["date"])

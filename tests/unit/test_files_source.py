@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -607,6 +608,22 @@ def test_last_day_not_after_ignores_future_bars_and_future_day_files(tmp_path):
     # Editing the file invalidates the cached dates.
     _write(tmp_path / "bars.csv", "date,symbol,close\n2024-01-02,A,1\n2024-01-05,B,3.25\n")
     assert reader.last_day(not_after="2030-01-01") == pd.Timestamp("2024-01-05")
+
+
+def test_a_same_size_rewrite_with_its_old_mtime_is_seen(tmp_path):
+    """Regression: the cached dates of a file were keyed by (mtime, size), so a rewrite of the same size that
+    restored the mtime (``cp -p``, ``rsync -t``) left the span at the old file's last day."""
+    path = tmp_path / "bars.csv"
+    _write(path, "date,symbol,close\n2024-01-02,A,1\n2024-01-03,A,2\n")
+    reader = FilesBarReader(str(tmp_path))
+    assert reader.last_day() == pd.Timestamp("2024-01-03")
+    before = os.stat(path)
+    time.sleep(0.05)  # (a later change time than the first write's, on any file system clock)
+    _write(path, "date,symbol,close\n2024-01-02,A,1\n2024-01-04,A,2\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert reader.last_day() == pd.Timestamp("2024-01-04")
 
 
 def test_span_without_any_parseable_date(tmp_path):
