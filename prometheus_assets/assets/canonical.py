@@ -6,6 +6,7 @@ exchange calendar.
 """
 
 import json
+import os
 
 import dagster as dg
 import pandas as pd
@@ -28,6 +29,33 @@ RETURNS_LOOKBACK = quality.STALE_RUN_SESSIONS - 1
 #: Where ``instruments`` carries a files source's trading spans between runs (a cache: deleting it
 #: only makes the next run read every bar file).
 SPAN_STATE = "cache/instrument_spans.json"
+
+
+def last_bars_before(storage: StorageResource, symbols, before: pd.Timestamp, columns: list[str]) -> pd.DataFrame:
+    """Each of ``symbols``' last stored ``prices_daily`` bar dated before ``before`` (none for a symbol without one).
+
+    ``returns_daily`` reads :data:`RETURNS_LOOKBACK` sessions before its range; a symbol with no bar
+    there (back from a halt, or listed in the range) would get no return on its first day in the
+    range, while a longer range that held its previous bar gives one (``sessions_elapsed`` > 1).
+    The year files are read newest first, only until every symbol is found: nothing on a normal
+    day, every year once on a listing day (its first bar has no previous one anywhere).
+    """
+    wanted = set(symbols)
+    store = storage.store()
+    if not wanted or not store.exists("prices_daily"):
+        return pd.DataFrame(columns=columns)
+    years = sorted({int(os.path.basename(p)[:4]) for p in store.files("prices_daily") if os.path.basename(p)[:4].isdigit()}, reverse=True)
+    found = []
+    for year in (y for y in years if y <= before.year):
+        bars = store.read("prices_daily", pd.Timestamp(year, 1, 1), min(pd.Timestamp(year, 12, 31), before - pd.Timedelta(days=1)), columns=columns)
+        bars = bars[bars["symbol"].isin(wanted)]
+        if len(bars):
+            last = bars.sort_values("date", kind="stable").groupby("symbol", sort=True).tail(1)
+            found.append(last)
+            wanted -= set(last["symbol"])
+        if not wanted:
+            break
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
 
 
 def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -115,7 +143,7 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN,
-        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="1",
+        group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "duckdb"}, code_version="2",
         check_specs=checks.return_check_specs(),
         ins={
             "prices_daily": dg.AssetIn(
@@ -123,16 +151,21 @@ def canonical_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
             )
         },
         description=(
-            "Daily simple and log returns per (date, symbol) from adj_close (else close) against the "
-            "symbol's previous bar; sessions_elapsed > 1 marks a return across missing bars. Reads "
-            f"{RETURNS_LOOKBACK} sessions of prices before each range (lookback)."
+            "Daily simple and log returns per (date, symbol) against the symbol's previous bar, from adj_close "
+            "when both bars have it, else close; sessions_elapsed > 1 marks a return across missing bars. Reads "
+            f"{RETURNS_LOOKBACK} sessions of prices before each range (lookback), and the last stored bar of a "
+            "symbol without one there (back from a halt)."
         ),
     )
-    def returns_daily(context: dg.AssetExecutionContext, prices_daily: pd.DataFrame):
+    def returns_daily(context: dg.AssetExecutionContext, storage: StorageResource, prices_daily: pd.DataFrame):
         dates = keys_to_dates(context.partition_keys)
-        window_start = prices_daily["date"].min() if len(prices_daily) else dates[0]
+        # a symbol whose previous bar lies before the lookback (a halt, missing source rows) takes it from storage
+        first_bar = prices_daily.groupby("symbol")["date"].min() if len(prices_daily) else pd.Series(dtype="datetime64[ns]")
+        earlier = last_bars_before(storage, first_bar.index[first_bar >= dates[0]], dates[0], list(prices_daily.columns))
+        window = pd.concat([earlier, prices_daily], ignore_index=True) if len(earlier) else prices_daily
+        window_start = window["date"].min() if len(window) else dates[0]
         sessions = calendar.trading_sessions(min(window_start, dates[0]), dates[-1])
-        returns = daily_returns(prices_daily, sessions, keep_from=dates[0])
+        returns = daily_returns(window, sessions, keep_from=dates[0])
         stale = quality.stale_price_runs(prices_daily)
         stale = stale[stale["end_date"] >= dates[0]]
         results = checks.return_check_results(returns, stale)

@@ -11,30 +11,34 @@ RETURN_COLUMNS: list[str] = ["date", "symbol", "return", "log_return", "sessions
 def daily_returns(prices: pd.DataFrame, sessions: pd.DatetimeIndex, keep_from: pd.Timestamp | None = None) -> pd.DataFrame:
     """Simple and log returns per (date, symbol) from a window of long ``prices``.
 
-    The price used is ``adj_close`` where present, else ``close``. A symbol's return on session t
-    is taken against its previous bar inside the window; ``sessions_elapsed`` counts the
-    sessions between the two bars (1 normally, more after a missing bar). The first bar of each
-    symbol in the window has no return and yields no row. ``keep_from`` drops rows dated before
-    it (the lookback part of a window loaded only to compute the first returns).
+    A return compares one kind of price on both bars: ``adj_close`` when both bars have it, else
+    ``close``. (Falling back bar by bar instead would divide today's close by yesterday's adjusted
+    close when a vendor leaves the newest bar unadjusted, a return that is only the adjustment.)
+    A symbol's return on session t is taken against its previous bar inside the window;
+    ``sessions_elapsed`` counts the sessions between the two bars (1 normally, more after a
+    missing bar). The first bar of each symbol in the window has no return and yields no row.
+    ``keep_from`` drops rows dated before it (the lookback part of a window loaded only to
+    compute the first returns).
 
     ``sessions`` are the exchange sessions covering the window, used to count sessions elapsed.
     """
     if prices.empty:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(RETURN_COLUMNS, ["datetime64[ns]", object, float, float, "int64"])})
-    p = prices[["date", "symbol"]].copy()
-    p["price"] = prices["adj_close"].fillna(prices["close"]) if "adj_close" in prices else prices["close"]
+    p = prices[["date", "symbol", "close"]].copy()
+    p["adj"] = prices["adj_close"] if "adj_close" in prices else np.nan
     p = p.sort_values(["symbol", "date"], kind="stable")
-    prev_price = p.groupby("symbol", sort=False)["price"].shift(1)
-    prev_date = p.groupby("symbol", sort=False)["date"].shift(1)
+    previous = p.groupby("symbol", sort=False)[["date", "close", "adj"]].shift(1)
+    adjusted = p["adj"].notna() & previous["adj"].notna()
+    ratio = np.where(adjusted, p["adj"] / previous["adj"], p["close"] / previous["close"])
     pos = pd.Series(np.arange(len(sessions)), index=pd.DatetimeIndex(sessions))
-    out = p.assign(
+    out = p[["date", "symbol"]].assign(
         **{
-            "return": p["price"] / prev_price - 1.0,
-            "log_return": np.log(p["price"] / prev_price),
-            "sessions_elapsed": (p["date"].map(pos) - prev_date.map(pos)),
+            "return": ratio - 1.0,
+            "log_return": np.log(ratio),
+            "sessions_elapsed": (p["date"].map(pos) - previous["date"].map(pos)),
         }
     )
-    out = out[prev_price.notna()]
+    out = out[previous["close"].notna().to_numpy()]
     if keep_from is not None:
         out = out[out["date"] >= pd.Timestamp(keep_from)]
     out = out.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)

@@ -199,3 +199,28 @@ def test_a_row_dated_unlike_its_day_file_is_quarantined_once_by_that_day_alone_o
     for settings in (one, daily):  # the bar of that day from its own file is kept
         prices = ParquetStore(settings.home).read("prices_daily", days[2], days[2])
         assert prices.loc[prices["symbol"] == "AAPL", "close"].item() == wide.loc[days[2], "AAPL"]
+
+
+def test_a_return_after_a_gap_longer_than_the_lookback_is_kept_in_a_split_run(tmp_path):
+    """Regression: a partition reads 4 sessions of prices before it, so a symbol back from a longer gap (a halt,
+    missing source rows) had no previous bar there and lost its first return in daily or split runs, while one
+    range kept it (``sessions_elapsed`` 7). The previous bar is now looked up in storage."""
+    root = tmp_path / "bars"
+    wide = bundled_wide("2021-03-01", "2021-03-19")  # 15 sessions
+    write_day_files(root, wide)
+    gap = wide.index[3:9]  # AAPL has no bar on 6 sessions; it trades again on wide.index[9]
+    for day in gap:
+        path = root / f"{day:%Y-%m-%d}.csv"
+        rows = pd.read_csv(path)
+        rows[rows["symbol"] != "AAPL"].to_csv(path, index=False)
+    days = [f"{d:%Y-%m-%d}" for d in wide.index]
+    one, split = Settings(home=str(tmp_path / "one"), source=str(root)), Settings(home=str(tmp_path / "split"), source=str(root))
+    assert run_range(one, days[0], days[-2], selection=CANONICAL).success
+    assert run_range(split, days[0], days[8], selection=CANONICAL).success
+    assert run_range(split, days[9], days[9], selection=CANONICAL).success  # the day AAPL is back, on its own
+    assert run_range(split, days[10], days[-2], selection=CANONICAL).success
+    a, b = (ParquetStore(s.home).read("returns_daily") for s in (one, split))
+    pd.testing.assert_frame_equal(a, b)
+    back = b[(b["date"] == wide.index[9]) & (b["symbol"] == "AAPL")]
+    assert back["sessions_elapsed"].tolist() == [7]
+    assert back["return"].item() == pytest.approx(wide["AAPL"].iloc[9] / wide["AAPL"].iloc[2] - 1, rel=1e-12)

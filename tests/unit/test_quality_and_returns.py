@@ -40,6 +40,16 @@ def test_returns_hand_example_with_a_gap_and_adjusted_prices():
     np.testing.assert_allclose(out["log_return"], np.log1p(out["return"]))
 
 
+def test_a_bar_without_adj_close_is_compared_close_to_close():
+    """Regression: the price fell back to close bar by bar, so a newest bar left unadjusted by the vendor (close
+    100, previous adj_close 98) gave a return of 100 / 98 - 1 = 2% that was only the adjustment."""
+    prices = long({"CCC": [100.0, 100.0, 100.0, 110.0]})
+    prices["adj_close"] = [98.0, 98.0, np.nan, np.nan]
+    out = daily_returns(prices, SESSIONS)
+    np.testing.assert_allclose(out["return"], [0.0, 0.0, 0.1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out["log_return"], np.log1p(out["return"]), atol=1e-15)
+
+
 def test_keep_from_drops_the_lookback():
     prices = long({"AAA": [10, 11, 12, 13]})
     out = daily_returns(prices, SESSIONS, keep_from=SESSIONS[2])
