@@ -12,6 +12,7 @@ and scale exposure in stress, exactly and auditably. Modes (resource ``allocator
 """
 
 import json
+import logging
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
@@ -38,6 +39,8 @@ STATE_DIR = "allocator/state_v1"
 BASELINE_TABLES = ["allocator_state_v1", "allocator_regime_v1", "allocator_risk_v1", "allocator_risk_v1_applied"]
 WARM_UP_SESSIONS = 60
 
+_log = logging.getLogger(__name__)
+
 
 class AllocatorResource(dg.ConfigurableResource):
     """How the allocator runs (see the module docstring); shared by every allocator asset of a run."""
@@ -54,8 +57,12 @@ def _inputs(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timest
     assets = to_wide(history.read(storage, "returns_daily", start, end), "return")
     sleeves = history.read(storage, "sleeve_returns", start, end)
     sleeves = to_wide(sleeves[sleeves["configured"]], "return", columns="book")
+    # A session in cash (no live sleeve, or every budgeted sleeve flat or not trading yet: a return of
+    # exactly 0) is skipped by the volatility windows; counted as a 0% return it faked a volatility jump
+    # on re-entry (core/allocator/state.py, "Sessions in cash").
+    invested = (combined["live_sleeves"] > 0) & (combined["return"] != 0.0)
     return {"portfolio_returns": combined["return"], "equity_curve": combined["equity"], "asset_returns": assets,
-            "trend_unit_returns": assets, "sleeve_returns": sleeves}
+            "trend_unit_returns": assets, "sleeve_returns": sleeves, "invested": invested}
 
 
 def _state_for(storage: StorageResource, first: pd.Timestamp, end: pd.Timestamp) -> tuple[AllocatorStateV1Online, dict]:
@@ -63,7 +70,10 @@ def _state_for(storage: StorageResource, first: pd.Timestamp, end: pd.Timestamp)
     previous = calendar.previous_session(first).strftime("%Y-%m-%d")
     raw = storage.store().read_bytes(f"{STATE_DIR}/{previous}.json")
     if raw is not None:
-        return AllocatorStateV1Online.from_dict(json.loads(raw)), _inputs(storage, first, end)
+        try:
+            return AllocatorStateV1Online.from_dict(json.loads(raw)), _inputs(storage, first, end)
+        except ValueError as exc:  # a state saved by an older version: replayed from the first day (same rows)
+            _log.warning("allocator_state_v1: the state of %s is not continued (%s); replaying from the first day", previous, exc)
     return AllocatorStateV1Online(trend_breadth=True, sleeve_concentration=True), _inputs(storage, None, end)
 
 
@@ -85,7 +95,7 @@ def _applied(allocator: AllocatorResource, storage: StorageResource, end: pd.Tim
 
 
 def allocator_assets(daily: dg.PartitionsDefinition) -> list:
-    common = dict(partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="1")
+    common = dict(partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2")
     # Regime, risk, applied and scaled series are rebuilt whole from the (small) state history on
     # every run, so they are unpartitioned tables with a date column: 4 × 8,313 fewer Dagster
     # events per full build (see the README's performance section).

@@ -27,7 +27,7 @@ RETURN_COLUMNS = ["date", "book", "config_id", "combination_method", "configured
 def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="2", deps=["target_portfolios", "prices_daily"],
+        code_version="3", deps=["target_portfolios", "prices_daily"],
         description=(
             "Sleeve positions per book, day and held symbol: weight at the close, shares, price, market value and the book's "
             "equity (starting at 1.0). Holdings drift with prices between rebalances; on a rebalance the book trades to its "
@@ -53,12 +53,13 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="3", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
+        code_version="4", deps=["universes", "returns_daily", "prices_daily", "assessment_scores", "strategy_signals", "regime_states"],
         ins={"instruments": dg.AssetIn()},
         description=(
             "Daily sleeve returns after costs for every config <book>.<combination method>: the configured book "
             "(configured = true, identical to target_portfolios) and the same book under each other combination method "
-            "(the comparison). Columns: return, equity (from 1.0), turnover, costs, gross exposure, cash."
+            "(the comparison). Columns: return, equity (from 1.0), turnover, costs, gross exposure, cash. A config's rows "
+            "start on its first trade (no rows of cash before it, which would count as track record)."
         ),
     )
     def sleeve_returns(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, instruments: pd.DataFrame) -> dg.Output:
@@ -83,7 +84,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="2", metadata={"partition_column": "exit_date"},
+        code_version="3", metadata={"partition_column": "exit_date"},
         deps=["target_portfolios", "prices_daily", "returns_daily", "regime_states", "soft_target_classes"],
         ins={"instruments": dg.AssetIn()},
         description=(
@@ -108,7 +109,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         deps=["sleeve_returns", "edge_sleeve_returns", "closed_trades", "regime_states", "universes", "returns_daily", "assessment_scores", "strategy_signals"],
         ins={"instruments": dg.AssetIn()},
         outs={
-            "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", description=(
+            "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", description=(
                 "The metric vector m(config) of every sleeve config: total return, CAGR, Sharpe, Sortino, Calmar, max drawdown, "
                 "volatility, VaR 95%, win rate, profit factor, average win/loss, turnover, average holding period, trade win "
                 "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
@@ -153,6 +154,9 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             decay = sleeve_ic.alpha_decay_from_rows(ic_of.get((sleeve.book, sleeve.combination_method), ic_rows.iloc[:0]))
             overall = (m["scope"] == "overall").to_numpy()
             parts.append(m.assign(**{f"ic_{h}d": np.where(overall, float(v), np.nan) for h, v in decay.items()}))
+        if not parts:  # no config has traded yet (a history shorter than the first fits): the columns, no rows
+            decay = sleeve_ic.alpha_decay_from_rows(ic_rows.iloc[:0])
+            parts.append(sleeve_summary_state.no_metric_rows().assign(**{f"ic_{h}d": pd.Series(dtype="float64") for h in decay.index}))
         spanning = pd.concat(parts, ignore_index=True)
         # each config's rows: overall, regimes, halves, then its years in order
         both = pd.concat([spanning.assign(_part=0), year_rows.reindex(columns=spanning.columns).assign(_part=1)], ignore_index=True)

@@ -33,7 +33,7 @@ from prometheus_assets.resources import StorageResource
 #: the next run solves again (slower) and writes it back.
 RISK_PARITY_MEMO_FILE = "cache/risk_parity_memo.json"
 #: Bump when the book or simulation arithmetic changes: older stored states are then ignored.
-BOOK_STATE_VERSION = 2  # 2: symbol-order z-scores and held-name sums (split backfills bit-identical)
+BOOK_STATE_VERSION = 3  # 2: symbol-order z-scores and held-name sums (split backfills bit-identical); 3: a book starts on its first trade
 #: Upper bound of an alpha source's horizon (books allow up to 252 sessions).
 MAX_SOURCE_HORIZON = 252
 #: Sessions of rebalances the alpha-vs-realised scatters show (sleeve_evaluation, sleeve_report): the

@@ -206,7 +206,7 @@ def _continued(storage: StorageResource, run: EdgeRun, table: str, parts: list[p
           "allocator_regime_v1", "assessment_scores", "strategy_signals"],
     ins={"instruments": dg.AssetIn()},
     outs={
-        "pattern_scope_stats": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", description=(
+        "pattern_scope_stats": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", description=(
             "Global edge per (pattern_key, action_category, scope_mask, scope_key) after every closed trade: n, sum_rr, sum_rr², "
             "avg / median rr (return in risk units: return / (60-session σ at entry × √holding sessions)), variance, average "
             "duration, the six components (ev, reliability, support, magnitude, time, stability) and edge_raw = delta_rr × "
@@ -214,13 +214,13 @@ def _continued(storage: StorageResource, run: EdgeRun, table: str, parts: list[p
             "(linear slope, exponential rate, half-life, state, decay_mult). scope_mask is a 32-bit INTEGER over the unified "
             "scope dimensions of core/edge/scope.py; as_of_date is the last update (stats on day t hold trades closed before t "
             "when used for sizing).")),
-        "edge_history": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata={"point_in_time_column": "ts"}, description=(
+        "edge_history": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", metadata={"point_in_time_column": "ts"}, description=(
             "One (edge_raw, ts) snapshot per mask key and day on which one of its trades closed: the series the decay fits read.")),
-        "pm_sizing": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", metadata={"point_in_time_column": "date"}, description=(
+        "pm_sizing": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="4", metadata={"point_in_time_column": "date"}, description=(
             "Every edge-sizing decision of the opted-in books (YAML edge_sizing): date, book, symbol, pattern_key, the full "
             "scope, base_alloc, pm_strength_applied, exposure_skew_applied, decay_mult per mask used, max_alloc = base × "
             "pm_strength × exposure_skew, raw / sized / final weight. Point in time: stats from trades closed before the day.")),
-        "edge_sleeve_returns": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="4", metadata={"point_in_time_column": "date"}, description=(
+        "edge_sleeve_returns": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="5", metadata={"point_in_time_column": "date"}, description=(
             "Daily returns after costs of the edge-sized books (config <book>.<method>.edge), same columns as sleeve_returns; "
             "sleeve_metrics compares them with the plain books.")),
     },

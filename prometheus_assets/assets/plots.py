@@ -187,7 +187,8 @@ def equity_drawdown_figure(equity: pd.DataFrame, title: str = "Equity and drawdo
         bottom.plot(drawdown.index, drawdown.values, lw=0.7)
     log_y(top)
     top.set_title(title)
-    top.legend(loc="upper left", fontsize=8, ncol=4)
+    if top.get_legend_handles_labels()[1]:  # (no legend while no book has a return yet)
+        top.legend(loc="upper left", fontsize=8, ncol=4)
     bottom.set_ylabel("drawdown")
     return fig
 

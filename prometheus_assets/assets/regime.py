@@ -60,6 +60,17 @@ def timeline_labels(storage: StorageResource, run_labels: pd.DataFrame, first: p
     return pd.concat([before, run_labels], ignore_index=True), shown_from
 
 
+def transitions_from(labels: pd.DataFrame, first: pd.Timestamp) -> int:
+    """How many times the published label changed on days from ``first`` on (``labels``: as_of_date, regime_label).
+
+    :func:`~prometheus_assets.core.regime.transitions`' definition: rows without a label (the
+    warm-up) are no change, and a change on ``first`` counts against the last label before it
+    (the stored rows :func:`timeline_labels` puts before a daily run's own).
+    """
+    frame = labels.rename(columns={"as_of_date": "date"}).assign(region="", confidence=float("nan"))
+    return int((transitions(frame)["date"] >= first).sum())
+
+
 def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "regime"},
@@ -113,7 +124,7 @@ def regime_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         return metadata.output(context, out, numbers={
             "models_fitted_this_run": fitted, "carried_from_stored_row": int(carried),
             "share_crisis_or_risk_off": float(counts[["CRISIS", "RISK_OFF"]].sum() / max(len(out), 1)),
-            "transitions": int((out["regime_label"] != out["regime_label"].shift()).iloc[1:].sum()) if len(out) else 0,
+            "transitions": transitions_from(shown, dates[0]),
         }, pictures={
             "days_by_label": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
             "regime_timeline": plots.regime_timeline(shown["as_of_date"], shown["regime_label"], market),

@@ -59,6 +59,10 @@ class Sleeve:
     series: pd.DataFrame  # indexed by sorted dates; columns return, turnover
     ic: pd.Series  # rank IC of the book's alpha, indexed by the date it became known
     trades: pd.DataFrame | None  # round trips of the book (plain configured configs only), by exit_date
+    #: The same ICs indexed by their signal date: the regime slices group them by the regime the
+    #: signal was made in (by the known date, the H ICs after each regime change counted in the next
+    #: regime). None: the regime slices use ``ic``.
+    ic_by_signal: pd.Series | None = None
 
     def label(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.assign(config_id=self.config_id, book=self.book, combination_method=self.combination_method,
@@ -77,7 +81,8 @@ def sleeves(returns: pd.DataFrame, closed: pd.DataFrame, books: dict[str, BookCo
             config_id=str(config_id), book=name, combination_method=method, configured=bool(rows["configured"].iloc[0]), edge_sizing=sized,
             series=rows.set_index("date")[["return", "turnover"]],
             ic=sleeve_ic.alpha_ic_from_rows(ic_of.get((name, method), no_ic)).sort_index(kind="stable"),  # (cut by date below)
-            trades=closed[closed["book"] == name] if plain_trades else None))
+            trades=closed[closed["book"] == name] if plain_trades else None,
+            ic_by_signal=sleeve_ic.alpha_ic_from_rows(ic_of.get((name, method), no_ic), by="date")))
     return out
 
 
@@ -86,8 +91,18 @@ def metric_rows(sleeve: Sleeve, cut: list[tuple[str, str, np.ndarray]]) -> pd.Da
     series = sleeve.series
     index = pd.DatetimeIndex(series.index)
     m = performance.sliced_metrics(series["return"], None, series["turnover"], sleeve.trades, precomputed=cut)
-    ic_by_slice = performance.slice_means(sleeve.ic, index, precomputed=cut).rename(columns={"value": "ic"})
+    by_signal = sleeve.ic if sleeve.ic_by_signal is None else sleeve.ic_by_signal
+    ic_by_slice = pd.concat([
+        performance.slice_means(sleeve.ic, index, precomputed=[c for c in cut if c[0] != "regime"]),
+        performance.slice_means(by_signal, index, precomputed=[c for c in cut if c[0] == "regime"]),
+    ], ignore_index=True).rename(columns={"value": "ic"})
     return sleeve.label(m.merge(ic_by_slice, on=["scope", "slice"], how="left"))
+
+
+def no_metric_rows() -> pd.DataFrame:
+    """The columns of :func:`metric_rows`, without rows (no config has a return yet)."""
+    none = pd.DataFrame({"return": pd.Series(dtype="float64"), "turnover": pd.Series(dtype="float64")}, index=pd.DatetimeIndex([]))
+    return metric_rows(Sleeve("", "", "", False, False, none, none["return"], None), []).iloc[:0]
 
 
 def _within(frame: pd.DataFrame | pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame | pd.Series:
@@ -115,9 +130,8 @@ def year_rows(all_sleeves: Iterable[Sleeve], years: list[int]) -> dict[int, pd.D
         cut = [("year", f"{y:04d}", of == y) for y in years if (of == y).any()]
         if cut:
             parts.append(metric_rows(s, cut))
-    if not parts:  # (the columns of a table without rows)
-        none = pd.DataFrame({"return": pd.Series(dtype="float64"), "turnover": pd.Series(dtype="float64")}, index=pd.DatetimeIndex([]))
-        return {y: metric_rows(Sleeve("", "", "", False, False, none, none["return"], None), []).iloc[:0] for y in years}
+    if not parts:
+        return {y: no_metric_rows() for y in years}
     rows = pd.concat(parts, ignore_index=True)
     return _by_year(rows, years, rows["slice"].astype(int).to_numpy(), rows.iloc[:0])
 

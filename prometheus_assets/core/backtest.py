@@ -25,8 +25,9 @@ Conventions (all of them are tested against an independent day-by-day loop):
   known price (the price is forward-filled for valuation) until it trades again; it is never
   liquidated automatically. A symbol that has never had a price is valued at 0 (it can be held
   only as 0 shares).
-- **Output.** One row per price date from the first trade date (the first non-empty target row)
-  onward. ``equity`` is post-trade, post-cost equity at each close; the book starts the first
+- **Output.** One row per price date from the first trade date (the first target row with a
+  non-zero weight; all-zero rows before it, a book with nothing to hold yet, are not a start)
+  onward; none (and no state) while the book has not traded. ``equity`` is post-trade, post-cost equity at each close; the book starts the first
   trade date with ``initial_equity`` in cash *before* costs, so the first ``returns`` value is
   ``equity_0 / initial_equity - 1`` (minus the first trade's cost). ``turnover`` is traded
   notional / post-cost equity on rebalance days (0 otherwise), ``costs`` is the cost paid in
@@ -132,6 +133,13 @@ def simulate_with_state(
     missing = tw.index.difference(prices.index)
     if len(missing):
         raise ValueError(f"trade dates not in prices: {list(missing)[:5]}")
+    if state is None:
+        # A book starts on its first trade: the first target row with a weight. Leading all-zero
+        # rows (a book on its rebalance dates before it has any candidate) hold only cash; output
+        # from them gave every book a year of 0.0 returns that counted as track record (the meta
+        # orchestrator's minimum history, its volatilities and every metric "overall").
+        invested = (tw.fillna(0.0).to_numpy() != 0).any(axis=1)
+        tw = tw.iloc[int(np.argmax(invested)):] if invested.any() else tw.iloc[:0]
     if tw.empty and (state is None or len(prices.index) == 0):
         return pd.DataFrame({c: pd.Series(dtype=float) for c in SIMULATION_COLUMNS}, index=prices.index[:0]), state
     tw = tw.sort_index()

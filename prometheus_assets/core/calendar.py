@@ -97,7 +97,8 @@ def calendar_table(sessions: pd.DatetimeIndex, half_days: pd.DatetimeIndex) -> p
     frame["is_half_day"] = frame["date"].isin(half_days)
     nxt = frame["date"].shift(-1)
     prev = frame["date"].shift(1)
-    # The final row's successor is unknown: treat it as a period end only if the calendar date is.
+    # The final row's successor is unknown (beyond the published calendar): it counts as the end of
+    # every period. That row lies about a year after the newest data, so no book ever trades on it.
     week = frame["date"].dt.to_period("W-SUN")
     frame["is_week_end"] = (week != nxt.dt.to_period("W-SUN")).fillna(True)
     frame["is_month_end"] = (frame["date"].dt.month != nxt.dt.month) | nxt.isna()

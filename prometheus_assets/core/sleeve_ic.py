@@ -140,10 +140,13 @@ def config_ic_by_date(
     return alpha_ic_by_date(alphas, returns, start, end, horizons)
 
 
-def alpha_ic_from_rows(rows: pd.DataFrame) -> pd.Series:
-    """:func:`performance.alpha_ic` from one config's rows (every date, in date order): the ICs indexed by their known date."""
-    keep = rows["ic"].notna().to_numpy()
-    return pd.Series(rows["ic"].to_numpy(dtype="float64")[keep], index=pd.DatetimeIndex(rows["known_date"].to_numpy()[keep], name="date"), name="rank_ic")
+def alpha_ic_from_rows(rows: pd.DataFrame, by: str = "known_date") -> pd.Series:
+    """:func:`performance.alpha_ic` from one config's rows (every date, in date order): the ICs indexed by their known date.
+
+    ``by="date"``: indexed by their signal date instead (what a regime slice groups by).
+    """
+    keep = (rows["ic"].notna() & rows["known_date"].notna()).to_numpy()
+    return pd.Series(rows["ic"].to_numpy(dtype="float64")[keep], index=pd.DatetimeIndex(rows[by].to_numpy()[keep], name="date"), name="rank_ic")
 
 
 def alpha_decay_from_rows(rows: pd.DataFrame, horizons: Sequence[int] = DECAY_HORIZONS) -> pd.Series:

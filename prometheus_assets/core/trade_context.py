@@ -42,9 +42,13 @@ def volatility_buckets(returns: pd.DataFrame, window: int = VOLATILITY_WINDOW, d
 
     The volatility is :func:`trailing_std` (start-invariant: a row's bucket depends only on the
     ``window`` rows ending at it and the symbols present that day); ``dates``: only these rows.
+    A name's percentile is (average rank − ½) / n, symmetric in (0, 1) like the assessment labels':
+    one name, or names with equal volatility, are 'mid' whatever their number (rank / n put one
+    name in 'high', two equal names in 'high' and four in 'mid', and over-filled the top tercile).
     """
     vol = trailing_std(returns, window, dates)
-    pct = vol.rank(axis=1, pct=True).to_numpy(dtype=float)
+    ranks = vol.rank(axis=1, method="average")
+    pct = ((ranks - 0.5).div(ranks.count(axis=1), axis=0)).to_numpy(dtype=float)
     labels = np.select([pct <= 1 / 3, pct <= 2 / 3, pct <= 1.0], list(VOLATILITY_BUCKETS), default="")
     return pd.DataFrame(np.where(np.isnan(pct), None, labels), index=vol.index, columns=returns.columns)
 

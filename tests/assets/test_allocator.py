@@ -42,7 +42,8 @@ def test_stored_state_equals_the_batch_definition(full_build):
     returns = read(full_build, "returns_daily").pivot(index="date", columns="symbol", values="return")
     sleeves = read(full_build, "sleeve_returns")
     sleeves = sleeves[sleeves["configured"]].pivot(index="date", columns="book", values="return")
-    batch = AllocatorStateV1.compute(combined["return"], combined["equity"], returns, returns, sleeves).frame
+    invested = (combined["live_sleeves"] > 0) & (combined["return"] != 0.0)  # sessions in cash are skipped
+    batch = AllocatorStateV1.compute(combined["return"], combined["equity"], returns, returns, sleeves, invested).frame
     stored = read(full_build, "allocator_state_v1").set_index("date")
     assert len(stored) > 100
     pd.testing.assert_frame_equal(stored, batch.reindex(columns=stored.columns), check_exact=False, rtol=1e-10, atol=1e-10, check_freq=False, check_names=False)

@@ -64,15 +64,16 @@ def reference_correlation(window: np.ndarray) -> float:
     return float((corr.sum() - np.trace(corr)) / (n * (n - 1)))
 
 
-def reference_frame(portfolio_returns, equity_curve, asset_returns, trend_unit_returns=None, sleeve_returns=None) -> pd.DataFrame:
+def reference_frame(portfolio_returns, equity_curve, asset_returns, trend_unit_returns=None, sleeve_returns=None, invested=None) -> pd.DataFrame:
     """The state from the definitions, with pandas / np.corrcoef / np.prod, one date at a time."""
     idx = portfolio_returns.index
     port = portfolio_returns.astype(float)
+    held = np.ones(len(idx), bool) if invested is None else invested.reindex(idx).fillna(True).to_numpy(dtype=bool)
     equity = equity_curve.reindex(idx).astype(float)
     assets = asset_returns.reindex(idx).to_numpy(dtype=float)
     out = pd.DataFrame(index=pd.DatetimeIndex(idx, name="date"))
-    out["port_rvol_20d"] = port.rolling(20, min_periods=20).std(ddof=1).to_numpy() * SQRT_252
-    out["port_rvol_60d"] = port.rolling(60, min_periods=60).std(ddof=1).to_numpy() * SQRT_252
+    for w in (20, 60):  # over the invested sessions alone, NaN on a session in cash
+        out[f"port_rvol_{w}d"] = (port[held].rolling(w, min_periods=w).std(ddof=1) * SQRT_252).reindex(idx).to_numpy()
     out["vol_accel"] = out["port_rvol_20d"] / out["port_rvol_60d"]
     dd = equity / equity.cummax() - 1
     out["dd_level"] = dd.to_numpy()
@@ -144,6 +145,12 @@ def random_inputs(draw) -> dict:
         if k and draw(st.booleans()):
             s[:, 0] = 0.0
         out["sleeve_returns"] = pd.DataFrame(s, index=idx, columns=[f"L{j}" for j in range(k)])
+    if draw(st.booleans()):  # sessions in cash: spells and single days, on a calendar missing some dates
+        cash = rng.random(n) < draw(st.sampled_from([0.05, 0.3]))
+        if n > 10 and draw(st.booleans()):
+            lo = int(rng.integers(0, n - 10))
+            cash[lo : lo + int(rng.integers(1, 80))] = True
+        out["invested"] = pd.Series(~cash, index=idx)[rng.random(n) > 0.05]
     return out
 
 
@@ -165,6 +172,39 @@ def test_volatility_of_alternating_returns():
     np.testing.assert_allclose(frame["port_rvol_20d"], 0.01 * math.sqrt(20 / 19) * SQRT_252, rtol=1e-13)
     np.testing.assert_allclose(frame["port_rvol_60d"], 0.01 * math.sqrt(60 / 59) * SQRT_252, rtol=1e-13)
     np.testing.assert_allclose(frame["vol_accel"], math.sqrt(20 / 19) / math.sqrt(60 / 59), rtol=1e-13)
+
+
+def test_sessions_in_cash_are_skipped_by_the_volatility_windows():
+    """Regression: sessions in cash counted as 0% returns, so the first invested session after 60 in cash had
+    one real return among zeros in both windows and vol_accel exactly sqrt(60 / 20) = 1.73 (an ELEVATED regime)."""
+    n = 260
+    r = np.random.default_rng(4).normal(0, 0.01, n)
+    cash = np.zeros(n, dtype=bool)
+    cash[100:180] = True
+    r[cash] = 0.0
+    inputs = base_inputs(n)
+    inputs["portfolio_returns"] = pd.Series(r, index=dates(n))
+    inputs["invested"] = pd.Series(~cash, index=dates(n))
+    frame = AllocatorStateV1.compute(**inputs).frame
+    assert not frame.index.isin(dates(n)[cash]).any()  # no row while in cash
+    # independent reference: pandas' rolling std over the invested sessions alone
+    held = pd.Series(r[~cash], index=dates(n)[~cash])
+    for width in (20, 60):
+        want = held.rolling(width).std(ddof=1) * SQRT_252
+        np.testing.assert_allclose(frame[f"port_rvol_{width}d"], want.reindex(frame.index), rtol=1e-9)
+    # the first session back (the 101st invested): its windows reach back over the spell
+    assert frame.loc[dates(n)[180], "vol_accel"] == pytest.approx(held.iloc[81:101].std() / held.iloc[41:101].std(), rel=1e-9)
+    # the old reading (every session a return) gave sqrt(3) on the first session after a 60+ session spell
+    old = AllocatorStateV1.compute(**{k: v for k, v in inputs.items() if k != "invested"}).frame
+    assert old.loc[dates(n)[180], "vol_accel"] == pytest.approx(math.sqrt(3), rel=1e-12)
+
+
+def test_a_state_saved_before_cash_sessions_were_skipped_is_not_continued():
+    state = AllocatorStateV1Online()
+    saved = state.to_dict()
+    del saved["portfolio_window"]
+    with pytest.raises(ValueError, match="older version"):
+        AllocatorStateV1Online.from_dict(saved)
 
 
 def test_constant_portfolio_window_has_zero_volatility_and_is_dropped():
@@ -384,6 +424,8 @@ def feed(state: AllocatorStateV1Online, inputs: dict, rows: range) -> dict[pd.Ti
     trend = None if trend is None else trend.reindex(idx)
     sleeves = inputs.get("sleeve_returns")
     sleeves = None if sleeves is None else sleeves.reindex(idx)
+    invested = inputs.get("invested")
+    invested = pd.Series(True, index=idx) if invested is None else invested.reindex(idx).fillna(True)
     out = {}
     for t in rows:
         row = state.update(
@@ -393,6 +435,7 @@ def feed(state: AllocatorStateV1Online, inputs: dict, rows: range) -> dict[pd.Ti
             assets.iloc[t],
             None if trend is None else trend.iloc[t],
             None if sleeves is None else sleeves.iloc[t],
+            invested=bool(invested.iloc[t]),
         )
         if row is not None:
             out[idx[t]] = row

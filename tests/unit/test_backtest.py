@@ -17,7 +17,10 @@ def reference_loop(prices, target_weights, cost_bps=0.0, initial_equity=1.0):
     for date, row in target_weights.iterrows():
         if not row.isna().all():
             trades[date] = {s: (0.0 if (s not in row.index or math.isnan(row[s])) else float(row[s])) for s in symbols}
-    first = min(trades)
+    invested = [d for d, w in trades.items() if any(v != 0 for v in w.values())]
+    if not invested:  # a book that never holds anything has no track record
+        return pd.DataFrame(columns=SIMULATION_COLUMNS, index=prices.index[:0], dtype=float)
+    first = min(invested)
     shares = {s: 0.0 for s in symbols}
     last = {s: 0.0 for s in symbols}
     cash = initial_equity
@@ -91,6 +94,22 @@ def test_untradeable_and_delisted_symbols_keep_their_holding():
     assert out["cash"].iloc[2] == pytest.approx(-0.6)
     assert out["equity"].iloc[3] == pytest.approx(1.2)
     assert out["gross_exposure"].iloc[3] == pytest.approx(1.8 / 1.2)
+
+
+def test_a_book_starts_on_its_first_trade_not_on_zero_rows_before_it():
+    """Regression: all-zero target rows (rebalance dates before a book has candidates) started the output, so a
+    book had months of 0.0 returns before its first trade, which counted as track record downstream."""
+    dates = pd.bdate_range("2024-01-01", periods=6)
+    prices = pd.DataFrame({"A": [10.0, 11, 12, 13, 14, 15], "B": 20.0}, index=dates)
+    weights = pd.DataFrame({"A": [0.0, np.nan, 0.5, 0.0], "B": [0.0, 0.0, 0.0, 0.0]}, index=dates[[0, 1, 3, 4]])
+    out, state = simulate_with_state(prices, weights)
+    assert out.index[0] == dates[3] and out["returns"].iloc[0] == 0.0  # starts on the trade, no zeros before
+    assert out.loc[dates[4], "gross_exposure"] == 0.0  # a later all-zero row is a real sale into cash
+    none, no_state = simulate_with_state(prices, weights.iloc[:2])
+    assert none.empty and no_state is None
+    # split at the zero rows and continued: the same as one run
+    tail, _ = simulate_with_state(prices.iloc[2:], weights[weights.index >= dates[2]], state=no_state)
+    pd.testing.assert_frame_equal(tail, out, check_exact=True)
 
 
 def test_empty_rows_skipped_and_bad_dates_rejected():

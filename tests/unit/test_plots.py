@@ -158,3 +158,16 @@ def test_alpha_scatter_without_points_draws_no_legend_and_no_warning():
     fig = plots.alpha_scatter_figure(pd.DataFrame({"alpha": [0.1, -0.2], "realised": [0.01, 0.0], "book": ["a", "b"]}))
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
     plt.close(fig)
+
+
+def test_equity_figure_without_a_curve_draws_no_legend_and_no_warning():
+    """Before any book trades (its returns start on its first trade) the equity figure has no curve to name."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.equity_drawdown_figure(pd.DataFrame({"a": [float("nan")] * 3}, index=pd.bdate_range("2024-01-01", periods=3)))
+    assert fig.axes[0].get_legend() is None
+    plt.close(fig)

@@ -398,3 +398,16 @@ def test_a_daily_runs_timeline_shows_the_stored_last_year(home):
     run = pd.DataFrame({"as_of_date": sessions[-300:], "regime_label": "RISK_OFF"})
     shown, first = timeline_labels(storage, run, sessions[-300], day)
     assert shown.equals(run) and first == sessions[-300]
+
+
+def test_the_transitions_a_run_reports_are_label_changes_in_its_range():
+    """Regression: the regime_states metadata counted None -> None and None -> first label as transitions, and a
+    daily run (one row) always reported 0, even on a day its label changed from the stored one."""
+    from prometheus_assets.assets.regime import transitions_from
+
+    days = pd.bdate_range("2024-01-01", periods=6)
+    labels = pd.DataFrame({"as_of_date": days, "regime_label": [None, None, "CARRY", "CARRY", "RISK_OFF", "RISK_OFF"]})
+    assert transitions_from(labels, days[0]) == 1
+    assert transitions_from(labels.iloc[:4], days[0]) == 0  # warm-up then a first label: no change
+    assert transitions_from(labels, days[4]) == 1  # a daily run of days[4] beside the stored labels before it
+    assert transitions_from(labels, days[5]) == 0

@@ -88,3 +88,21 @@ def test_block_inputs_cover_the_lookback_and_the_alpha_blocks_of_its_ics():
     assert [i[0] for i in rolling_inputs if i[0].startswith("alpha")] == ["alpha/2013", "alpha/2014", "alpha/2015"]
     assert "closed_trades" not in {i[0] for i in rolling_inputs}
     assert summary._block_inputs("rolling", 2015, None, listing, alpha, [], 60) is None
+
+
+def test_the_ic_of_a_regime_slice_is_of_the_signals_made_in_that_regime():
+    """Regression: the regime slices grouped each IC by the date it became known (signal date + H), so after a
+    regime change the next H ICs of the old regime's signals were counted in the new one (a perfect alpha in
+    CRISIS and noise after gave NEUTRAL an IC of 0.21 instead of ~0)."""
+    dates = pd.DatetimeIndex(calendar.trading_sessions(pd.Timestamp("2020-01-02"), pd.Timestamp("2020-12-31")))
+    horizon = 20
+    signal_ic = pd.Series(np.where(np.arange(len(dates)) < 100, 1.0, 0.0), index=dates)[: len(dates) - horizon]
+    known_ic = pd.Series(signal_ic.to_numpy(), index=dates[horizon:])
+    regimes = pd.Series(np.where(np.arange(len(dates)) < 100, "CRISIS", "NEUTRAL"), index=dates)
+    series = pd.DataFrame({"return": 0.001, "turnover": 0.0}, index=dates)
+    sleeve = summary.Sleeve("a.equal", "a", "equal", True, False, series, known_ic, None, ic_by_signal=signal_ic)
+    rows = summary.metric_rows(sleeve, performance.slices(dates, regimes)).set_index(["scope", "slice"])["ic"]
+    assert rows[("regime", "CRISIS")] == 1.0 and rows[("regime", "NEUTRAL")] == 0.0
+    # the other slices keep the ICs by the date they were known (what a point-in-time year row can read)
+    assert rows[("overall", "all")] == known_ic.mean()
+    assert rows[("year", "2020")] == known_ic.mean()

@@ -46,3 +46,28 @@ def test_volatility_buckets_of_some_dates_equal_the_full_panel_and_a_window_read
     window = returns.iloc[150 - trade_context.VOLATILITY_WINDOW + 1 :]
     assert _labels(volatility_buckets(window, dates=days[2:])) == _labels(full.loc[days[2:]])
     assert set(_labels(full)[-1]) <= {"low", "mid", "high", None} and full.iloc[:59].isna().all().all()
+
+
+def test_volatility_terciles_are_symmetric_and_ties_are_mid_whatever_their_number():
+    """Regression: the percentile was rank / n, in (0, 1] not symmetric: one name was 'high', two equal names
+    'high' and four 'mid', and 20 names split 6 / 7 / 7 (low / mid / high)."""
+    from scipy.stats import rankdata
+
+    days = pd.bdate_range("2020-01-01", periods=30)
+    rng = np.random.default_rng(3)
+
+    def buckets(columns):
+        return volatility_buckets(pd.DataFrame(columns, index=days), window=20).iloc[-1]
+
+    assert buckets({"A": rng.normal(0, 0.01, 30)}).tolist() == ["mid"]
+    same = rng.normal(0, 0.01, 30)
+    for n in (2, 4):
+        assert set(buckets({f"S{k}": same for k in range(n)})) == {"mid"}
+    wide = {f"S{k}": rng.normal(0, 0.01 * (k + 1), 30) for k in range(20)}
+    got = buckets(wide)
+    assert got.value_counts().to_dict() == {"low": 7, "mid": 6, "high": 7}
+    # independent reference: (average rank - 1/2) / n against the tercile bounds
+    vol = pd.DataFrame(wide, index=days).iloc[-20:].std()
+    pct = (rankdata(vol.to_numpy()) - 0.5) / len(vol)
+    want = np.select([pct <= 1 / 3, pct <= 2 / 3], ["low", "mid"], "high")
+    assert got.tolist() == want.tolist()

@@ -6,8 +6,9 @@ Every day the allocator looks at a handful of numbers describing how the portfol
 market behave *right now* (data up to and including that day only):
 
 ==============================  ==============================================================
-``port_rvol_20d`` / ``_60d``    sample std (ddof=1) of the portfolio's daily returns over the
-                                last 20 / 60 rows, annualised (x sqrt(252)); 0.15 = 15 %/year
+``port_rvol_20d`` / ``_60d``    sample std (ddof=1) of the portfolio's daily returns over its
+                                last 20 / 60 invested sessions, annualised (x sqrt(252));
+                                0.15 = 15 %/year (NaN on a session in cash, see below)
 ``vol_accel``                   ``port_rvol_20d / port_rvol_60d`` (> 1: volatility is rising)
 ``dd_level``                    ``equity / running max of equity - 1`` (<= 0; the max runs
                                 over all history up to the day)
@@ -41,6 +42,12 @@ Conventions
   min_periods=w)``); the sleeve sums read missing sleeve returns as 0.
 * Correlation uses, each day, the assets with a complete window and a non-constant one (a
   constant series has no correlation): ``N`` such assets, NaN when ``N < 2``.
+* **Sessions in cash.** ``invested`` (optional, True on every row by default) marks the sessions
+  the portfolio held positions. The volatility windows hold the last 20 / 60 *invested*
+  sessions' returns: a session in cash is skipped (its volatilities are NaN, so the row is
+  dropped) and does not enter the windows. Counted as 0 % returns, a cash spell made
+  ``vol_accel`` exactly sqrt(60 / 20) = 1.73 on the first invested session after 60 in cash (one
+  real return among zeros in both windows), and inflated it for weeks after.
 * A constant portfolio-return window has volatility exactly 0 (as pandas); ``vol_accel`` is then
   0 / 0 = NaN.
 * Equity must be positive where present (``ValueError`` otherwise).
@@ -72,6 +79,7 @@ __all__ = [
     "LOOKBACKS",
     "MAX_LOOKBACK",
     "OPTIONAL_FEATURES",
+    "PORTFOLIO_WINDOW",
     "REQUIRED_FEATURES",
     "SLEEVE_WINDOW",
     "TRADING_DAYS_PER_YEAR",
@@ -86,6 +94,9 @@ __all__ = [
 
 #: Version tag written into ``meta`` and into the online state.
 VERSION: str = "allocator_state_v1"
+#: What a carried state's portfolio-return window holds (states saved before it counted every
+#: session, cash included, and are not continued: the run replays instead).
+PORTFOLIO_WINDOW: str = "invested sessions"
 #: Annualisation: volatilities are multiplied by sqrt(252).
 TRADING_DAYS_PER_YEAR: int = 252
 #: Windows (rows) of the two portfolio volatilities.
@@ -348,6 +359,7 @@ class _Aligned:
     trend_names: list[str] | None
     sleeves: np.ndarray | None  # (T, S)
     sleeve_names: list[str] | None
+    invested: np.ndarray  # (T,) bool
 
 
 def _align(
@@ -356,6 +368,7 @@ def _align(
     asset_returns: pd.DataFrame,
     trend_unit_returns: pd.DataFrame | None,
     sleeve_returns: pd.DataFrame | None,
+    invested: pd.Series | None = None,
 ) -> _Aligned:
     """Reindex every input to ``portfolio_returns``' dates (which must be increasing, unique)."""
     index = portfolio_returns.index
@@ -379,6 +392,8 @@ def _align(
         trend_names=trend_names,
         sleeves=sleeves,
         sleeve_names=sleeve_names,
+        invested=(np.ones(len(index), dtype=bool) if invested is None
+                  else invested.reindex(index).fillna(True).to_numpy(dtype=bool)),
     )
 
 
@@ -462,6 +477,7 @@ class AllocatorStateV1:
         asset_returns: pd.DataFrame,
         trend_unit_returns: pd.DataFrame | None = None,
         sleeve_returns: pd.DataFrame | None = None,
+        invested: pd.Series | None = None,
     ) -> AllocatorStateResult:
         """Compute the state for every date of ``portfolio_returns``, then apply the dropna rule.
 
@@ -475,15 +491,20 @@ class AllocatorStateV1:
                 ``trend_breadth_20d``; None leaves that column out.
             sleeve_returns: optional wide daily returns (dates x sleeves) for
                 ``sleeve_concentration_60d``; None leaves that column out.
+            invested: optional bool per date, False on a session the portfolio held only
+                cash (skipped by the volatility windows); None, or a date it lacks: invested.
 
         Returns:
             :class:`AllocatorStateResult`. Rows missing a required feature are dropped (the
             first ~60 rows always are: the lookbacks are not full yet).
         """
-        data = _align(portfolio_returns, equity_curve, asset_returns, trend_unit_returns, sleeve_returns)
+        data = _align(portfolio_returns, equity_curve, asset_returns, trend_unit_returns, sleeve_returns, invested)
         columns: dict[str, np.ndarray] = {}
+        held = np.flatnonzero(data.invested)  # the volatility windows run over invested sessions only
         for width in VOLATILITY_WINDOWS:
-            columns[f"port_rvol_{width}d"] = _rolling(data.portfolio, width, _annualised_std)
+            vol = np.full(len(data.index), np.nan)
+            vol[held] = _rolling(data.portfolio[held], width, _annualised_std)
+            columns[f"port_rvol_{width}d"] = vol
         with np.errstate(invalid="ignore", divide="ignore"):
             columns["vol_accel"] = columns["port_rvol_20d"] / columns["port_rvol_60d"]
         peak = np.fmax.accumulate(data.equity) if len(data.equity) else data.equity  # NaN skipped
@@ -630,7 +651,7 @@ class AllocatorStateV1Online:
     features (the numbers of :meth:`AllocatorStateV1.compute` up to rounding, ~1e-16) or None
     while warming up or when the day would be dropped (a required feature is missing).
 
-    What is carried (nothing grows with the history): the last 60 portfolio returns, the
+    What is carried (nothing grows with the history): the last 60 invested sessions' portfolio returns, the
     running maximum of equity, the last 10 drawdown levels, and ring buffers of the last 60
     rows of asset returns, 20 rows of trend-unit returns and 60 rows of sleeve returns (see
     :class:`_RingPanel`: names may appear and disappear over time). One update costs
@@ -681,6 +702,7 @@ class AllocatorStateV1Online:
         asset_returns: pd.Series,
         trend_unit_returns: pd.Series | None = None,
         sleeve_returns: pd.Series | None = None,
+        invested: bool = True,
     ) -> dict[str, float] | None:
         """Add one day and return its features, or None (warming up / a required feature missing).
 
@@ -694,6 +716,8 @@ class AllocatorStateV1Online:
                 ``trend_breadth=True``).
             sleeve_returns: that day's sleeve returns (only if constructed with
                 ``sleeve_concentration=True``).
+            invested: False on a day the portfolio held only cash: its return does not enter
+                the volatility windows, and the day gets no row (its volatilities are NaN).
 
         Returns:
             ``{feature: value}`` in :attr:`features` order (an optional feature may be NaN).
@@ -705,7 +729,7 @@ class AllocatorStateV1Online:
             raise ValueError("trend_unit_returns given but this state was built with trend_breadth=False")
         if sleeve_returns is not None and self._sleeves is None:
             raise ValueError("sleeve_returns given but this state was built with sleeve_concentration=False")
-        return self._update(pd.Timestamp(date), float(portfolio_return), float(equity), assets, trend, sleeves)
+        return self._update(pd.Timestamp(date), float(portfolio_return), float(equity), assets, trend, sleeves, bool(invested))
 
     def _names_and_values(self, row: pd.Series | None, what: str) -> tuple[list[str], np.ndarray]:
         """A Series (name -> value) as (names as str, float values with NaN for missing)."""
@@ -727,6 +751,7 @@ class AllocatorStateV1Online:
         assets: tuple[Sequence[str], np.ndarray],
         trend: tuple[Sequence[str], np.ndarray],
         sleeves: tuple[Sequence[str], np.ndarray],
+        invested: bool = True,
     ) -> dict[str, float] | None:
         if self.last_date is not None and not date > self.last_date:
             raise ValueError(f"dates must increase: {date} after {self.last_date}")
@@ -738,12 +763,13 @@ class AllocatorStateV1Online:
         self.last_date = date
         self.days_seen += 1
 
-        # Portfolio volatility: the last 60 returns, oldest first.
-        self._portfolio[:-1] = self._portfolio[1:]
-        self._portfolio[-1] = portfolio_return
+        # Portfolio volatility: the last 60 invested sessions' returns, oldest first.
         row: dict[str, float] = {}
+        if invested:
+            self._portfolio[:-1] = self._portfolio[1:]
+            self._portfolio[-1] = portfolio_return
         for width in VOLATILITY_WINDOWS:
-            row[f"port_rvol_{width}d"] = float(_annualised_std(self._portfolio[None, -width:])[0])
+            row[f"port_rvol_{width}d"] = float(_annualised_std(self._portfolio[None, -width:])[0]) if invested else math.nan
         with np.errstate(invalid="ignore", divide="ignore"):
             row["vol_accel"] = float(np.float64(row["port_rvol_20d"]) / np.float64(row["port_rvol_60d"]))
 
@@ -793,6 +819,7 @@ class AllocatorStateV1Online:
         """
         return {
             "version": VERSION,
+            "portfolio_window": PORTFOLIO_WINDOW,
             "days_seen": self.days_seen,
             "last_date": None if self.last_date is None else self.last_date.isoformat(),
             "portfolio_returns": _encode_floats(self._portfolio),
@@ -808,6 +835,8 @@ class AllocatorStateV1Online:
         """Rebuild a state saved by :meth:`to_dict` (after any JSON round trip)."""
         if d.get("version") != VERSION:
             raise ValueError(f"not an {VERSION} online state: version={d.get('version')!r}")
+        if d.get("portfolio_window") != PORTFOLIO_WINDOW:
+            raise ValueError(f"the state's volatility windows are not over {PORTFOLIO_WINDOW!r} (saved by an older version): replay")
         state = cls(trend_breadth=d["trend_units"] is not None, sleeve_concentration=d["sleeves"] is not None)
         state.days_seen = int(d["days_seen"])
         state.last_date = None if d["last_date"] is None else pd.Timestamp(d["last_date"])
@@ -829,11 +858,12 @@ class AllocatorStateV1Online:
         asset_returns: pd.DataFrame,
         trend_unit_returns: pd.DataFrame | None = None,
         sleeve_returns: pd.DataFrame | None = None,
+        invested: pd.Series | None = None,
     ) -> pd.DataFrame:
         """Feed every day of the inputs (aligned as in :meth:`AllocatorStateV1.compute`) in order
         and return the rows kept. Continuing a resumed state with the next days gives exactly the
         rows a single replay would (the daily run resumes from yesterday's saved state)."""
-        data = _align(portfolio_returns, equity_curve, asset_returns, trend_unit_returns, sleeve_returns)
+        data = _align(portfolio_returns, equity_curve, asset_returns, trend_unit_returns, sleeve_returns, invested)
         empty: tuple[list[str], np.ndarray] = ([], np.zeros(0))
         kept: list[int] = []
         rows: list[dict[str, float]] = []
@@ -845,6 +875,7 @@ class AllocatorStateV1Online:
                 (data.asset_names, data.assets[t]),
                 empty if data.trend is None else (data.trend_names, data.trend[t]),  # type: ignore[arg-type]
                 empty if data.sleeves is None else (data.sleeve_names, data.sleeves[t]),  # type: ignore[arg-type]
+                bool(data.invested[t]),
             )
             if out is not None:
                 kept.append(t)
@@ -860,8 +891,9 @@ class AllocatorStateV1Online:
         asset_returns: pd.DataFrame,
         trend_unit_returns: pd.DataFrame | None = None,
         sleeve_returns: pd.DataFrame | None = None,
+        invested: pd.Series | None = None,
     ) -> pd.DataFrame:
         """The batch frame rebuilt by feeding the days one by one (same arguments and alignment
         as :meth:`AllocatorStateV1.compute`; returns only the frame)."""
         state = cls(trend_breadth=trend_unit_returns is not None, sleeve_concentration=sleeve_returns is not None)
-        return state.feed(portfolio_returns, equity_curve, asset_returns, trend_unit_returns, sleeve_returns)
+        return state.feed(portfolio_returns, equity_curve, asset_returns, trend_unit_returns, sleeve_returns, invested)
