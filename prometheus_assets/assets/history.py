@@ -42,9 +42,13 @@ def market_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.
     return {"returns": to_wide(read(storage, "returns_daily", start, end), "return"), **price_panels(storage, start, end)}
 
 
-def price_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> dict[str, pd.DataFrame | None]:
-    """Wide ``prices`` (adjusted close, else close) and ``volumes`` (None without volumes) over ``start``…``end``."""
+def price_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp, closes: bool = False) -> dict[str, pd.DataFrame | None]:
+    """Wide ``prices`` (adjusted close, else close) and ``volumes`` (None without volumes) over ``start``…``end``.
+
+    ``closes``: also the unadjusted ``closes`` (what traded that day: price floors, dollar volumes).
+    """
     prices = read(storage, "prices_daily", start, end)
     price = prices["adj_close"].fillna(prices["close"])
     volumes = to_wide(prices, "volume") if prices["volume"].notna().any() else None
-    return {"prices": to_wide(prices.assign(price=price), "price"), "volumes": volumes}
+    out = {"prices": to_wide(prices.assign(price=price), "price"), "volumes": volumes}
+    return {**out, "closes": to_wide(prices, "close")} if closes else out

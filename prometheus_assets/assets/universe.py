@@ -21,7 +21,7 @@ OWNERS = ["team:prometheus-portfolio"]
 def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "universe"},
-        kinds={"parquet"}, code_version="1",
+        kinds={"parquet"}, code_version="2",
         deps=["prices_daily", "assessment_scores", "strategy_signals", "soft_target_classes"],
         description=(
             "U_book(t): per book and day the candidate instruments after the book's filters (listing age, price and "
@@ -33,7 +33,7 @@ def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
     def universes(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
         # the whole price history: a listing's age counts its sessions from its first price
-        panels = history.price_panels(storage, None, dates[-1])
+        panels = history.price_panels(storage, None, dates[-1], closes=True)
         prices = panels["prices"]
         scores = history.read(storage, "assessment_scores", dates[0], dates[-1], date_column="as_of_date", columns=book_signals.SCORE_INPUT_COLUMNS)
         signals = history.read(storage, "strategy_signals", dates[0], dates[-1], columns=book_signals.SIGNAL_INPUT_COLUMNS)
@@ -41,7 +41,8 @@ def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         parts = []
         for name, book in books.books().items():
             score, _, _ = book_signals.source_score(book.rank_source, scores, signals, prices.index, prices.columns)
-            parts.append(build_universe(score, prices, classes, book.universe, book.long_only, panels["volumes"], since=dates[0]).assign(book=name))
+            parts.append(build_universe(score, prices, classes, book.universe, book.long_only, panels["volumes"], since=dates[0],
+                                        closes=panels["closes"]).assign(book=name))
         out = pd.concat(parts, ignore_index=True).reset_index(drop=True)
         per_book = out.groupby("book").size() / max(out["date"].nunique(), 1)
         return metadata.output(context, out, numbers={"candidates_per_day": float(per_book.mean()) if len(per_book) else 0.0},

@@ -51,6 +51,7 @@ def build_universe(
     long_only: bool = True,
     volumes: pd.DataFrame | None = None,
     since: pd.Timestamp | None = None,
+    closes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The book's universe, long (:data:`UNIVERSE_COLUMNS`), one row per candidate and day.
 
@@ -58,11 +59,16 @@ def build_universe(
     (dates × symbols); every frame is aligned to ``prices``. ``since``: only the days from it on
     are built (the listing age and dollar volume still read the earlier rows of ``prices``); each
     day's rows are the same as in a build of every day, since the filters and ranks are per day.
+
+    ``closes``: the unadjusted closes (default ``prices``). The price and dollar-volume floors
+    compare them, as traded that day: a vendor's back-adjusted history divides old prices by
+    every later split, so floors on adjusted prices would exclude names by what happened after.
     """
+    traded = (prices if closes is None else closes.reindex(index=prices.index, columns=prices.columns)).astype("float64")
     age_all = listing_sessions(prices)
     dollar_all = None
     if rules.min_dollar_volume is not None and volumes is not None:
-        dollar_all = (prices * volumes.reindex(index=prices.index, columns=prices.columns)).rolling(
+        dollar_all = (traded * volumes.reindex(index=prices.index, columns=prices.columns)).rolling(
             DOLLAR_VOLUME_WINDOW, min_periods=DOLLAR_VOLUME_WINDOW).mean()
     keep = slice(None) if since is None else prices.index >= since
     prices = prices.loc[keep]
@@ -72,7 +78,7 @@ def build_universe(
     age = age_all.loc[keep].to_numpy(dtype=float)
     ok = ~np.isnan(px) & ~np.isnan(score) & (age >= rules.min_listing_sessions)
     if rules.min_price is not None:
-        ok &= px >= rules.min_price
+        ok &= traded.loc[keep].to_numpy(dtype=float) >= rules.min_price
     if dollar_all is not None:
         ok &= dollar_all.loc[keep].to_numpy(dtype=float) >= rules.min_dollar_volume
     cls = classes.reindex(index=idx, columns=cols).to_numpy(dtype=object) if classes is not None else np.full(px.shape, None, dtype=object)

@@ -29,3 +29,19 @@ def test_a_build_from_a_day_equals_the_whole_builds_rows_from_that_day(seed, cut
     expected = whole[whole["date"] >= since].reset_index(drop=True)
     assert len(part) > 0 or len(expected) == 0
     pd.testing.assert_frame_equal(part, expected, check_exact=True)
+
+
+def test_the_price_and_dollar_volume_floors_compare_the_unadjusted_closes():
+    """Regression: the floors compared adjusted prices. A vendor's back-adjusted history divides the prices
+    before a later 10:1 split by 10, so a $60 stock fell under a $15 floor for the years before its split."""
+    dates = pd.bdate_range("2020-01-01", periods=80)
+    closes = pd.DataFrame({"A": 60.0, "B": 20.0}, index=dates)
+    adjusted = closes.assign(A=6.0)  # A splits 10:1 after these dates: its history, back-adjusted
+    volumes = pd.DataFrame({"A": 10_000.0, "B": 10_000.0}, index=dates)
+    score = pd.DataFrame({"A": 1.0, "B": 0.5}, index=dates)
+    rules = UniverseRules(min_listing_sessions=1, min_price=15.0, min_dollar_volume=3e5)
+    out = build_universe(score, adjusted, None, rules, True, volumes, closes=closes)
+    last = out[out["date"] == dates[-1]]
+    assert sorted(last["symbol"]) == ["A"]  # A: $60 x 10,000 = $600k >= $300k; B: $200k < $300k
+    # the same universe without the unadjusted closes compares the adjusted prices (the old behaviour)
+    assert build_universe(score, adjusted, None, rules, True, volumes).empty
