@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from prometheus_assets.resources.storage import ParquetStore, to_pandas
 
-_BASELINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_BASELINE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # matched whole (fullmatch)
 
 
 class BaselineError(Exception):
@@ -27,7 +27,7 @@ class BaselineError(Exception):
 
 
 def _check_id(baseline_id: str) -> str:
-    if not _BASELINE_ID.match(baseline_id or ""):
+    if not _BASELINE_ID.fullmatch(baseline_id or ""):
         raise BaselineError(f"baseline id {baseline_id!r} must be 1-64 letters, digits, '.', '_' or '-'")
     return baseline_id
 

@@ -89,6 +89,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prometheus_assets.core.calendar import CALENDAR_FLOOR
 from prometheus_assets.core.schema import (
     BAR_COLUMNS,
     PRICE_COLUMNS,
@@ -381,8 +382,10 @@ class FilesBarReader:
         """The instrument registry, or ``None`` when the directory has none.
 
         Columns :data:`INSTRUMENT_FILE_COLUMNS` (object dtype), in file order; absent optional
-        columns and empty cells are ``None``; symbols stripped and upper-cased (an empty symbol
-        is ``None``).
+        columns and empty cells are ``None``; symbols stripped and upper-cased. A row without a
+        symbol, or a symbol listed twice (``aapl `` and ``AAPL`` are one symbol), is a
+        :class:`SourceConfigError` naming the file and rows: which row describes the instrument
+        cannot be guessed, and a later join would keep one of them silently.
         """
         rel = self.instruments_file()
         if rel is None:
@@ -397,7 +400,19 @@ class FilesBarReader:
             if col == "symbol":
                 texts = np.array([t.upper() if t is not None else None for t in texts], dtype=object)
             out[col] = pd.Series(texts, dtype=object)
-        return pd.DataFrame(out, columns=INSTRUMENT_FILE_COLUMNS)
+        registry = pd.DataFrame(out, columns=INSTRUMENT_FILE_COLUMNS)
+        symbols = registry["symbol"]
+        if symbols.isna().any():
+            rows = [int(i) + 1 for i in np.flatnonzero(symbols.isna().to_numpy())]
+            raise SourceConfigError(f"instrument registry {rel}: data row(s) {rows[:10]} have no symbol")
+        repeated = symbols[symbols.duplicated(keep=False)]
+        if len(repeated):
+            first = str(repeated.iloc[0])
+            rows = [int(i) + 1 for i in np.flatnonzero((symbols == first).to_numpy())]
+            raise SourceConfigError(
+                f"instrument registry {rel}: symbol {first!r} is listed in data rows {rows} "
+                f"({repeated.nunique()} symbol(s) listed more than once); keep one row per symbol")
+        return registry
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -754,7 +769,24 @@ def _parse_datetime_column(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """datetime64[ns] session dates (NaT where bad) and per-row errors."""
+    """datetime64[ns] session dates (NaT where bad) and per-row errors.
+
+    A date before the exchange calendar's first session (:data:`CALENDAR_FLOOR`, e.g. a typo
+    ``1924`` for ``2024``) is bad too: no session can hold it, and taken as a bar it moved the
+    partitions' start before the calendar, which failed the code location and every run.
+    """
+    dates, errors = _parse_dates_unchecked(values)
+    early = (dates < CALENDAR_FLOOR).to_numpy()
+    if early.any():
+        errors = errors.copy()
+        errors[early] = [f"date: {d:%Y-%m-%d} is before {CALENDAR_FLOOR:%Y-%m-%d}, the exchange calendar's first session"
+                         for d in dates[early]]
+        dates = dates.mask(early)
+    return dates, errors
+
+
+def _parse_dates_unchecked(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """:func:`_parse_dates` without the calendar floor."""
     n = len(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
         try:

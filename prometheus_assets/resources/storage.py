@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 
 from prometheus_assets.errors import PathEscapeError, StorageError
 
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")  # matched whole (fullmatch: "$" lets a trailing newline through)
 WHOLE_FILE = "data.parquet"
 #: A zero-row file giving a dated table with no rows yet its schema (and so its view).
 EMPTY_FILE = "empty.parquet"
@@ -159,7 +159,7 @@ READ_CACHE = ParquetReadCache(max_bytes=read_cache_bytes())
 
 def check_identifier(name: str) -> str:
     """Return ``name`` if it is a safe table/view identifier (lower-case letters, digits, ``_``)."""
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise StorageError(f"invalid table name {name!r}: use lower-case letters, digits and '_' (max 63)")
     return name
 
@@ -328,8 +328,8 @@ class ParquetStore:
 
     # ------------------------------------------------------------------ paths
     def table_dir(self, name: str) -> str:
-        """Directory holding ``name``'s files."""
-        return f"{self.root}/parquet/{check_identifier(name)}"
+        """Directory holding ``name``'s files (a symlink taking it outside a local root: ``PathEscapeError``)."""
+        return resolve_under(self.root, f"parquet/{check_identifier(name)}", local=self.is_local)
 
     def url(self, path: str) -> str:
         """A URL for ``path`` that DuckDB and fsspec understand."""
@@ -360,7 +360,7 @@ class ParquetStore:
         if not self.fs.exists(d):
             return []
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(d, detail=False)]
-        return sorted(n for n in names if IDENTIFIER.match(n) and self.files(n))
+        return sorted(n for n in names if IDENTIFIER.fullmatch(n) and self.files(n))
 
     # ------------------------------------------------------------------ writes
     @contextlib.contextmanager
@@ -479,6 +479,8 @@ class ParquetStore:
 
     def _read_file(self, path: str, columns: list[str] | None = None) -> pa.Table:
         if self.is_local:
+            # a data file symlinked outside the root is refused (writes replace the link itself, reads would follow it)
+            resolve_under(self.root, os.path.relpath(path, self.root).replace(os.sep, "/"), local=True)
             return READ_CACHE.read(path, columns)
         with self.fs.open(path, "rb") as handle:
             return pq.read_table(handle, columns=columns)

@@ -152,6 +152,25 @@ def test_pm_strength_is_bounded_and_monotone_in_edge(edges, decays, ns, bump):
     assert S.pm_strength(PK, CAT, TECH_LONG, dict_lookup(better), config).pm_strength >= result.pm_strength - 1e-12
 
 
+@settings(max_examples=200, deadline=None)
+@given(edge=st.floats(-20, 20), decay=st.floats(0.33, 1.33), n=st.integers(10, 40))
+def test_decay_always_moves_the_size_its_own_way_whatever_the_sign_of_the_edge(edge, decay, n):
+    """Regression: the ladder multiplied the signed edge by decay_mult, so a decaying negative edge (one growing
+    more negative, mult < 1) was pulled towards 0 and sized a position *up*, an improving one sized it down."""
+    config = ladder_config()
+
+    def strength(d: float) -> float:
+        return S.pm_strength(PK, CAT, TECH_LONG, dict_lookup({(SECTOR, "sector=tech"): Stats(n, edge, d)}), config).pm_strength
+
+    plain = strength(1.0)
+    if decay <= 1.0:
+        assert strength(decay) <= plain + 1e-12  # decaying: never larger
+    else:
+        assert strength(decay) >= plain - 1e-12  # improving: never smaller
+    # by hand: -0.5 decaying at 0.5 counts as -1.0, improving at 1.25 as -0.4
+    assert S.decayed_edge(-0.5, 0.5) == -1.0 and S.decayed_edge(-0.5, 1.25) == -0.4 and S.decayed_edge(0.5, 0.5) == 0.25
+
+
 # ----------------------------------------------------------------------------- exposure_skew
 
 
@@ -327,9 +346,9 @@ def test_edge_sizer_is_point_in_time():
     pd.testing.assert_frame_equal(plan_late.targets.loc[: DATES[3]], plan_plain.targets.loc[: DATES[3]], check_exact=True)
     day3 = late[late["date"] == DATES[3]].set_index("symbol")
     assert day3.loc[["C", "D"], "fallback"].all() and (day3.loc[["C", "D"], "pm_strength_applied"] == 1.0).all()
-    # ... from day 4 on it is used: energy names get exp(-0.7 × 0.9)
+    # ... from day 4 on it is used: energy names get exp(-0.7 / 0.9) (a negative edge that decays sizes down)
     day4 = late[late["date"] == DATES[4]].set_index("symbol")
-    np.testing.assert_allclose(day4.loc[["C", "D"], "pm_strength_applied"], math.exp(-0.63), rtol=1e-14)
+    np.testing.assert_allclose(day4.loc[["C", "D"], "pm_strength_applied"], math.exp(-0.7 / 0.9), rtol=1e-14)
     assert (day4.loc[["C", "D"], "decay_mults"] == json.dumps({str(SECTOR): 0.9})).all()
     assert not plan_late.targets.loc[DATES[4]].equals(plan_plain.targets.loc[DATES[4]])
     # the tech entry (known before the first day) is used on every day

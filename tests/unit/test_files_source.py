@@ -394,6 +394,22 @@ def test_bad_dates_and_symbols_keep_row(tmp_path):
     assert sorted(windowed["close"]) == [1.0, 2.0, 3.0, 4.0]
 
 
+def test_a_date_before_the_calendar_is_a_bad_row_not_the_span_start(tmp_path):
+    """Regression: a typo ``1924-01-02`` in a bar file became the span's first day, before the exchange
+    calendar's first session: the code location failed to load and every run failed with a bare ValueError."""
+    _write(tmp_path / "bars.csv", "date,symbol,close\n2024-01-02,AAA,10\n1924-01-03,AAA,12\n2024-01-03,AAA,11\n")
+    pq.write_table(pa.table({"date": pa.array([dt.date(1970, 1, 2), dt.date(2024, 1, 4)]), "symbol": ["BBB", "BBB"], "close": [1.0, 2.0]}),
+                   tmp_path / "more.parquet")
+    reader = FilesBarReader(str(tmp_path))
+    assert reader.span() == (pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-04"))
+    bars = reader.read_bars()
+    bad = bars[bars["parse_error"].notna()].sort_values("source_file")
+    assert bad["parse_error"].tolist() == [
+        "date: 1924-01-03 is before 1980-01-02, the exchange calendar's first session",
+        "date: 1970-01-02 is before 1980-01-02, the exchange calendar's first session"]
+    assert bad["date"].isna().all() and bad["source_row"].tolist() == [2, 1]
+
+
 def test_ragged_rows_are_flagged(tmp_path):
     reader = _one_csv(
         tmp_path,
@@ -564,6 +580,18 @@ def test_instruments_errors_name_the_file(tmp_path):
     _write(tmp_path / "bars.csv", "date,symbol,close\n2020-01-02,A,1\n")
     _write(tmp_path / "instruments.csv", "ticker,name\nA,a\n")
     with pytest.raises(MissingColumnError, match=r"instruments\.csv.*symbol"):
+        FilesBarReader(str(tmp_path)).read_instruments()
+
+
+def test_a_registry_with_a_repeated_or_missing_symbol_is_a_named_error(tmp_path):
+    """Regression: two rows for one symbol (``AAPL`` and ``aapl ``) with different sectors, and a row without a
+    symbol, were accepted: later joins kept one row silently, and one of them failed on a non-unique index."""
+    _write(tmp_path / "bars.csv", "date,symbol,close\n2020-01-02,AAPL,1\n")
+    _write(tmp_path / "instruments.csv", "symbol,sector\nAAPL,Information Technology\nMSFT,Information Technology\naapl ,Energy\n")
+    with pytest.raises(SourceConfigError, match=r"instruments\.csv: symbol 'AAPL' is listed in data rows \[1, 3\]"):
+        FilesBarReader(str(tmp_path)).read_instruments()
+    _write(tmp_path / "instruments.csv", "symbol,sector\nAAPL,Information Technology\n ,Energy\n")
+    with pytest.raises(SourceConfigError, match=r"instruments\.csv: data row\(s\) \[2\] have no symbol"):
         FilesBarReader(str(tmp_path)).read_instruments()
 
 

@@ -75,7 +75,7 @@ def test_rows_outside_the_partitions_are_refused(home):
     assert store.files("t") == []
 
 
-@pytest.mark.parametrize("bad", ["Prices", "drop table x", "a;b", "", "1abc", "x" * 64, "../etc"])
+@pytest.mark.parametrize("bad", ["Prices", "drop table x", "a;b", "", "1abc", "x" * 64, "../etc", "prices_daily\n"])  # (a trailing newline passed a "$" match)
 def test_identifiers_are_validated(bad):
     with pytest.raises(StorageError):
         check_identifier(bad)
@@ -512,6 +512,27 @@ def test_remove_and_list_names_stay_under_the_root(home):
         store.remove("../outside.json")
     with pytest.raises(PathEscapeError):
         store.list_names("../")
+
+
+def test_a_table_or_data_file_symlinked_outside_the_root_is_refused(home, tmp_path):
+    """Regression: table paths were never checked against the root: a symlinked table directory took the writes
+    (and their lock files) outside it, and a year file symlinked to a planted file was read."""
+    store = ParquetStore(str(home))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (home / "parquet").mkdir(parents=True, exist_ok=True)
+    os.symlink(outside, home / "parquet" / "prices_daily")
+    days = pd.to_datetime(["2020-01-02"])
+    with pytest.raises(PathEscapeError, match="outside the root"):
+        store.write_dated("prices_daily", frame(days), days)
+    assert list(outside.iterdir()) == []
+    store.write_dated("t", frame(days), days)
+    planted = tmp_path / "planted.parquet"
+    planted.write_bytes((home / "parquet" / "t" / "2020.parquet").read_bytes())
+    os.remove(home / "parquet" / "t" / "2020.parquet")
+    os.symlink(planted, home / "parquet" / "t" / "2020.parquet")
+    with pytest.raises(PathEscapeError, match="outside the root"):
+        store.read("t")
 
 
 def test_a_catalog_replaced_behind_the_process_is_seen(home):

@@ -11,8 +11,8 @@ applied, every selected name (a *candidate*) is resized by two numbers, and noth
     scope_key)`` from closed trades (see :mod:`prometheus_assets.core.edge.scope` for masks and
     keys). For the candidate's scope we walk the *ladder* of ``config.masks``, coarse to
     specific, and look up each mask's statistics. A mask takes part when it has at least
-    ``config.n_min`` trades; its edge is ``edge_raw × decay_mult`` (a decaying edge counts less)
-    and its weight is the mask weight ``w(m)`` (more specific masks weigh more). Then::
+    ``config.n_min`` trades; its edge is ``edge_raw × decay_mult``, a negative one divided by it
+    (:func:`decayed_edge`: a decaying edge always leads to a smaller size) and its weight is the mask weight ``w(m)`` (more specific masks weigh more). Then::
 
         blended     = Σ w(m) · edge(m) / Σ w(m)
         pm_strength = clamp(exp(strength_gain · blended), 0.3, 3.0)       (config.pm_strength_bounds)
@@ -148,8 +148,20 @@ class MaskContribution:
 
     @property
     def edge(self) -> float:
-        """The edge that was blended: ``edge_raw × decay_mult``."""
-        return self.edge_raw * self.decay_mult
+        """The edge that was blended: :func:`decayed_edge` of ``edge_raw`` and ``decay_mult``."""
+        return decayed_edge(self.edge_raw, self.decay_mult)
+
+
+def decayed_edge(edge_raw: float, decay_mult: float) -> float:
+    """The edge a mask contributes: ``edge_raw × decay_mult`` when positive, ``edge_raw / decay_mult`` when negative.
+
+    ``decay_mult`` < 1 (a decaying key) must always shrink the size it leads to, > 1 (improving)
+    raise it. Multiplying a *negative* edge by it did the opposite: a decaying negative edge (one
+    growing more negative) was pulled towards 0 and its position grew; an improving one was pushed
+    down. Dividing a negative edge moves it the way the size should go (0.5 doubles a negative
+    edge, 1.33 shrinks it by a quarter), with the same factor as for a positive one.
+    """
+    return edge_raw * decay_mult if edge_raw >= 0 else edge_raw / decay_mult
 
 
 @dataclass(frozen=True)
@@ -171,8 +183,8 @@ def pm_strength(pattern_key: str, action_category: str, scope: Mapping[str, obje
 
     For each mask m of ``config.masks`` (coarse to specific): ``key = scope_key(scope, m)`` and
     ``stats = lookup(pattern_key, action_category, m, key)``. The mask takes part when ``stats``
-    is not None and ``stats.n >= config.n_min``; its edge is ``edge_raw × decay_mult`` (decay is
-    applied *before* blending) and its weight ``w(m) = mask_weight(m, dimension_weights,
+    is not None and ``stats.n >= config.n_min``; its edge is :func:`decayed_edge` (``edge_raw ×
+    decay_mult``, a negative edge divided by it; decay is applied *before* blending) and its weight ``w(m) = mask_weight(m, dimension_weights,
     mask_weight_alpha)``. Then ``blended = Σ w·edge / Σ w`` and ``pm_strength =
     clamp(exp(strength_gain × blended), *pm_strength_bounds)``.
 
@@ -189,7 +201,7 @@ def pm_strength(pattern_key: str, action_category: str, scope: Mapping[str, obje
         if stats is None or int(stats.n) < config.n_min or weight <= 0:
             continue
         edge_raw, decay = float(stats.edge_raw), float(stats.decay_mult)
-        edge = edge_raw * decay
+        edge = decayed_edge(edge_raw, decay) if decay > 0 else math.nan
         if not math.isfinite(edge):
             continue
         used.append(MaskContribution(mask, key, int(stats.n), edge_raw, decay, weight))
