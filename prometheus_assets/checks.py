@@ -41,6 +41,8 @@ PRICE_CHECKS: tuple[BarCheck, ...] = (
              lambda df, ctx: quality.duplicate_bars(df)),
     BarCheck("positive_prices", "Every price is > 0.", (R.NON_POSITIVE_PRICE,),
              lambda df, ctx: quality.non_positive_prices(df)),
+    BarCheck("consistent_bars", "Every bar is possible: volume >= 0, high >= low, open and close within [low, high].",
+             (R.INCONSISTENT_BAR,), lambda df, ctx: df.loc[quality.inconsistent_bars(df).index]),
     BarCheck("no_missing_prices", "Every bar has a close; every row parsed (date, symbol, numbers).",
              (R.MISSING_PRICE, R.PARSE_ERROR, R.MISSING_DATE, R.MISSING_SYMBOL),
              lambda df, ctx: quality.missing_prices(df)),

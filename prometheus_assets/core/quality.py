@@ -31,6 +31,36 @@ def non_positive_prices(bars: pd.DataFrame, columns: tuple[str, ...] = ("open", 
     return bars[mask]
 
 
+#: Relative slack of the OHLC consistency test (a vendor's rounding of high or low to its tick).
+OHLC_TOLERANCE: float = 1e-9
+
+
+def inconsistent_bars(bars: pd.DataFrame) -> pd.Series:
+    """Why each impossible bar is impossible (index: the bar's), among the present values.
+
+    A negative volume, a high below the low, or an open or a close outside [low, high] (adjusted
+    closes are on another scale and take no part). Missing values take no part: a close-only bar
+    is never inconsistent.
+    """
+    def col(name: str) -> pd.Series:
+        return bars[name].astype("float64") if name in bars.columns else pd.Series(np.nan, index=bars.index)
+
+    high, low, volume = col("high"), col("low"), col("volume")
+    reasons = pd.Series("", index=bars.index, dtype="object")
+
+    def add(mask: pd.Series, text: str) -> None:
+        reasons.loc[mask.fillna(False).to_numpy(dtype=bool)] += text + "; "
+
+    add(volume < 0, "negative volume")
+    add(high < low * (1 - OHLC_TOLERANCE), "high below low")
+    for name in ("open", "close"):
+        value = col(name)
+        add(value > high * (1 + OHLC_TOLERANCE), f"{name} above high")
+        add(value < low * (1 - OHLC_TOLERANCE), f"{name} below low")
+    bad = reasons != ""
+    return reasons[bad].str.rstrip("; ")
+
+
 def duplicate_bars(bars: pd.DataFrame) -> pd.DataFrame:
     """All rows sharing a (date, symbol) with another row."""
     return bars[bars.duplicated(["date", "symbol"], keep=False)]

@@ -17,6 +17,7 @@ missing_date          no date
 missing_symbol        no symbol
 missing_price         ``close`` is NaN / empty
 non_positive_price    any present price column is <= 0
+inconsistent_bar      a negative volume, high below low, or open / close outside [low, high]
 future_date           dated after ``as_of`` (the day the data is being built for)
 non_trading_day       dated on a weekend or exchange holiday
 unknown_symbol        symbol absent from the instrument registry (only when a registry is given)
@@ -49,6 +50,7 @@ class QuarantineReason(StrEnum):
     MISSING_SYMBOL = "missing_symbol"
     MISSING_PRICE = "missing_price"
     NON_POSITIVE_PRICE = "non_positive_price"
+    INCONSISTENT_BAR = "inconsistent_bar"
     FUTURE_DATE = "future_date"
     NON_TRADING_DAY = "non_trading_day"
     UNKNOWN_SYMBOL = "unknown_symbol"
@@ -122,6 +124,8 @@ def validate_bars(
         QuarantineReason.NON_POSITIVE_PRICE,
         "a price is zero or negative",
     )
+    impossible = quality.inconsistent_bars(bars)
+    flag(bars.index.isin(impossible.index), QuarantineReason.INCONSISTENT_BAR, impossible.reindex(bars.index))
     if as_of is not None:
         flag(
             bars.index.isin(quality.future_rows(bars, as_of).index),

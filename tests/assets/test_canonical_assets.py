@@ -28,7 +28,7 @@ def test_bundled_range_builds_every_view(home, persistent_instance):
     # Every check ran and passed on clean bundled data except real 2020 warnings, which are warnings only.
     checks = check_results(result)
     assert {k for k, v in checks.items() if not v.passed} <= {"returns_within_50pct", "no_stale_prices"}
-    assert len(checks) == 7
+    assert len(checks) == 8
     # One materialization per (asset, partition) on the persistent instance.
     days = len(calendar.trading_sessions("2020-02-03", "2020-04-30"))  # Presidents Day, Good Friday excluded
     assert days == 62

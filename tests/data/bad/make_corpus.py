@@ -72,8 +72,10 @@ def main() -> None:
     d.loc[1, "close"] = "NaN"  # BBB: the text NaN
     write("nan_prices.csv", text(d))
 
-    d = pd.concat([cells, cells.iloc[[0]], cells.iloc[[1]].assign(close=float(day.loc[1, "close"]) + 1.0)])
-    write("duplicate_bars.csv", text(d))  # AAA twice identical, BBB twice with different closes
+    # AAA twice identical, BBB twice with different closes (the second still within the day's range: an impossible
+    # bar would be quarantined as inconsistent before the duplicates are judged)
+    d = pd.concat([cells, cells.iloc[[0]], cells.iloc[[1]].assign(close=round((float(day.loc[1, "low"]) + float(day.loc[1, "high"])) / 2, 2))])
+    write("duplicate_bars.csv", text(d))
 
     multi = all_bars[all_bars["date"].isin(DAYS[:4])]
     write("unsorted_rows.csv", text(multi.sample(frac=1.0, random_state=3)))
@@ -83,6 +85,12 @@ def main() -> None:
     d.loc[1, "close"] = -float(day.loc[1, "close"])  # BBB
     d.loc[2, "low"] = -1.0  # CCC: a negative low, close fine
     write("non_positive_prices.csv", text(d))
+
+    d = cells.copy()
+    d.loc[0, ["high", "low"]] = [float(day.loc[0, "low"]), float(day.loc[0, "high"])]  # AAA: high and low swapped
+    d.loc[1, "close"] = float(day.loc[1, "high"]) * 1.5  # BBB: close above the high
+    d.loc[2, "volume"] = -500  # CCC: negative volume
+    write("inconsistent_bars.csv", text(d))
 
     write("missing_close_column.csv", text(day.drop(columns=["close"])))
 
@@ -115,7 +123,9 @@ def main() -> None:
     write("truncated.parquet", whole[: len(whole) // 2])
 
     d = cells.copy()
-    d.loc[0, "close"] = round(float(last_close["AAA"]) * 11.0, 2)  # +1000% on the day
+    # +1000% on the day, the whole bar (a close alone above the day's high would be an impossible bar)
+    d.loc[0, ["open", "high", "low", "close"]] = [round(float(day.loc[0, c]) * float(last_close["AAA"]) / float(day.loc[0, "close"]) * 11.0, 2)
+                                                  for c in ("open", "high", "low", "close")]
     write("jump_1000pct.csv", text(d))
 
     stale = all_bars[all_bars["date"].isin(DAYS)].copy()
