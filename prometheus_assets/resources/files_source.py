@@ -477,8 +477,16 @@ def stem_date(rel: str) -> pd.Timestamp | None:
         return None
 
 
+#: Other spellings vendors use for a column (after lower-casing, with runs of spaces and dots as one "_").
+_COLUMN_ALIASES: dict[str, str] = {"adjclose": "adj_close", "adjusted_close": "adj_close", "adj_close_price": "adj_close"}
+
+
 def _canonical(name: object) -> str:
-    return re.sub(r"\s+", "_", str(name).replace("\ufeff", "").strip().lower())
+    """A header as the bar schema names it: case-insensitive, spaces and dots as ``_`` (``Adj. Close``,
+    ``Adj Close`` -> ``adj_close``), and :data:`_COLUMN_ALIASES` (``AdjClose``). Left unmatched, such a header
+    was ignored as an unknown column and the returns silently fell back to the unadjusted close."""
+    key = re.sub(r"[\s.]+", "_", str(name).replace("\ufeff", "").strip().lower()).strip("_")
+    return _COLUMN_ALIASES.get(key, key)
 
 
 def _map_columns(

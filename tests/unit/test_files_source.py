@@ -548,6 +548,14 @@ def test_case_insensitive_headers(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("header", ["Adj. Close", "AdjClose", "Adjusted Close", "adj.close"])
+def test_vendor_spellings_of_the_adjusted_close_are_read(tmp_path, header):
+    """Regression: ``Adj. Close`` or ``AdjClose`` was ignored as an unknown column, so adj_close was missing and
+    the returns silently used the unadjusted close."""
+    reader = _one_csv(tmp_path, f"date,symbol,close,{header}\n2020-01-02,AAA,10,9.5\n")
+    assert reader.read_bars()["adj_close"].tolist() == [9.5]
+
+
 def test_instruments_csv_is_registry_not_bars(tmp_path):
     _write(tmp_path / "bars.csv", "date,symbol,close\n2020-01-02,aaa,1\n2020-01-02,BBB,2\n")
     _write(tmp_path / "instruments.csv", "Symbol, Name ,SECTOR\n aaa ,Aaa Inc,Tech\nBBB,,\n")
