@@ -116,3 +116,14 @@ def trailing_frame_moments(frame: pd.DataFrame, window: int, min_periods: int) -
     """:func:`trailing_mean_std` of a dates × symbols frame, as frames (ddof 1, like pandas)."""
     mean, std = trailing_mean_std(frame.to_numpy(dtype=float), window, min_periods)
     return pd.DataFrame(mean, index=frame.index, columns=frame.columns), pd.DataFrame(std, index=frame.index, columns=frame.columns)
+
+
+def cross_sectional_percentile(frame: pd.DataFrame) -> np.ndarray:
+    """Per row (date), each value's (average rank − ½) / n among the row's values; NaN stays NaN.
+
+    Symmetric in (0, 1): one value, or equal values, sit at ½ whatever their number, and terciles
+    cut at 1/3 and 2/3 split n names evenly. (``rank(pct=True)``, rank / n, lies in (0, 1]: one
+    name was always in the top tercile and the top bucket was over-filled.)
+    """
+    ranks = frame.rank(axis=1, method="average")
+    return ((ranks - 0.5).div(ranks.count(axis=1), axis=0)).to_numpy(dtype=float)

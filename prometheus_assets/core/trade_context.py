@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prometheus_assets.core.frames import trailing_mean_std
+from prometheus_assets.core.frames import cross_sectional_percentile, trailing_mean_std
 
 VOLATILITY_WINDOW = 60
 VOLATILITY_BUCKETS: tuple[str, ...] = ("low", "mid", "high")
@@ -47,8 +47,7 @@ def volatility_buckets(returns: pd.DataFrame, window: int = VOLATILITY_WINDOW, d
     name in 'high', two equal names in 'high' and four in 'mid', and over-filled the top tercile).
     """
     vol = trailing_std(returns, window, dates)
-    ranks = vol.rank(axis=1, method="average")
-    pct = ((ranks - 0.5).div(ranks.count(axis=1), axis=0)).to_numpy(dtype=float)
+    pct = cross_sectional_percentile(vol)
     labels = np.select([pct <= 1 / 3, pct <= 2 / 3, pct <= 1.0], list(VOLATILITY_BUCKETS), default="")
     return pd.DataFrame(np.where(np.isnan(pct), None, labels), index=vol.index, columns=returns.columns)
 

@@ -71,3 +71,24 @@ def test_volatility_terciles_are_symmetric_and_ties_are_mid_whatever_their_numbe
     pct = (rankdata(vol.to_numpy()) - 0.5) / len(vol)
     want = np.select([pct <= 1 / 3, pct <= 2 / 3], ["low", "mid"], "high")
     assert got.tolist() == want.tolist()
+
+
+def test_the_edge_scopes_terciles_are_symmetric_too():
+    """Regression: the edge context's rank-position, size and liquidity buckets used rank / n like the volatility
+    buckets did: one name was always 'top', four names split 1 / 1 / 2."""
+    from prometheus_assets.core.edge.context import _terciles
+    from prometheus_assets.core.frames import cross_sectional_percentile
+
+    names = ("bottom", "middle", "top")
+    day = pd.DatetimeIndex(["2024-01-02"])
+    assert _terciles(pd.DataFrame({"A": [1.0]}, index=day), names).tolist() == [["middle"]]
+    four = _terciles(pd.DataFrame([[1.0, 2.0, 3.0, 4.0]], index=day, columns=list("ABCD")), names)
+    assert four.tolist() == [["bottom", "middle", "middle", "top"]]
+    # the percentile itself against scipy's average ranks, NaN kept
+    from scipy.stats import rankdata
+
+    frame = pd.DataFrame([[3.0, np.nan, 1.0, 3.0, 2.0]], index=day)
+    got = cross_sectional_percentile(frame)[0]
+    present = ~np.isnan(frame.iloc[0].to_numpy())
+    np.testing.assert_allclose(got[present], (rankdata(frame.iloc[0].to_numpy()[present]) - 0.5) / present.sum(), rtol=0, atol=1e-15)
+    assert np.isnan(got[1])

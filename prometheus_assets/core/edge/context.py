@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_assets.core.edge.scope import DIMENSION_NAMES, UNKNOWN
-from prometheus_assets.core.frames import trailing_frame_moments
+from prometheus_assets.core.frames import cross_sectional_percentile, trailing_frame_moments
 from prometheus_assets.core.trade_context import trailing_std, volatility_buckets
 
 __all__ = [
@@ -93,9 +93,8 @@ def _labels(values: np.ndarray, edges: tuple[float, ...], names: tuple[str, ...]
 
 
 def _terciles(frame: pd.DataFrame, names: tuple[str, str, str]) -> np.ndarray:
-    """Cross-sectional tercile per date (percentile rank ≤ 1/3, ≤ 2/3, else); NaN → unknown."""
-    pct = frame.rank(axis=1, pct=True).to_numpy(dtype=float)
-    return _labels(pct, (1 / 3, 2 / 3), names)
+    """Cross-sectional tercile per date (symmetric percentile ≤ 1/3, ≤ 2/3, else: one name, or ties, in the middle); NaN → unknown."""
+    return _labels(cross_sectional_percentile(frame), (1 / 3, 2 / 3), names)
 
 
 def scope_panels(
