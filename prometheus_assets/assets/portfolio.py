@@ -137,6 +137,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         capital = {name: book.capital for name, book in books.books().items()}
         prices = history.market_panels(storage, dates[0], dates[-1])["prices"]
         out = execution.net_orders(target_portfolios, capital, prices, ORDER_NOTIONAL)
-        return metadata.output(context, out, numbers={"orders": len(out), "crossed_weight": float(out["crossed"].sum()) if len(out) else 0.0})
+        # the crossed total counts the symbols whose book trades cancel out entirely too (they have no order row)
+        return metadata.output(context, out, numbers={"orders": len(out), "crossed_weight": execution.crossed_volume(target_portfolios, capital)})
 
     return [target_portfolios, risk_reports, orders]

@@ -3,7 +3,9 @@
 Each book (sleeve) decides its own target weights, as fractions of *its* equity. The firm does
 not send one order per book: it nets them. A book that sells 2% of its equity in a name while
 another buys 3% of its equity in the same name results in one order, for the difference, at
-firm level. The volume that cancels out ("crosses") is recorded, so the saving is visible.
+firm level. The volume that cancels out ("crosses") is recorded, so the saving is visible: on
+each order (its ``crossed``), and in total by :func:`crossed_volume`, which also counts a symbol
+whose trades cancel out entirely (it sends no order, so it has no row).
 
 Book ``b`` runs ``capital_b`` of the firm's capital (a fraction, e.g. 0.25). The firm-level
 trade of symbol i on date d, as a fraction of firm capital, is::
@@ -16,6 +18,7 @@ Pure pandas: no Dagster, no I/O.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -52,6 +55,50 @@ def _empty_orders() -> pd.DataFrame:
     )[ORDER_COLUMNS]
 
 
+def _book_changes(books: pd.DataFrame, capital: Mapping[str, float]) -> pd.DataFrame:
+    """Each (date, book, symbol)'s firm-level change ``capital_b · Δw`` and its absolute value (validated input)."""
+    required = {"date", "book", "symbol", "current_weight", "target_weight"}
+    missing_columns = required - set(books.columns)
+    if missing_columns:
+        raise ValueError(f"books lacks columns {sorted(missing_columns)}")
+    missing = sorted({str(b) for b in books["book"].unique()} - {str(b) for b in capital})
+    if missing:
+        raise ValueError(f"no capital for books: {', '.join(missing)}")
+    trades = pd.DataFrame(
+        {
+            "date": pd.to_datetime(books["date"]).astype("datetime64[ns]").to_numpy(),
+            "book": books["book"].astype("str").to_numpy(dtype=object),
+            "symbol": books["symbol"].astype("str").to_numpy(dtype=object),
+        }
+    )
+    duplicated = trades.duplicated(["date", "book", "symbol"])
+    if duplicated.any():
+        raise ValueError(f"books has {int(duplicated.sum())} duplicate (date, book, symbol) rows")
+    book_capital = trades["book"].map({str(b): float(c) for b, c in capital.items()}).to_numpy(dtype="float64")
+    delta_w = (
+        pd.to_numeric(books["target_weight"]).astype("float64").fillna(0.0).to_numpy()
+        - pd.to_numeric(books["current_weight"]).astype("float64").fillna(0.0).to_numpy()
+    )
+    trades["change"] = book_capital * delta_w
+    trades["abs_change"] = np.abs(trades["change"].to_numpy())
+    return trades
+
+
+def crossed_volume(books: pd.DataFrame, capital: Mapping[str, float]) -> float:
+    """The firm-level weight the books' trades cancel internally, over every (date, symbol).
+
+    ``Σ (gross_book_trades - |weight_change|)`` of :func:`net_orders`, *including* the (date,
+    symbol) pairs whose trades cancel out entirely: those send no order, so they have no row in
+    the order list and its ``crossed`` column alone undercounts the saving.
+    """
+    if books.empty:
+        return 0.0
+    trades = _book_changes(books, capital)
+    grouped = trades.groupby(["date", "symbol"], sort=True)
+    net, gross = grouped["change"].sum().abs(), grouped["abs_change"].sum()
+    return float(np.maximum(gross - net, 0.0).sum())
+
+
 def net_orders(
     books: pd.DataFrame,
     capital: dict[str, float],
@@ -85,33 +132,10 @@ def net_orders(
 
     A (date, book, symbol) may appear only once.
     """
-    required = {"date", "book", "symbol", "current_weight", "target_weight"}
-    missing_columns = required - set(books.columns)
-    if missing_columns:
-        raise ValueError(f"books lacks columns {sorted(missing_columns)}")
-    missing = sorted({str(b) for b in books["book"].unique()} - {str(b) for b in capital})
-    if missing:
-        raise ValueError(f"no capital for books: {', '.join(missing)}")
     if books.empty:
+        _book_changes(books, capital)  # (validates the columns and capital)
         return _empty_orders()
-
-    trades = pd.DataFrame(
-        {
-            "date": pd.to_datetime(books["date"]).astype("datetime64[ns]").to_numpy(),
-            "book": books["book"].astype("str").to_numpy(dtype=object),
-            "symbol": books["symbol"].astype("str").to_numpy(dtype=object),
-        }
-    )
-    duplicated = trades.duplicated(["date", "book", "symbol"])
-    if duplicated.any():
-        raise ValueError(f"books has {int(duplicated.sum())} duplicate (date, book, symbol) rows")
-    book_capital = trades["book"].map({str(b): float(c) for b, c in capital.items()}).to_numpy(dtype="float64")
-    delta_w = (
-        pd.to_numeric(books["target_weight"]).astype("float64").fillna(0.0).to_numpy()
-        - pd.to_numeric(books["current_weight"]).astype("float64").fillna(0.0).to_numpy()
-    )
-    trades["change"] = book_capital * delta_w
-    trades["abs_change"] = np.abs(trades["change"].to_numpy())
+    trades = _book_changes(books, capital)
 
     grouped = trades.groupby(["date", "symbol"], sort=True)
     orders = grouped.agg(weight_change=("change", "sum"), gross_book_trades=("abs_change", "sum")).reset_index()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from prometheus_assets.core.execution import ORDER_COLUMNS, net_orders
+from prometheus_assets.core.execution import ORDER_COLUMNS, crossed_volume, net_orders
 
 D1 = pd.Timestamp("2024-03-01")
 D2 = pd.Timestamp("2024-03-04")
@@ -80,6 +80,19 @@ def test_full_cross_gives_no_order_and_partial_cross_is_recorded():
     assert order["gross_book_trades"] == pytest.approx(0.07, abs=1e-15)
     assert order["crossed"] == pytest.approx(0.04, abs=1e-15)
     assert np.isnan(order["quantity"])  # no prices given
+
+
+def test_the_crossed_total_counts_symbols_whose_trades_cancel_out_entirely():
+    """Regression: the orders asset summed its rows' ``crossed``, and a full cross has no row, so its saving was lost
+    (0.05 + 0.05 here never showed)."""
+    both = book_rows([(D1, "A", "X", 0.0, 0.1), (D1, "B", "X", 0.1, 0.0), (D1, "A", "Y", 0.0, 0.1), (D1, "B", "Y", 0.04, 0.0)])
+    capital = {"A": 0.5, "B": 0.5}
+    orders = net_orders(both, capital)
+    assert orders["symbol"].tolist() == ["Y"] and orders["crossed"].sum() == pytest.approx(0.04, abs=1e-15)
+    assert crossed_volume(both, capital) == pytest.approx(0.1 + 0.04, abs=1e-15)
+    assert crossed_volume(both.iloc[:0], capital) == 0.0
+    with pytest.raises(ValueError, match="no capital for books: B"):
+        crossed_volume(both, {"A": 1.0})
 
 
 def test_missing_capital_names_the_books():
