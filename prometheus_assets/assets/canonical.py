@@ -6,7 +6,6 @@ exchange calendar.
 """
 
 import json
-import os
 
 import dagster as dg
 import pandas as pd
@@ -19,6 +18,7 @@ from prometheus_assets.core.validation import assign_partition_dates, validate_b
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import MarketDataResource, StorageResource
 from prometheus_assets.resources.sources import today_session
+from prometheus_assets.resources.storage import year_of_file
 
 GROUP = "canonical"
 OWNERS = ["team:prometheus-data"]
@@ -44,7 +44,7 @@ def last_bars_before(storage: StorageResource, symbols, before: pd.Timestamp, co
     store = storage.store()
     if not wanted or not store.exists("prices_daily"):
         return pd.DataFrame(columns=columns)
-    years = sorted({int(os.path.basename(p)[:4]) for p in store.files("prices_daily") if os.path.basename(p)[:4].isdigit()}, reverse=True)
+    years = sorted({y for y in map(year_of_file, store.files("prices_daily")) if y is not None}, reverse=True)
     found = []
     for year in (y for y in years if y <= before.year):
         bars = store.read("prices_daily", pd.Timestamp(year, 1, 1), min(pd.Timestamp(year, 12, 31), before - pd.Timedelta(days=1)), columns=columns)

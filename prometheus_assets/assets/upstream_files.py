@@ -18,7 +18,6 @@ No Dagster here: plain helpers over :class:`~prometheus_assets.resources.storage
 import hashlib
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 
@@ -27,9 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from prometheus_assets.resources.storage import ParquetStore, to_pandas
+from prometheus_assets.resources.storage import ParquetStore, to_pandas, year_of_file
 
-_YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
 #: (path, size, mtime_ns, ctime_ns, inode) -> sha256, for local files, in this process.
 _DIGESTS: dict[tuple, str] = {}
 #: Where a local root keeps the digests of its files between runs (relative to the root).
@@ -126,9 +124,8 @@ def file_digests(store: ParquetStore, table: str) -> list[FileDigest]:
     out = []
     for path in paths:
         name = path.rstrip("/").rsplit("/", 1)[-1]
-        m = _YEAR_FILE.match(name)
         digest = cache.sha256(path) if cache is not None else hashlib.sha256(store.fs.cat_file(path)).hexdigest()
-        out.append(FileDigest(table, name, int(m.group(1)) if m else None, digest, path))
+        out.append(FileDigest(table, name, year_of_file(path), digest, path))
     if cache is not None:
         cache.save(os.path.relpath(store.table_dir(table), store.root), {os.path.relpath(p, store.root) for p in paths})
     return out

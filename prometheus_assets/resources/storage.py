@@ -157,6 +157,12 @@ def read_cache_bytes(environ: dict[str, str] | None = None) -> int:
 READ_CACHE = ParquetReadCache(max_bytes=read_cache_bytes())
 
 
+def year_of_file(path: str) -> int | None:
+    """The year a dated table's file holds (``…/2020.parquet`` -> 2020); None for any other file."""
+    m = _YEAR_FILE.match(path.rstrip("/").rsplit("/", 1)[-1])
+    return int(m.group(1)) if m else None
+
+
 def check_identifier(name: str) -> str:
     """Return ``name`` if it is a safe table/view identifier (lower-case letters, digits, ``_``)."""
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
@@ -503,8 +509,7 @@ class ParquetStore:
 
     @staticmethod
     def _is_dated_file(path: str) -> bool:
-        base = path.rstrip("/").rsplit("/", 1)[-1]
-        return bool(_YEAR_FILE.match(base)) or base == EMPTY_FILE
+        return year_of_file(path) is not None or path.rstrip("/").rsplit("/", 1)[-1] == EMPTY_FILE
 
     def _check_layout(self, name: str, files: Sequence[str]) -> None:
         """Raise :class:`StorageError` if ``name`` holds a whole-table file beside year files.
@@ -616,8 +621,8 @@ class ParquetStore:
         hi = pd.Timestamp(end) if end is not None else None
         chosen = []
         for path in files:
-            m = _YEAR_FILE.match(path.rsplit("/", 1)[-1])
-            if m and ((lo is not None and int(m.group(1)) < lo.year) or (hi is not None and int(m.group(1)) > hi.year)):
+            year = year_of_file(path)
+            if year is not None and ((lo is not None and year < lo.year) or (hi is not None and year > hi.year)):
                 continue
             chosen.append(path)
         bounded = lo is not None or hi is not None or on is not None
