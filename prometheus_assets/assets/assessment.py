@@ -38,7 +38,7 @@ KINDS = ("hgb", "ridge")
 def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"assessment_dataset_{horizon}d", partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP,
-        owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="2", metadata=META,
+        owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", metadata=META,
         deps=["returns_daily", "profile_snapshots", "regime_states", "soft_target_classes"], ins={"instruments": dg.AssetIn()},
         description=(
             f"Assessment dataset, horizon {horizon} sessions, scope US_EQ: per (symbol, as_of_date) the inputs known at t "
@@ -60,7 +60,7 @@ def _dataset_asset(daily: dg.PartitionsDefinition, horizon: int) -> dg.AssetsDef
             horizon, returns,
             _asof_rows(storage, "profile_snapshots", dates[0], dates[-1], symbols),
             _asof_rows(storage, "regime_states", dates[0], dates[-1], None),
-            history.read(storage, "soft_target_classes", dates[0], dates[-1], date_column="as_of_date"),
+            _asof_rows(storage, "soft_target_classes", dates[0], dates[-1], symbols, key="entity_id"),
             instruments, dates[0], dates[-1],
         )
         # Only what is known at each row's date is stored (see the description).
@@ -90,11 +90,16 @@ def _feature_returns(storage: StorageResource, first: pd.Timestamp, last: pd.Tim
 ASOF_LOOKBACK = 63
 
 
-def _asof_rows(storage: StorageResource, table: str, first: pd.Timestamp, last: pd.Timestamp, symbols: set[str] | None) -> pd.DataFrame:
+def _asof_rows(storage: StorageResource, table: str, first: pd.Timestamp, last: pd.Timestamp, symbols: set[str] | None,
+               key: str = "symbol") -> pd.DataFrame:
     """The rows of an as-of input (dated ``as_of_date``) the dataset's as-of joins from ``first`` on can pick.
 
     Those are the rows after ``first`` and the latest one on or before it (per symbol of
-    ``symbols`` when given, else overall; ``core.assessment`` drops older rows before joining). A
+    ``symbols`` when given, the symbol in column ``key``; else overall; ``core.assessment`` drops
+    older rows before joining). The stability rows (``soft_target_classes``) are joined as of
+    each date too: a symbol without a row on a date takes its latest earlier one, so a run must
+    see that row however its partition range starts (a daily run read only its own dates, and
+    gave NaN where a backfill gave the earlier row). A
     window of :data:`ASOF_LOOKBACK` sessions normally holds them; when it does not (a symbol
     without a recent snapshot, the start of the history), every row up to ``last`` is read, so
     the dataset is the same as from a whole-history read.
@@ -102,7 +107,7 @@ def _asof_rows(storage: StorageResource, table: str, first: pd.Timestamp, last: 
     start = history.lookback_start(first, ASOF_LOOKBACK)
     rows = history.read(storage, table, start, last, date_column="as_of_date")
     before = rows[rows["as_of_date"] <= first]
-    covered = len(before) > 0 if symbols is None else symbols <= set(before["symbol"].astype(str))
+    covered = len(before) > 0 if symbols is None else symbols <= set(before[key].astype(str))
     return rows if covered else history.read(storage, table, None, last, date_column="as_of_date")
 
 

@@ -569,6 +569,35 @@ def test_dataset_asof_inputs_are_read_from_a_window_unless_a_latest_row_is_older
     assert len(_asof_rows(storage, "regime_states", pd.Timestamp("2020-03-23"), last, None)) == 1
 
 
+def test_dataset_of_one_day_takes_an_older_stability_row_as_the_whole_history_does(home, market):
+    """A symbol without a stability row on the run's day gets its latest earlier row, in a one-day run as in a backfill.
+
+    Regression: the dataset asset read ``soft_target_classes`` for its own dates only, so where a
+    symbol's row was missing on the day (the as-of join then takes an earlier one) a daily run
+    stored NaN stability features and a whole-history build stored the earlier row's values.
+    """
+    from prometheus_assets.assets.assessment import _asof_rows
+    from prometheus_assets.resources import StorageResource
+    from prometheus_assets.resources.storage import ParquetStore
+
+    sessions, rets, prof, reg, stab, ins = market
+    day, gap_symbol = sessions[300], str(rets.columns[0])
+    stab = stab[~((stab["entity_id"] == gap_symbol) & stab["as_of_date"].isin(sessions[296:301]))].reset_index(drop=True)
+    ParquetStore(str(home)).write_dated("soft_target_classes", stab, sessions, date_column="as_of_date")
+    read = _asof_rows(StorageResource(home=str(home)), "soft_target_classes", day, day, {str(c) for c in rets.columns}, key="entity_id")
+    assert read["as_of_date"].min() < day  # the gap symbol's latest row before the day is read
+
+    stab_cols = [c for c in A.feature_columns(A.build_dataset(H, rets, prof, reg, stab, ins, day, day)) if c.startswith("stab_")]
+    whole = A.build_dataset(H, rets, prof, reg, stab, ins, sessions[260], sessions[-1])
+    whole = whole[whole["as_of_date"] == day].reset_index(drop=True)
+    one_day = A.build_dataset(H, rets, prof, reg, read, ins, day, day)
+    assert whole.loc[whole["symbol"] == gap_symbol, "stab_volatility"].notna().all()  # the earlier row's values
+    pd.testing.assert_frame_equal(one_day[["symbol", *stab_cols]], whole[["symbol", *stab_cols]], check_exact=True)
+    # what the asset read before: only the day's own rows, and NaN for the gap symbol
+    own_day = A.build_dataset(H, rets, prof, reg, stab[stab["as_of_date"] == day], ins, day, day)
+    assert own_day.loc[own_day["symbol"] == gap_symbol, stab_cols].isna().all().all()
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.booleans(), min_size=1, max_size=300), st.integers(1, 120), st.integers(0, 200), st.integers(0, 3))
 def test_training_row_cap_samples_point_in_time_and_reproducibly(mask, cap, later, seed):
