@@ -10,7 +10,7 @@ combined book built from it, ``portfolio_returns``, is the baseline the allocato
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import book_inputs, history, meta_state, metadata, plots, portfolio_state
+from prometheus_assets.assets import book_inputs, carried_state, history, meta_state, metadata, plots, portfolio_state
 from prometheus_assets.core import meta
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -183,9 +183,22 @@ def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [meta_orchestrator, portfolio_returns, *report_assets()]
 
 
+def _report_contributions(storage: StorageResource, returns: pd.DataFrame, selection: pd.DataFrame, defaults: list[str]) -> pd.DataFrame:
+    """Each sleeve's contribution to the stored combined book, with the budgets ``portfolio_returns`` used.
+
+    ``regime_dependent_budgets`` is ``portfolio_returns``' run config, which this asset does not
+    get; the combined book's stored state records the setting of its latest run (a run with the
+    other setting replays the whole table, so it holds for every row). Without a state, the default.
+    """
+    state = carried_state.load_latest_before(storage, portfolio_state.ASSET, pd.Timestamp.max, portfolio_state.PortfolioState.from_json)
+    regime_dependent = state is not None and state.regime_dependent
+    regimes = book_inputs.regime_labels(storage, None) if regime_dependent else None
+    return meta.contributions(returns, selection, defaults, regimes, regime_dependent)
+
+
 def report_assets() -> list[dg.AssetsDefinition]:
     @dg.asset(
-        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet", "html"}, code_version="2", backfill_policy=SINGLE_RUN,
+        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet", "html"}, code_version="3", backfill_policy=SINGLE_RUN,
         deps=["sleeve_returns", "target_portfolios", "sleeve_metrics", "combination_comparison", "meta_orchestrator", "portfolio_returns", "returns_daily"],
         description=(
             "The sleeve report: a static HTML page under the storage root (reports/sleeves.html) with equity and drawdown "
@@ -217,7 +230,7 @@ def report_assets() -> list[dg.AssetsDefinition]:
         sections = [
             ("Equity and drawdown", "<p>Configured books after costs, and the meta-orchestrated combined book.</p>", plots.equity_drawdown_figure(equity)),
             ("Allocation over time", "<p>Gross weight by sector at each month end.</p>", plots.allocation_figure(held[held["target_weight"] != 0])),
-            ("Sleeve contributions", "<p>Cumulative budget-weighted return of each live sleeve.</p>", plots.contribution_figure(meta.contributions(returns, selection, defaults))),
+            ("Sleeve contributions", "<p>Cumulative budget-weighted return of each live sleeve.</p>", plots.contribution_figure(_report_contributions(storage, returns, selection, defaults))),
             ("Alpha vs realised return", f"<p>Each name bought or held at a rebalance of the last {book_inputs.ALPHA_POINTS_SESSIONS} sessions: the book's alpha against the return over its horizon.</p>", plots.alpha_scatter_figure(points)),
             ("Combination methods", comparison.to_html(index=False, float_format=lambda x: f"{x:.3f}"), None),
             ("Latest meta selection", latest.to_html(index=False, float_format=lambda x: f"{x:.3f}"), None),

@@ -404,3 +404,30 @@ def test_walk_forward_continued_from_an_anchor_equals_the_full_history(seed, whi
     assert selection_anchors(window, later, anchor) == selection_anchors(returns, later)
     with pytest.raises(ValueError, match="needs"):
         walk_forward_selection(returns.iloc[pos - 10 :], complexity, regimes, turnover, anchor=anchor, **kwargs)
+
+
+@pytest.mark.parametrize("regime_dependent", [False, True])
+def test_sleeve_report_contributions_use_the_combined_books_budget_setting(home, regime_dependent):
+    """The report's contribution chart sums to the stored combined book under either budget setting.
+
+    Regression: the report always used the regime-independent budgets, so with
+    ``regime_dependent_budgets`` its contributions did not add up to ``portfolio_returns``.
+    """
+    from prometheus_assets.assets import meta as meta_assets
+    from prometheus_assets.assets import portfolio_state
+    from prometheus_assets.core.meta import portfolio_carry
+    from prometheus_assets.resources import StorageResource
+
+    storage = StorageResource(home=str(home))
+    returns, selection, regimes = _small_book()
+    defaults = ["a.weighted_average", "b.rank_average"]
+    storage.store().write_dated("regime_states", pd.DataFrame({"as_of_date": regimes.index, "regime_label": regimes.to_numpy()}),
+                                regimes.index, date_column="as_of_date")
+    book = combine_portfolio(returns, selection, defaults, regimes=regimes, regime_dependent=regime_dependent)
+    portfolio_state.save(storage, list(returns.index), portfolio_state.PortfolioState(
+        portfolio_carry(book, None), list(returns.columns), defaults, regime_dependent))
+    parts = meta_assets._report_contributions(storage, returns, selection, defaults)
+    np.testing.assert_allclose(parts.sum(axis=1).to_numpy(), book["return"].to_numpy(), rtol=0, atol=1e-15)
+    if regime_dependent:  # the other setting's contributions would not add up
+        other = contributions(returns, selection, defaults)
+        assert not np.allclose(other.sum(axis=1).to_numpy(), book["return"].to_numpy(), atol=1e-15)
