@@ -12,9 +12,10 @@ Filters (all point-in-time, from data dated ≤ t):
   weight;
 - it has a score from the book's ranking source on t (the book cannot rank what it cannot see).
 
-Ranking: the score's cross-sectional percentile p ∈ (0, 1] among the day's candidates — for a
-long-only book ``inclusion_score = p × class_weight``; for a long/short book both tails matter,
-``inclusion_score = |2p − 1| × class_weight``. ``rank`` 1 is the best inclusion score; ``tier``
+Ranking: the score's cross-sectional percentile among the day's candidates — for a long-only book
+``inclusion_score = p × class_weight`` with p = rank / n ∈ (0, 1]; for a long/short book both tails
+matter, ``inclusion_score = |2q − 1| × class_weight`` with the symmetric q = (rank − ½) / n, so the
+k-th best long and the k-th best short score the same and the median name 0. ``rank`` 1 is the best inclusion score; ``tier``
 is 1 for rank ≤ tier_sizes[0], 2 for rank ≤ tier_sizes[1], else 3.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_assets.core.books import UniverseRules
+from prometheus_assets.core.frames import cross_sectional_percentile
 
 UNIVERSE_COLUMNS: list[str] = [
     "date", "symbol", "rank_score", "soft_target_class", "class_weight", "listing_sessions", "inclusion_score", "rank", "tier",
@@ -89,8 +91,13 @@ def build_universe(
     for name, factor in rules.deweight_classes.items():
         weight = np.where(cls == name, factor, weight)
     masked = pd.DataFrame(np.where(ok, score, np.nan), index=idx, columns=cols)
-    pct = masked.rank(axis=1, pct=True, method="average").to_numpy(dtype=float)
-    inclusion = (pct if long_only else np.abs(2.0 * pct - 1.0)) * weight
+    if long_only:
+        pct = masked.rank(axis=1, pct=True, method="average").to_numpy(dtype=float)
+        inclusion = pct * weight
+    else:
+        # Both tails: the percentile must be symmetric, (rank − ½)/n. With rank/n the best long
+        # scored 1 and the best short 1 − 2/n, so every short ranked one place below its long twin.
+        inclusion = np.abs(2.0 * cross_sectional_percentile(masked) - 1.0) * weight
     inc_frame = pd.DataFrame(np.where(ok, inclusion, np.nan), index=idx, columns=cols)
     rank = inc_frame.rank(axis=1, ascending=False, method="first").to_numpy(dtype=float)
     rows, cols_i = np.nonzero(ok)

@@ -45,3 +45,27 @@ def test_the_price_and_dollar_volume_floors_compare_the_unadjusted_closes():
     assert sorted(last["symbol"]) == ["A"]  # A: $60 x 10,000 = $600k >= $300k; B: $200k < $300k
     # the same universe without the unadjusted closes compares the adjusted prices (the old behaviour)
     assert build_universe(score, adjusted, None, rules, True, volumes).empty
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 30), st.integers(0, 10_000))
+def test_a_long_short_universe_ranks_both_tails_alike(n, seed):
+    """Long/short inclusion is symmetric: the k-th best and the k-th worst score tie, the median scores 0.
+
+    Regression: with p = rank / n the best long scored 1 and the best short 1 − 2/n, so every short
+    ranked one place below its long twin (scores 1…5: E 1.0, D 0.6, A 0.6 instead of A = E = 0.8).
+    """
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2020-01-01", periods=2)
+    symbols = [f"S{i}" for i in range(n)]
+    values = rng.permutation(n).astype(float)
+    score = pd.DataFrame([values, values], index=dates, columns=symbols)
+    prices = pd.DataFrame(10.0, index=dates, columns=symbols)
+    out = build_universe(score, prices, None, UniverseRules(min_listing_sessions=0), long_only=False)
+    day = out[out["date"] == dates[-1]].set_index("symbol")["inclusion_score"]
+    by_score = day.reindex(np.array(symbols)[np.argsort(values)]).to_numpy()  # worst … best
+    np.testing.assert_allclose(by_score, by_score[::-1], rtol=0, atol=1e-15)  # k-th worst = k-th best
+    expected = np.abs(2 * (np.arange(1, n + 1) - 0.5) / n - 1)  # |2q − 1|, q = (rank − ½)/n
+    np.testing.assert_allclose(by_score, expected, rtol=0, atol=1e-15)
+    if n == 5:
+        assert by_score.tolist()[2] == 0.0 and by_score[0] == by_score[-1] == 0.8
