@@ -30,7 +30,7 @@ def _regime_labels(storage: StorageResource, start: pd.Timestamp, end: pd.Timest
 def stability_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "stability"},
-        kinds={"parquet"}, code_version="2", metadata=META, deps=["returns_daily", "prices_daily"],
+        kinds={"parquet"}, code_version="3", metadata=META, deps=["returns_daily", "prices_daily"],
         description=(
             "StabilityVector(instrument, as_of_date): components in [0, 1] (1 = stable) — volatility, drawdown "
             "(from the 252-session peak), trend, liquidity (NaN without volumes), tail risk (5% expected "

@@ -235,31 +235,43 @@ def _wide(frame: pd.DataFrame, index: pd.DatetimeIndex, columns: pd.Index) -> np
 def _rolling(values: np.ndarray, window: int, how: str, min_periods: int | None = None) -> np.ndarray:
     """Trailing rolling statistic per column.
 
-    ``mean`` / ``sum`` / ``std`` over full windows are computed from each window's own values
-    (numpy over a sliding-window view, in column chunks) instead of pandas' online updates:
-    an online running sum carries rounding from every earlier row, so the same day would get a
-    slightly different value depending on where the loaded history starts (a backfill in two
-    ranges would not be bit-identical to one range). ``max`` is exact either way and uses pandas.
+    ``mean`` / ``sum`` / ``std`` over full windows are computed from each window's own values,
+    added oldest to newest, instead of pandas' online updates: an online running sum carries
+    rounding from every earlier row, so the same day would get a slightly different value
+    depending on where the loaded history starts (a backfill in two ranges would not be
+    bit-identical to one range). NaN propagates. ``max`` is exact either way and uses pandas.
+
+    Hand-written as ``window`` vectorised adds, not numpy's reduction over a sliding-window
+    view: numpy sums such a view in row order when it holds several columns but pairwise when it
+    holds one, so a column's last bits depended on how many columns shared its block (which
+    depends on the history's length: a daily run and a backfill differed by an ulp).
     """
     if how == "max" or (min_periods is not None and min_periods != window):
         roll = pd.DataFrame(values, copy=False).rolling(window, min_periods=window if min_periods is None else min_periods)
         return getattr(roll, how)().to_numpy()
+    if how not in ("sum", "mean", "std"):
+        raise ValueError(f"unsupported rolling statistic {how!r}")
     t, n = values.shape
     out = np.full((t, n), np.nan)
     if t < window or n == 0:
         return out
-    step = max(1, _ES_CHUNK_CELLS // max(1, window * (t - window + 1)))
-    for j in range(0, n, step):
-        view = sliding_window_view(values[:, j : j + step], window, axis=0)  # (t-w+1, cols, w); NaN propagates
-        if how == "sum":
-            stat = view.sum(axis=-1)
-        elif how == "mean":
-            stat = view.mean(axis=-1)
-        elif how == "std":
-            stat = view.std(axis=-1, ddof=1)
-        else:
-            raise ValueError(f"unsupported rolling statistic {how!r}")
-        out[window - 1 :, j : j + step] = stat
+    rows = t - window + 1  # windows; window w covers values[w : w + window]
+    total = values[0:rows].copy()
+    for k in range(1, window):
+        total += values[k : k + rows]
+    if how == "sum":
+        out[window - 1 :] = total
+        return out
+    mean = total / window
+    if how == "mean":
+        out[window - 1 :] = mean
+        return out
+    deviation = values[0:rows] - mean
+    squares = deviation * deviation
+    for k in range(1, window):
+        deviation = values[k : k + rows] - mean
+        squares += deviation * deviation
+    out[window - 1 :] = np.sqrt(squares / (window - 1))
     return out
 
 
