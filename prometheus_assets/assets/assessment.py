@@ -15,7 +15,7 @@ import dataclasses
 import dagster as dg
 import pandas as pd
 
-from prometheus_assets.assets import evaluation_state, history, plots, upstream_files
+from prometheus_assets.assets import carried_state, evaluation_state, history, plots, upstream_files
 from prometheus_assets.core import assessment, book_signals, calendar, strategies, strategy_ic_dates
 from prometheus_assets.core.frames import to_wide
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
@@ -400,6 +400,9 @@ def assessment_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         start = calendar.first_owned_day(dates[0]) if state is not None else None
         signals, after = strategies.advance_signals(_prices_wide(storage, start, dates[-1]), state, since=dates[0])
         storage.store().write_text(f"{STRATEGY_STATE_DIR}/{dates[-1]:%Y-%m-%d}.json", after.to_json())
+        # States dated inside the range were carried out of the rows just replaced: a later run of one of
+        # those days alone would continue from them (as carried_state.save drops them for the other assets).
+        carried_state.drop_inside(storage, "strategy_signals", dates[0], dates[-1], directory=STRATEGY_STATE_DIR)
         return dg.Output(signals, metadata={
             "signals": len(signals),
             "prices_from": "carried state" if state is not None else "first day (no carried state: full replay)",

@@ -22,13 +22,14 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def state_paths(storage: StorageResource, asset: str) -> dict[pd.Timestamp, str]:
-    """day -> relative path of every state ``asset`` has stored."""
+def state_paths(storage: StorageResource, asset: str, directory: str | None = None) -> dict[pd.Timestamp, str]:
+    """day -> relative path of every state ``asset`` has stored (under ``directory``, default ``state/<asset>``)."""
+    directory = f"{STATE_DIR}/{asset}" if directory is None else directory
     out = {}
-    for name in storage.store().list_names(f"{STATE_DIR}/{asset}"):
+    for name in storage.store().list_names(directory):
         if name.endswith(".json"):
             try:
-                out[pd.Timestamp(name[: -len(".json")])] = f"{STATE_DIR}/{asset}/{name}"
+                out[pd.Timestamp(name[: -len(".json")])] = f"{directory}/{name}"
             except ValueError:
                 continue
     return out
@@ -45,11 +46,12 @@ def latest_before(storage: StorageResource, asset: str, first_day: pd.Timestamp)
     return None if data is None else (day, data)
 
 
-def drop_inside(storage: StorageResource, asset: str, first: pd.Timestamp | None, day: pd.Timestamp, companions: tuple[str, ...] = ()) -> None:
+def drop_inside(storage: StorageResource, asset: str, first: pd.Timestamp | None, day: pd.Timestamp, companions: tuple[str, ...] = (),
+                directory: str | None = None) -> None:
     """Remove the states dated ``first`` ≤ d < ``day`` (every state before ``day`` when ``first`` is None), with the
-    files stored beside each one (``<d><suffix>`` for each suffix in ``companions``)."""
+    files stored beside each one (``<d><suffix>`` for each suffix in ``companions``); ``directory``: see :func:`state_paths`."""
     store = storage.store()
-    for old, relative in state_paths(storage, asset).items():
+    for old, relative in state_paths(storage, asset, directory).items():
         if old < day and (first is None or old >= first):
             store.remove(relative)
             for suffix in companions:

@@ -51,6 +51,14 @@ def test_eod_days_from_the_carried_state_equal_one_backfill(tmp_path):
     signals = ParquetStore(str(one)).read("strategy_signals")
     assert set(signals["strategy"]) == {"bollinger_mean_reversion", "macd_rsi_confluence", "momentum_rank"}
 
+    # A range re-materialized over days that have states: those states were carried out of the rows it
+    # replaced, so they go (a later run of one of those days alone would continue from them); its last stays.
+    result = run_range(settings_for(daily), DAYS[1], DAYS[-1], selection=["strategy_signals"])
+    assert prices_from(result) == "carried state"
+    states = sorted(p.name for p in (daily / STRATEGY_STATE_DIR).glob("*.json"))
+    assert states[-2:] == [f"{DAYS[0]}.json", f"{DAYS[-1]}.json"] and not any(f"{d}.json" in states for d in DAYS[1:-1])
+    assert {k: v for k, v in hashes(daily).items() if k in a} == a
+
     # No carried state for the day before: the day is replayed from the first day, same bytes.
     for state in (daily / STRATEGY_STATE_DIR).glob("*.json"):
         state.unlink()
