@@ -31,7 +31,9 @@ from prometheus_assets.resources import StorageResource
 
 ASSET = "closed_trades"
 #: Bump when the trade or context arithmetic changes: older stored states are then ignored.
-TRADE_STATE_VERSION = 1
+#: 2: the volatility buckets of the context use (rank − ½)/n (7aae210); open trades carried in a version-1
+#: state kept buckets of the old formula and passed them on to the trades they closed.
+TRADE_STATE_VERSION = 2
 _OPEN = (*trades.OPEN_COLUMNS, *trade_context.CONTEXT_COLUMNS)
 
 _log = logging.getLogger(__name__)

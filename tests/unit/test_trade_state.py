@@ -27,3 +27,18 @@ def test_trade_state_json_round_trip_is_exact():
         pd.testing.assert_series_equal(got[column], still_open[column], check_exact=True, check_dtype=True)
     assert got["entry_alpha"].tolist()[0] == 0.1 + 0.2 and got["entry_alpha"].tolist()[1] is None
     assert len(back.books["Y"]) == 0 and list(back.books["Y"].columns) == list(got.columns)
+
+
+def test_a_state_from_before_the_symmetric_volatility_buckets_is_not_continued():
+    """Version-1 states carried open trades whose volatility buckets used rank / n; the current
+    context uses (rank − ½) / n (7aae210). Continued, those trades closed with old-formula buckets
+    where a replay gives the new ones, so such a state must be refused (the run then replays)."""
+    import json
+
+    import pytest
+
+    state = TradeState(pd.Timestamp("2022-12-27"), ["A"], pd.Series({"A": 10.0}))
+    raw = json.loads(state.to_json())
+    assert TradeState.from_json(json.dumps(raw).encode()).date == state.date
+    with pytest.raises(ValueError, match="version"):
+        TradeState.from_json(json.dumps({**raw, "version": 1}).encode())
