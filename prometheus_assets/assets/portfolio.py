@@ -55,6 +55,15 @@ def shown_allocation(storage: StorageResource, run_held: pd.DataFrame, first: pd
     return pd.concat([before[before["target_weight"] != 0], own], ignore_index=True)
 
 
+def order_prices(storage: StorageResource, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+    """Wide unadjusted closes over ``first`` … ``last``: the prices an order's share quantity is computed at.
+
+    A vendor's back-adjusted close divides a price by every later split, so a quantity at the
+    adjusted price is off by the splits still to come (10:1 later: ten times the shares).
+    """
+    return history.price_panels(storage, first, last, closes=True)["closes"]
+
+
 def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
@@ -124,19 +133,18 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet"},
-        code_version="1", deps=["prices_daily"], ins={"target_portfolios": dg.AssetIn()},
+        code_version="2", deps=["prices_daily"], ins={"target_portfolios": dg.AssetIn()},
         description=(
             "Execution service: every active book's target weights netted against its current (drifted) holdings into one "
             "daily trade list per symbol: side, firm-level weight change (book weights × the book's capital share), share "
-            f"quantity at a {ORDER_NOTIONAL:,.0f} notional, the volume crossed internally between books, and the book "
+            f"quantity at a {ORDER_NOTIONAL:,.0f} notional and the day's unadjusted close, the volume crossed internally between books, and the book "
             "attribution (JSON)."
         ),
     )
     def orders(context: dg.AssetExecutionContext, storage: StorageResource, books: BooksResource, target_portfolios: pd.DataFrame) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
         capital = {name: book.capital for name, book in books.books().items()}
-        prices = history.market_panels(storage, dates[0], dates[-1])["prices"]
-        out = execution.net_orders(target_portfolios, capital, prices, ORDER_NOTIONAL)
+        out = execution.net_orders(target_portfolios, capital, order_prices(storage, dates[0], dates[-1]), ORDER_NOTIONAL)
         # the crossed total counts the symbols whose book trades cancel out entirely too (they have no order row)
         return metadata.output(context, out, numbers={"orders": len(out), "crossed_weight": execution.crossed_volume(target_portfolios, capital)})
 

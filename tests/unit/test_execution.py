@@ -156,3 +156,18 @@ def test_orders_net_to_the_sum_of_book_trades(data, tolerance):
         assert order["crossed"] >= 0
         assert order["crossed"] == pytest.approx(order["gross_book_trades"] - abs(order["weight_change"]), abs=1e-15)
         assert order["side"] == ("BUY" if order["weight_change"] > 0 else "SELL")
+
+
+def test_order_quantities_are_at_the_days_unadjusted_close(tmp_path):
+    """Regression: the orders asset sized quantities at the adjusted close; back-adjusted for a later 5:4
+    split (adj 80 for a close of 100), a $400k buy came out at 5,000 shares instead of the 4,000 traded."""
+    from prometheus_assets.assets.portfolio import order_prices
+    from prometheus_assets.resources import StorageResource
+
+    storage = StorageResource(home=str(tmp_path))
+    bars = pd.DataFrame({"date": [D1], "symbol": ["X"], "close": [100.0], "adj_close": [80.0], "volume": [1e6]})
+    storage.store().write_dated("prices_daily", bars, [D1])
+    prices = order_prices(storage, D1, D1)
+    orders = net_orders(book_rows([(D1, "A", "X", 0.0, 0.04)]), {"A": 1.0}, prices, notional=10_000_000.0)
+    assert orders["price"].tolist() == [100.0]
+    assert orders["quantity"].tolist() == [pytest.approx(4_000.0)]
