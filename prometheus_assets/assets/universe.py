@@ -9,7 +9,7 @@ import pandas as pd
 
 from prometheus_assets.assets import book_inputs, history, metadata
 from prometheus_assets.core import book_signals
-from prometheus_assets.core.universe import build_universe
+from prometheus_assets.core.universe import CLASS_CARRY_SESSIONS, build_universe
 from prometheus_assets.partitions import SINGLE_RUN, keys_to_dates
 from prometheus_assets.resources import StorageResource
 from prometheus_assets.resources.books import BooksResource
@@ -21,11 +21,12 @@ OWNERS = ["team:prometheus-portfolio"]
 def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "universe"},
-        kinds={"parquet"}, code_version="3",
+        kinds={"parquet"}, code_version="4",
         deps=["prices_daily", "assessment_scores", "strategy_signals", "soft_target_classes"],
         description=(
             "U_book(t): per book and day the candidate instruments after the book's filters (listing age, price and "
-            "dollar-volume floors, soft-target exclusions such as BREAKER, de-weighting such as FRAGILE × 0.5), ranked "
+            "dollar-volume floors, soft-target exclusions such as BREAKER, de-weighting such as FRAGILE × 0.5; a class is carried "
+            "over up to 126 sessions without a stability row), ranked "
             "by the book's ranking alpha source: rank score, inclusion score, rank and tier (1 / 2 / 3). Rules: "
             "prometheus_assets/core/universe.py; books: prometheus_assets/configs/sleeves/."
         ),
@@ -37,7 +38,8 @@ def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         prices = panels["prices"]
         scores = history.read(storage, "assessment_scores", dates[0], dates[-1], date_column="as_of_date", columns=book_signals.SCORE_INPUT_COLUMNS)
         signals = history.read(storage, "strategy_signals", dates[0], dates[-1], columns=book_signals.SIGNAL_INPUT_COLUMNS)
-        classes = book_inputs.soft_target_class_panel(storage, dates[0], dates[-1])
+        # from CLASS_CARRY_SESSIONS before the first day: a class is carried over days without a stability row
+        classes = book_inputs.soft_target_class_panel(storage, history.lookback_start(dates[0], CLASS_CARRY_SESSIONS + history.LOOKBACK_SLACK), dates[-1])
         parts = []
         for name, book in books.books().items():
             score, _, _ = book_signals.source_score(book.rank_source, scores, signals, prices.index, prices.columns)

@@ -8,7 +8,10 @@ Filters (all point-in-time, from data dated ≤ t):
   ``min_dollar_volume`` (each filter is skipped when its floor is None);
 - its soft-target class on t is not in ``exclude_classes`` (e.g. BREAKER); classes in
   ``deweight_classes`` keep the instrument but multiply its inclusion score (e.g. FRAGILE × 0.5).
-  While the stability layer is still warming up (no class yet) the instrument is kept at full
+  The class on t is the instrument's latest one dated within the last :data:`CLASS_CARRY_SESSIONS`
+  sessions: one missing bar empties the stability layer's 63-session window, and its rows stop
+  until the window is full again, which must not let a BREAKER back in at full weight. Without a
+  class in that span (the stability layer still warming up) the instrument is kept at full
   weight;
 - it has a score from the book's ranking source on t (the book cannot rank what it cannot see).
 
@@ -31,6 +34,9 @@ UNIVERSE_COLUMNS: list[str] = [
     "date", "symbol", "rank_score", "soft_target_class", "class_weight", "listing_sessions", "inclusion_score", "rank", "tier",
 ]
 DOLLAR_VOLUME_WINDOW = 63
+#: Sessions a soft-target class is carried over days without a stability row: twice the stability
+#: window, so a gap left by one missing bar (a window's worth of sessions) is always bridged.
+CLASS_CARRY_SESSIONS = 126
 
 
 def listing_sessions(prices: pd.DataFrame) -> pd.DataFrame:
@@ -62,6 +68,9 @@ def build_universe(
     are built (the listing age and dollar volume still read the earlier rows of ``prices``); each
     day's rows are the same as in a build of every day, since the filters and ranks are per day.
 
+    ``classes`` may start before ``since`` (a run reads :data:`CLASS_CARRY_SESSIONS` sessions
+    before it): a class is carried forward over ``prices``' sessions for that many sessions.
+
     ``closes``: the unadjusted closes (default ``prices``). The price and dollar-volume floors
     compare them, as traded that day: a vendor's back-adjusted history divides old prices by
     every later split, so floors on adjusted prices would exclude names by what happened after.
@@ -72,6 +81,10 @@ def build_universe(
     if rules.min_dollar_volume is not None and volumes is not None:
         dollar_all = (traded * volumes.reindex(index=prices.index, columns=prices.columns)).rolling(
             DOLLAR_VOLUME_WINDOW, min_periods=DOLLAR_VOLUME_WINDOW).mean()
+    carried = None
+    if classes is not None:
+        sessions = prices.index.union(pd.DatetimeIndex(classes.index)) if len(classes) else prices.index
+        carried = classes.reindex(index=sessions, columns=prices.columns).ffill(limit=CLASS_CARRY_SESSIONS).reindex(index=prices.index)
     keep = slice(None) if since is None else prices.index >= since
     prices = prices.loc[keep]
     idx, cols = prices.index, prices.columns
@@ -83,7 +96,7 @@ def build_universe(
         ok &= traded.loc[keep].to_numpy(dtype=float) >= rules.min_price
     if dollar_all is not None:
         ok &= dollar_all.loc[keep].to_numpy(dtype=float) >= rules.min_dollar_volume
-    cls = classes.reindex(index=idx, columns=cols).to_numpy(dtype=object) if classes is not None else np.full(px.shape, None, dtype=object)
+    cls = carried.loc[keep].to_numpy(dtype=object) if carried is not None else np.full(px.shape, None, dtype=object)
     cls = np.where(pd.isna(cls), None, cls)
     weight = np.ones(px.shape)
     for name in rules.exclude_classes:

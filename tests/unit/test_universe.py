@@ -69,3 +69,43 @@ def test_a_long_short_universe_ranks_both_tails_alike(n, seed):
     np.testing.assert_allclose(by_score, expected, rtol=0, atol=1e-15)
     if n == 5:
         assert by_score.tolist()[2] == 0.0 and by_score[0] == by_score[-1] == 0.8
+
+
+def test_a_class_is_carried_over_a_gap_in_the_stability_rows():
+    """Regression: one missing bar empties the stability layer's 63-session window, so a BREAKER had no
+    class for 63 sessions and the universe took it back in at full weight as if it were unclassified."""
+    from prometheus_assets.core.universe import CLASS_CARRY_SESSIONS
+
+    dates = pd.bdate_range("2020-01-01", periods=400)
+    prices = pd.DataFrame({"A": 50.0, "B": 50.0}, index=dates)
+    score = pd.DataFrame({"A": 1.0, "B": 0.5}, index=dates)
+    classes = pd.DataFrame({"A": "BREAKER", "B": "STABLE"}, index=dates, dtype=object)
+    classes.iloc[100:163, 0] = np.nan  # a 63-session gap after a missing bar
+    classes.iloc[200:, 0] = np.nan  # no class again from session 200 on, for good
+    rules = UniverseRules(min_listing_sessions=0, exclude_classes=("BREAKER",))
+    out = build_universe(score, prices, classes, rules)
+    a_days = pd.DatetimeIndex(out.loc[out["symbol"] == "A", "date"])
+    assert not a_days.isin(dates[:200 + CLASS_CARRY_SESSIONS]).any()  # the gap and the next 126 sessions: still excluded
+    assert (a_days == dates[200 + CLASS_CARRY_SESSIONS :]).all()  # afterwards unclassified: kept at full weight
+    assert (out.loc[out["symbol"] == "A", "class_weight"] == 1.0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(130, 239))
+def test_a_run_reading_classes_from_its_carry_window_equals_the_whole_build(seed, cut):
+    """What the asset does for a run from ``cut``: classes read from CLASS_CARRY_SESSIONS sessions before it."""
+    from prometheus_assets.core.universe import CLASS_CARRY_SESSIONS
+
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2020-01-01", periods=240)
+    symbols = [f"S{i}" for i in range(6)]
+    prices = pd.DataFrame(rng.lognormal(3.0, 0.3, (240, 6)), index=dates, columns=symbols)
+    score = pd.DataFrame(rng.normal(size=(240, 6)), index=dates, columns=symbols)
+    classes = pd.DataFrame(rng.choice(["STABLE", "FRAGILE", "BREAKER"], (240, 6)), index=dates, columns=symbols)
+    classes = classes.where(rng.random((240, 6)) > 0.6)  # many gaps, some long
+    rules = UniverseRules(min_listing_sessions=5)
+    whole = build_universe(score, prices, classes, rules)
+    since = dates[cut]
+    window = classes.iloc[cut - CLASS_CARRY_SESSIONS :]
+    part = build_universe(score, prices, window, rules, since=since)
+    pd.testing.assert_frame_equal(part, whole[whole["date"] >= since].reset_index(drop=True), check_exact=True)
