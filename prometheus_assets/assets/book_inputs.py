@@ -92,7 +92,8 @@ class BookContext:
 
     returns: pd.DataFrame
     prices: pd.DataFrame
-    volumes: pd.DataFrame | None
+    #: unadjusted close × share volume (as traded that day; None without volumes)
+    dollar_volumes: pd.DataFrame | None
     panels: dict[str, book_signals.SourcePanel]
     regimes: pd.Series
     sectors: pd.Series
@@ -127,18 +128,18 @@ def load_context(
     ``symbols`` adds columns to the panels (a resumed run passes the symbols of the run it
     resumes, so its panels have exactly the columns a full-history read would have).
     """
-    panels = history.market_panels(storage, start, end)
+    panels = history.market_panels(storage, start, end, closes=True)
     returns = panels["returns"]
     if symbols is not None:
         columns = pd.Index(sorted(set(returns.columns) | set(symbols)))
         returns = returns.reindex(columns=columns)
     scores = history.read(storage, "assessment_scores", start, end, date_column="as_of_date", columns=book_signals.SCORE_INPUT_COLUMNS)
     signals = history.read(storage, "strategy_signals", start, end, columns=book_signals.SIGNAL_INPUT_COLUMNS)
-    volumes = panels["volumes"]
+    dollar = panels["closes"] * panels["volumes"] if panels["volumes"] is not None else None
     return BookContext(
         returns=returns,
         prices=panels["prices"].reindex(index=returns.index, columns=returns.columns),
-        volumes=volumes.reindex(columns=returns.columns) if volumes is not None and symbols is not None else volumes,
+        dollar_volumes=dollar.reindex(columns=returns.columns) if dollar is not None and symbols is not None else dollar,
         panels=book_signals.source_panels(books, scores, signals, returns),
         regimes=regime_labels(storage, end, start),
         sectors=sectors(instruments),

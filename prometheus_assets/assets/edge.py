@@ -110,7 +110,7 @@ def _scope_panels(storage: StorageResource, run: EdgeRun, instruments: pd.DataFr
     wide_classes = book_inputs.soft_target_class_panel(storage, start, None)
     allocator = history.read(storage, "allocator_regime_v1", start, None) if storage.store().exists("allocator_regime_v1") else pd.DataFrame(columns=["date", "regime"])
     allocator_regimes = allocator.set_index("date")["regime"] if len(allocator) else pd.Series(dtype=object)
-    return scope_context.scope_panels(ctx.returns, ctx.prices, ctx.volumes, instruments, ctx.regimes, allocator_regimes, wide_classes, run.seen_before)
+    return scope_context.scope_panels(ctx.returns, ctx.prices, ctx.dollar_volumes, instruments, ctx.regimes, allocator_regimes, wide_classes, run.seen_before)
 
 
 def _learning_trades(closed: pd.DataFrame, panels: scope_context.ScopePanels, ctx: book_inputs.BookContext, books: dict[str, BookConfig], config: EdgeConfig,
@@ -206,7 +206,7 @@ def _continued(storage: StorageResource, run: EdgeRun, table: str, parts: list[p
           "allocator_regime_v1", "assessment_scores", "strategy_signals"],
     ins={"instruments": dg.AssetIn()},
     outs={
-        "pattern_scope_stats": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", description=(
+        "pattern_scope_stats": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="4", description=(
             "Global edge per (pattern_key, action_category, scope_mask, scope_key) after every closed trade: n, sum_rr, sum_rr², "
             "avg / median rr (return in risk units: return / (60-session σ at entry × √holding sessions)), variance, average "
             "duration, the six components (ev, reliability, support, magnitude, time, stability) and edge_raw = delta_rr × "
@@ -214,13 +214,13 @@ def _continued(storage: StorageResource, run: EdgeRun, table: str, parts: list[p
             "(linear slope, exponential rate, half-life, state, decay_mult). scope_mask is a 32-bit INTEGER over the unified "
             "scope dimensions of core/edge/scope.py; as_of_date is the last update (stats on day t hold trades closed before t "
             "when used for sizing).")),
-        "edge_history": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", metadata={"point_in_time_column": "ts"}, description=(
+        "edge_history": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="4", metadata={"point_in_time_column": "ts"}, description=(
             "One (edge_raw, ts) snapshot per mask key and day on which one of its trades closed: the series the decay fits read.")),
-        "pm_sizing": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="4", metadata={"point_in_time_column": "date"}, description=(
+        "pm_sizing": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="5", metadata={"point_in_time_column": "date"}, description=(
             "Every edge-sizing decision of the opted-in books (YAML edge_sizing): date, book, symbol, pattern_key, the full "
             "scope, base_alloc, pm_strength_applied, exposure_skew_applied, decay_mult per mask used, max_alloc = base × "
             "pm_strength × exposure_skew, raw / sized / final weight. Point in time: stats from trades closed before the day.")),
-        "edge_sleeve_returns": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="5", metadata={"point_in_time_column": "date"}, description=(
+        "edge_sleeve_returns": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="6", metadata={"point_in_time_column": "date"}, description=(
             "Daily returns after costs of the edge-sized books (config <book>.<method>.edge), same columns as sleeve_returns; "
             "sleeve_metrics compares them with the plain books.")),
     },

@@ -39,7 +39,7 @@ from prometheus_assets.resources import StorageResource
 ASSET = "edge_layer"
 STATE_DIR = f"{carried_state.STATE_DIR}/{ASSET}"
 #: Bump when the meaning of a stored state changes: older states are then ignored (one replay).
-EDGE_STATE_VERSION = 2  # 2: symmetric terciles in the trade scopes, decay sizing a negative edge down
+EDGE_STATE_VERSION = 3  # 2: symmetric terciles in the trade scopes, decay sizing a negative edge down; 3: size / liquidity on traded closes
 #: The statistics are pickled beside each state's JSON: ``<day>.aggregator.pkl``.
 PICKLE_SUFFIX = ".aggregator.pkl"
 

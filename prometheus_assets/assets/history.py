@@ -37,9 +37,9 @@ def read(storage: StorageResource, table: str, start: pd.Timestamp | None, end: 
     return storage.store().read(table, start, end, date_column=date_column, columns=columns, on=on)
 
 
-def market_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp) -> dict[str, pd.DataFrame | None]:
-    """Wide ``returns``, ``prices`` and (when the source has them) ``volumes`` over ``start``…``end``."""
-    return {"returns": to_wide(read(storage, "returns_daily", start, end), "return"), **price_panels(storage, start, end)}
+def market_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp, closes: bool = False) -> dict[str, pd.DataFrame | None]:
+    """Wide ``returns``, ``prices`` and (when the source has them) ``volumes`` over ``start``…``end`` (``closes``: see :func:`price_panels`)."""
+    return {"returns": to_wide(read(storage, "returns_daily", start, end), "return"), **price_panels(storage, start, end, closes=closes)}
 
 
 def price_panels(storage: StorageResource, start: pd.Timestamp | None, end: pd.Timestamp, closes: bool = False) -> dict[str, pd.DataFrame | None]:

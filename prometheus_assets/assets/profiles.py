@@ -21,7 +21,7 @@ from prometheus_assets.resources import MarketDataResource, StorageResource
 def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="profile_snapshots", partitions_def=daily, backfill_policy=SINGLE_RUN, group_name="profiles", owners=["team:prometheus-research"],
-        tags={"layer": "profiles"}, kinds={"parquet", "scikit-learn"}, code_version="2",
+        tags={"layer": "profiles"}, kinds={"parquet", "scikit-learn"}, code_version="3",
         metadata={"partition_column": "as_of_date"},
         deps=["returns_daily", "prices_daily", "regime_states"], ins={"instruments": dg.AssetIn()},
         description=(
@@ -41,7 +41,7 @@ def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             # exactly what profile_snapshots returns for no dates, without loading the whole history.
             return metadata.output(context, empty_profiles(), numbers={"month_ends": 0, "issuers": 0, "embedding_length": 0},
                                    pictures={"text_sources": dg.MetadataValue.json({})})
-        panels = history.market_panels(storage, None, dates[-1])
+        panels = history.market_panels(storage, None, dates[-1], closes=True)
         labels = None
         if storage.store().exists("regime_states"):
             labels = book_inputs.regime_labels(storage, dates[-1])
@@ -49,7 +49,7 @@ def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         source = market_data.get()
         snaps = profile_snapshots(
             as_of, instruments, panels["returns"], equal_weight_market(panels["returns"]), panels["prices"], panels["volumes"],
-            source.fundamentals(), source.issuer_texts(), labels,
+            source.fundamentals(), source.issuer_texts(), labels, closes=panels["closes"],
         )
         return metadata.output(context, snaps, numbers={
             "month_ends": len(as_of),

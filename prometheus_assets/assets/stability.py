@@ -30,7 +30,7 @@ def _regime_labels(storage: StorageResource, start: pd.Timestamp, end: pd.Timest
 def stability_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "stability"},
-        kinds={"parquet"}, code_version="3", metadata=META, deps=["returns_daily", "prices_daily"],
+        kinds={"parquet"}, code_version="4", metadata=META, deps=["returns_daily", "prices_daily"],
         description=(
             "StabilityVector(instrument, as_of_date): components in [0, 1] (1 = stable) — volatility, drawdown "
             "(from the 252-session peak), trend, liquidity (NaN without volumes), tail risk (5% expected "
@@ -40,8 +40,9 @@ def stability_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
     )
     def stability_vectors(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Output:
         dates = keys_to_dates(context.partition_keys)
-        panels = history.market_panels(storage, history.lookback_start(dates[0], LOOKBACK_SESSIONS), dates[-1])
-        vectors = stab.stability_vectors(panels["returns"], equal_weight_market(panels["returns"]), panels["volumes"], panels["prices"])
+        panels = history.market_panels(storage, history.lookback_start(dates[0], LOOKBACK_SESSIONS), dates[-1], closes=True)
+        vectors = stab.stability_vectors(panels["returns"], equal_weight_market(panels["returns"]), panels["volumes"], panels["prices"],
+                                         closes=panels["closes"])
         vectors = vectors[vectors["date"] >= dates[0]].rename(columns={"date": "as_of_date"}).reset_index(drop=True)
         return dg.Output(vectors, metadata={"mean_fragility": float(vectors["fragility_index"].mean()) if len(vectors) else 0.0})
 

@@ -299,10 +299,10 @@ def _regime_traits(sums: dict[str, dict[str, np.ndarray]], row: int, cols: np.nd
 
 
 def _price_traits(
-    rw: np.ndarray, mw: np.ndarray, pw: np.ndarray, vw: np.ndarray | None, window: int
+    rw: np.ndarray, mw: np.ndarray, pw: np.ndarray, dvw: np.ndarray | None, window: int
 ) -> dict[str, np.ndarray]:
     """Trailing-window traits from the window's rows (sessions x symbols) of returns, market
-    returns, prices and volumes; ``window`` is the nominal length (sets the minimum count)."""
+    returns, prices and dollar volumes; ``window`` is the nominal length (sets the minimum count)."""
     min_obs = max(2, window // 2)
     out: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -331,8 +331,8 @@ def _price_traits(
         depth = np.where(has_p, 1.0 - pw / peak, -np.inf).max(axis=0) if len(pw) else np.full(pw.shape[1], np.nan)
         out["max_drawdown"] = np.where(has_p.sum(axis=0) >= min_obs, np.maximum(depth, 0.0), np.nan)
         # log10 average dollar volume
-        if vw is not None:
-            dv = pw * vw
+        if dvw is not None:
+            dv = dvw
             has_dv = np.isfinite(dv)
             n_dv = has_dv.sum(axis=0)
             adv = np.where(has_dv, dv, 0.0).sum(axis=0) / n_dv
@@ -374,6 +374,7 @@ def profile_snapshots(
     regime_labels: pd.Series | None = None,
     text_components: int = 8,
     structured_window: int = 252,
+    closes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """ProfileSnapshots for every issuer trading on each of ``as_of_dates``.
 
@@ -394,6 +395,9 @@ def profile_snapshots(
         text_components: width of the text part of ``profile_embedding``.
         structured_window: trailing sessions of the beta / volatility / drawdown / liquidity
             traits.
+        closes: wide unadjusted closes like ``prices`` (default ``prices``): the dollar volume
+            (liquidity, and the ``illiquid`` flag) is close × volume as traded that day; a
+            back-adjusted price divides by every later split, which would leak it into earlier days.
 
     Returns:
         :data:`PROFILE_COLUMNS`, one row per (issuer_id, as_of_date), sorted by both.
@@ -418,6 +422,7 @@ def profile_snapshots(
     r = _aligned(returns, index, symbols)
     p = _aligned(prices, index, symbols)
     v = _aligned(volumes, index, symbols)
+    dollar = None if v is None else v * (p if closes is None else _aligned(closes, index, symbols))
     m_series = market_returns.copy()
     m_series.index = pd.DatetimeIndex(m_series.index).astype("datetime64[ns]")
     m = m_series.reindex(index).to_numpy(dtype=float, na_value=np.nan)
@@ -461,7 +466,7 @@ def profile_snapshots(
             add(c, reg_text[c][cols])
         add("as_of_date", np.full(n, date.to_datetime64()))
 
-        traits = _price_traits(r[rows][:, cols], m[rows], p[rows][:, cols], None if v is None else v[rows][:, cols], structured_window)
+        traits = _price_traits(r[rows][:, cols], m[rows], p[rows][:, cols], None if dollar is None else dollar[rows][:, cols], structured_window)
         if pos >= MOMENTUM_LOOKBACK:  # momentum 12-1
             with np.errstate(invalid="ignore", divide="ignore"):
                 traits["momentum_12_1"] = p[pos - MOMENTUM_SKIP, cols] / p[pos - MOMENTUM_LOOKBACK, cols] - 1.0

@@ -315,6 +315,7 @@ def stability_vectors(
     volumes: pd.DataFrame | None = None,
     prices: pd.DataFrame | None = None,
     window: int = 63,
+    closes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """StabilityVectors for every (date, symbol) with a full trailing window.
 
@@ -326,6 +327,9 @@ def stability_vectors(
             of the fragility index. Needs ``prices`` (dollar volume = price x volume).
         prices: wide (adjusted) prices like ``returns``, used for the drawdown and dollar volume.
             ``None`` -> a price index compounded from ``returns`` is used for the drawdown.
+        closes: wide unadjusted closes like ``prices`` (default ``prices``): the dollar volume
+            is close x volume as traded that day (a back-adjusted price divides by every later
+            split, which would leak into the liquidity of earlier days).
         window: trailing sessions per window (>= 2). A row exists only when the symbol has a
             return on each of the last ``window`` sessions and so has the market.
 
@@ -358,6 +362,7 @@ def stability_vectors(
         "returns": _str_columns(returns),
         "prices": None if prices is None else _str_columns(prices),
         "volumes": None if volumes is None else _str_columns(volumes),
+        "closes": None if volumes is None else _str_columns(prices if closes is None else closes),
     }
 
     # Work on blocks of columns: every statistic is per column, so blocks give the same numbers
@@ -368,7 +373,8 @@ def stability_vectors(
     for j in range(0, n, step):
         cols = columns[j : j + step]
         block = {k: None if f is None else _wide(f, index, cols) for k, f in frames.items()}
-        chunks.append(_block_components(block["returns"], market, block["prices"], block["volumes"], window))
+        dollar = None if block["volumes"] is None else block["closes"] * block["volumes"]
+        chunks.append(_block_components(block["returns"], market, block["prices"], dollar, window))
 
     # Gather the rows with a full window in (date, symbol) order.
     full = np.concatenate([c["full"] for c in chunks], axis=1) if chunks else np.zeros((t, 0), dtype=bool)
@@ -400,10 +406,11 @@ def _block_components(
     r: np.ndarray,
     market: _MarketMoments,
     p: np.ndarray | None,
-    v: np.ndarray | None,
+    dollar_volume: np.ndarray | None,
     window: int,
 ) -> dict[str, np.ndarray]:
-    """The six component scores (T x block) and the full-window mask for one block of columns."""
+    """The six component scores (T x block) and the full-window mask for one block of columns
+    (``dollar_volume``: unadjusted close x volume, None without volumes)."""
     m = market.values
     valid = np.isfinite(r) & np.isfinite(m)[:, None]
     full = _trailing_count(valid, window) == window
@@ -447,8 +454,8 @@ def _block_components(
     parts["drawdown"] = drawdown_score(depth)
 
     # liquidity: dollar-volume level and steadiness
-    if v is not None:
-        dv = p * v
+    if dollar_volume is not None:
+        dv = dollar_volume
         adv = _rolling(dv, window, "mean")
         dv_sd = _rolling(dv, window, "std")
         with np.errstate(divide="ignore", invalid="ignore"):

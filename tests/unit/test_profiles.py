@@ -349,3 +349,18 @@ def test_no_snapshot_date_gives_exactly_empty_profiles(bundled):
     out = run(bundled, as_of=pd.DatetimeIndex([]))
     pd.testing.assert_frame_equal(out, prof.empty_profiles(), check_exact=True)
     assert list(out.columns) == list(prof.PROFILE_COLUMNS)
+
+
+def test_profile_liquidity_is_measured_on_the_traded_close(synthetic):
+    """Regression: the dollar volume was adjusted price × volume, so a name back-adjusted for a later 10:1 split
+    looked ten times less liquid (log10 one lower) before the split, and could be flagged ``illiquid``."""
+    frames = dict(synthetic)
+    name = str(frames["prices"].columns[0])
+    as_of = month_end_dates(frames["prices"].index)[-3:]
+    reference = run(frames, as_of=as_of)
+    adjusted = dict(frames, prices=frames["prices"].assign(**{name: frames["prices"][name] / 10.0}))
+    fixed = run(adjusted, as_of=as_of, closes=frames["prices"])
+    old = run(adjusted, as_of=as_of)
+    mine = reference["symbol"] == name
+    np.testing.assert_array_equal(fixed["liquidity"].to_numpy(), reference["liquidity"].to_numpy())
+    np.testing.assert_allclose(old.loc[mine, "liquidity"].to_numpy(), reference.loc[mine, "liquidity"].to_numpy() - 1.0, rtol=0, atol=1e-12)

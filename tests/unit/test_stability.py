@@ -329,3 +329,21 @@ def test_a_columns_rolling_statistic_does_not_depend_on_the_columns_beside_it(se
         assert np.array_equal(alone, together[:, j], equal_nan=True)
     reference = getattr(pd.DataFrame(values).rolling(window, min_periods=window), how)().to_numpy()
     np.testing.assert_allclose(together, reference, rtol=1e-9, atol=1e-15, equal_nan=True)
+
+
+def test_liquidity_is_measured_on_the_traded_close_not_a_back_adjusted_one(synthetic):
+    """Regression: the dollar volume was adjusted price × volume; back-adjusted for a later 10:1 split, a name's
+    earlier dollar volume looked ten times smaller. With the unadjusted closes given, the liquidity is that of
+    the traded prices; the other components (returns, drawdown: the adjusted series) are unchanged."""
+    prices, volumes, returns, market, _ = synthetic
+    cols = list(prices.columns[:6])
+    traded, vol, ret = prices[cols], volumes[cols], returns[cols]
+    adjusted = traded.copy()
+    adjusted[cols[0]] = traded[cols[0]] / 10.0  # split 10:1 after the sample: its history, back-adjusted
+    reference = stability_vectors(ret, market, vol, traded)
+    fixed = stability_vectors(ret, market, vol, adjusted, closes=traded)
+    np.testing.assert_array_equal(fixed["liquidity"].to_numpy(), reference["liquidity"].to_numpy())
+    pd.testing.assert_frame_equal(fixed, reference, rtol=1e-12)  # the drawdown of p / 10: the same up to rounding
+    old = stability_vectors(ret, market, vol, adjusted)  # what the asset computed before
+    first = old["entity_id"] == cols[0]
+    assert (old.loc[first, "liquidity"] < reference.loc[first, "liquidity"]).all()

@@ -100,7 +100,7 @@ def _terciles(frame: pd.DataFrame, names: tuple[str, str, str]) -> np.ndarray:
 def scope_panels(
     returns: pd.DataFrame,
     prices: pd.DataFrame,
-    volumes: pd.DataFrame | None,
+    dollar_volumes: pd.DataFrame | None,
     instruments: pd.DataFrame,
     market_regimes: pd.Series,
     allocator_regimes: pd.Series,
@@ -116,8 +116,10 @@ def scope_panels(
     listing age carried into the window.
 
     Args:
-        returns / prices / volumes: wide daily panels (volumes may be None: size and liquidity
-            buckets are then ``unknown``).
+        returns / prices / dollar_volumes: wide daily panels; the dollar volumes are the unadjusted
+            close × volume, as traded that day (a back-adjusted price divides by every later split,
+            which would move a name's size and liquidity terciles before it); None: size and
+            liquidity buckets are ``unknown``.
         instruments: the registry (``symbol``, ``sector``, ``asset_class``).
         market_regimes: date -> regime layer label; allocator_regimes: date -> Allocator v1 regime.
         soft_target_classes: wide date × symbol stability classes (or None).
@@ -150,8 +152,8 @@ def scope_panels(
         block = np.where(np.isnan(pct), UNKNOWN, np.where(pct > LEADER_QUANTILE, "leader", "member"))
         leader[:, cols] = block
     per_symbol["sector_leader"] = leader
-    if volumes is not None and volumes.notna().any().any():
-        dollar = (px * volumes.reindex(index=dates, columns=symbols)).where(lambda f: f > 0)
+    if dollar_volumes is not None and dollar_volumes.notna().any().any():
+        dollar = dollar_volumes.reindex(index=dates, columns=symbols).where(lambda f: f > 0)
         size = trailing_frame_moments(dollar, SIZE_WINDOW, LIQUIDITY_WINDOW)[0]
         amihud = trailing_frame_moments(returns.abs() / dollar, LIQUIDITY_WINDOW, LIQUIDITY_WINDOW // 2)[0]
         per_symbol["size_bucket"] = _terciles(size, ("small", "mid", "large"))
