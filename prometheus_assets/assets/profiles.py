@@ -21,7 +21,7 @@ from prometheus_assets.resources import MarketDataResource, StorageResource
 def profile_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="profile_snapshots", partitions_def=daily, backfill_policy=SINGLE_RUN, group_name="profiles", owners=["team:prometheus-research"],
-        tags={"layer": "profiles"}, kinds={"parquet", "scikit-learn"}, code_version="3",
+        tags={"layer": "profiles"}, kinds={"parquet", "scikit-learn"}, code_version="4",
         metadata={"partition_column": "as_of_date"},
         deps=["returns_daily", "prices_daily", "regime_states"], ins={"instruments": dg.AssetIn()},
         description=(

@@ -533,7 +533,8 @@ def _registry(instruments: pd.DataFrame) -> pd.DataFrame:
 
 def _prepared_fundamentals(fundamentals: pd.DataFrame | None, issuers: np.ndarray) -> dict[str, np.ndarray] | None:
     """Fundamentals as arrays sorted by (issuer code, period_end, available_date); issuers not in
-    the registry are dropped."""
+    the registry are dropped, and so are rows without a period end or an availability date (they
+    cannot be placed in time: a missing period end sorted last and won as the "latest" report)."""
     if fundamentals is None:
         return None
     f = fundamentals[["issuer_id", "period_end", "available_date", *FUNDAMENTAL_FIELDS]].copy()
@@ -541,6 +542,7 @@ def _prepared_fundamentals(fundamentals: pd.DataFrame | None, issuers: np.ndarra
     f = f[f["code"] >= 0]
     for col in ("period_end", "available_date"):
         f[col] = pd.to_datetime(f[col]).astype("datetime64[ns]")
+    f = f.dropna(subset=["period_end", "available_date"])
     f = f.sort_values(["code", "period_end", "available_date"], kind="stable")
     out = {col: f[col].to_numpy(dtype=float) for col in FUNDAMENTAL_FIELDS}
     out["code"] = f["code"].to_numpy(dtype=np.intp)

@@ -364,3 +364,19 @@ def test_profile_liquidity_is_measured_on_the_traded_close(synthetic):
     mine = reference["symbol"] == name
     np.testing.assert_array_equal(fixed["liquidity"].to_numpy(), reference["liquidity"].to_numpy())
     np.testing.assert_allclose(old.loc[mine, "liquidity"].to_numpy(), reference.loc[mine, "liquidity"].to_numpy() - 1.0, rtol=0, atol=1e-12)
+
+
+def test_a_report_without_a_period_end_is_not_taken_as_the_latest(synthetic):
+    """Regression: a fundamentals row with a missing period_end sorted last and won as the issuer's latest
+    report (an old, small market cap replaced the current one)."""
+    frames = dict(synthetic)
+    ends = month_end_dates(frames["prices"].index)
+    me = ends[-2]
+    fund = frames["fundamentals"].copy()
+    issuer = fund["issuer_id"].iloc[0]
+    reference = run(frames, as_of=pd.DatetimeIndex([me])).set_index("issuer_id").loc[issuer]
+    planted = fund[fund["issuer_id"] == issuer].iloc[[0]].assign(period_end=pd.NaT, market_cap=1e3)
+    frames["fundamentals"] = pd.concat([fund, planted], ignore_index=True)
+    out = run(frames, as_of=pd.DatetimeIndex([me])).set_index("issuer_id").loc[issuer]
+    assert out["market_cap"] == reference["market_cap"] != 1e3
+    assert out["fundamentals_period_end"] == reference["fundamentals_period_end"]
