@@ -21,7 +21,7 @@ OWNERS = ["team:prometheus-portfolio"]
 def universe_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags={"layer": "universe"},
-        kinds={"parquet"}, code_version="4",
+        kinds={"parquet"}, code_version="5",
         deps=["prices_daily", "assessment_scores", "strategy_signals", "soft_target_classes"],
         description=(
             "U_book(t): per book and day the candidate instruments after the book's filters (listing age, price and "

@@ -5,7 +5,8 @@ Filters (all point-in-time, from data dated ≤ t):
 - the instrument has a price on t and at least ``min_listing_sessions`` earlier sessions with a
   price (listing age);
 - price ≥ ``min_price`` and, when the source has volumes, 63-session average dollar volume ≥
-  ``min_dollar_volume`` (each filter is skipped when its floor is None);
+  ``min_dollar_volume``, averaged over the window's sessions with a volume (at least 42) (each
+  filter is skipped when its floor is None);
 - its soft-target class on t is not in ``exclude_classes`` (e.g. BREAKER); classes in
   ``deweight_classes`` keep the instrument but multiply its inclusion score (e.g. FRAGILE × 0.5).
   The class on t is the instrument's latest one dated within the last :data:`CLASS_CARRY_SESSIONS`
@@ -28,12 +29,15 @@ import numpy as np
 import pandas as pd
 
 from prometheus_assets.core.books import UniverseRules
-from prometheus_assets.core.frames import cross_sectional_percentile
+from prometheus_assets.core.frames import cross_sectional_percentile, trailing_frame_moments
 
 UNIVERSE_COLUMNS: list[str] = [
     "date", "symbol", "rank_score", "soft_target_class", "class_weight", "listing_sessions", "inclusion_score", "rank", "tier",
 ]
 DOLLAR_VOLUME_WINDOW = 63
+#: Sessions with a dollar volume the floor's window needs (two thirds): one missing volume must not
+#: drop a liquid name for the next 63 sessions (a full window was required before).
+DOLLAR_VOLUME_MIN_SESSIONS = 42
 #: Sessions a soft-target class is carried over days without a stability row: twice the stability
 #: window, so a gap left by one missing bar (a window's worth of sessions) is always bridged.
 CLASS_CARRY_SESSIONS = 126
@@ -79,8 +83,9 @@ def build_universe(
     age_all = listing_sessions(prices)
     dollar_all = None
     if rules.min_dollar_volume is not None and volumes is not None:
-        dollar_all = (traded * volumes.reindex(index=prices.index, columns=prices.columns)).rolling(
-            DOLLAR_VOLUME_WINDOW, min_periods=DOLLAR_VOLUME_WINDOW).mean()
+        # fixed-order window sums: the same bits however much history precedes a day
+        dollar_all = trailing_frame_moments(traded * volumes.reindex(index=prices.index, columns=prices.columns),
+                                            DOLLAR_VOLUME_WINDOW, DOLLAR_VOLUME_MIN_SESSIONS)[0]
     carried = None
     if classes is not None:
         sessions = prices.index.union(pd.DatetimeIndex(classes.index)) if len(classes) else prices.index

@@ -109,3 +109,20 @@ def test_a_run_reading_classes_from_its_carry_window_equals_the_whole_build(seed
     window = classes.iloc[cut - CLASS_CARRY_SESSIONS :]
     part = build_universe(score, prices, window, rules, since=since)
     pd.testing.assert_frame_equal(part, whole[whole["date"] >= since].reset_index(drop=True), check_exact=True)
+
+
+def test_one_missing_volume_does_not_drop_a_liquid_name_for_a_quarter():
+    """Regression: the 63-session dollar-volume average needed all 63 volumes, so one missing volume excluded
+    a liquid name for the next 63 sessions. It now averages the sessions with a volume (at least 42)."""
+    dates = pd.bdate_range("2020-01-01", periods=150)
+    prices = pd.DataFrame({"A": 50.0}, index=dates)
+    volumes = pd.DataFrame({"A": 100_000.0}, index=dates)
+    volumes.iloc[80, 0] = np.nan
+    score = pd.DataFrame({"A": 1.0}, index=dates)
+    out = build_universe(score, prices, None, UniverseRules(min_listing_sessions=0, min_dollar_volume=1e6), True, volumes)
+    days = pd.DatetimeIndex(out["date"])
+    assert days.equals(dates[41:])  # from the 42nd session with a volume on, the gap included
+    few = volumes.copy()
+    few.iloc[60:100, 0] = np.nan  # 40 missing: fewer than 42 in the windows that hold most of them
+    out = build_universe(score, prices, None, UniverseRules(min_listing_sessions=0, min_dollar_volume=1e6), True, few)
+    assert not pd.DatetimeIndex(out["date"]).isin(dates[100:122]).any()
