@@ -107,7 +107,7 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
 
     @dg.asset(
         partitions_def=daily, backfill_policy=SINGLE_RUN, group_name=GROUP, owners=OWNERS, tags=TAGS, kinds={"parquet", "scikit-learn"},
-        code_version="2", deps=["target_portfolios", "returns_daily", "prices_daily", "reference_prices"], ins={"instruments": dg.AssetIn()},
+        code_version="3", deps=["target_portfolios", "returns_daily", "prices_daily", "reference_prices"], ins={"instruments": dg.AssetIn()},
         description=(
             "Risk report per book and day on the weights held at the close, long format (section, item, value): ex-ante "
             "volatility from a Ledoit-Wolf covariance (trailing 252 sessions, refreshed monthly from earlier data only); "
@@ -126,8 +126,9 @@ def portfolio_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         # so a range starting mid-month reads its month's earlier positions too.
         month_start = dates[0].replace(day=1)
         positions = history.read(storage, "target_portfolios", month_start, dates[-1])
-        held = positions[positions["target_weight"] != 0]
-        reports = risk.risk_reports(held, panels["returns"], panels["prices"], market, factors, book_inputs.sectors(instruments), dates=pd.DatetimeIndex(dates))
+        # every (date, book) block, zero weights included: a book that sold everything that day is reported
+        # as in cash (volatility 0, gross 0); cut to the non-zero rows, its day had no report at all
+        reports = risk.risk_reports(positions, panels["returns"], panels["prices"], market, factors, book_inputs.sectors(instruments), dates=pd.DatetimeIndex(dates))
         vol = reports[(reports["section"] == "risk") & (reports["item"] == "ex_ante_volatility")]
         return metadata.output(context, reports, numbers={"mean_ex_ante_volatility": float(vol["value"].mean()) if len(vol) else 0.0})
 

@@ -36,20 +36,24 @@ import sklearn
 from sklearn.covariance import LedoitWolf
 
 #: Named historical stress windows, ``name -> (first calendar day, last calendar day)``.
-#: :func:`stress_test` replays each on today's weights once the window is over.
+#: :func:`stress_test` replays each on today's weights once the window is over. The window's first
+#: session is the base close its returns are measured from, so a calendar month starts on the last
+#: session of the month before: a month's return runs from the previous month-end close (starting
+#: on the month's first session left out its first day, +4.6% on 2 March 2020, and reported March
+#: 2020 as -16.4% instead of -12.5%).
 STRESS_WINDOWS: dict[str, tuple[str, str]] = {
     # LTCM / Russia: Russia defaults on its domestic debt (17 Aug 1998), spreads blow out and the
     # LTCM hedge fund collapses; the S&P 500 loses about 14% in the month.
-    "1998-08": ("1998-08-01", "1998-08-31"),
+    "1998-08": ("1998-07-31", "1998-08-31"),
     # Dot-com bust: the S&P 500 from its closing peak (24 Mar 2000) to its closing trough
     # (9 Oct 2002), about -49% over two and a half years.
     "2000-2002": ("2000-03-24", "2002-10-09"),
     # Lehman aftermath: the month after Lehman Brothers' bankruptcy (15 Sep 2008), credit markets
     # freeze and the S&P 500 falls about 17%, with several daily moves beyond 5%.
-    "2008-10": ("2008-10-01", "2008-10-31"),
+    "2008-10": ("2008-09-30", "2008-10-31"),
     # COVID crash: the fastest bear market on record; the S&P 500 falls about 12.5% in March 2020
     # with a -12% day on 16 March.
-    "2020-03": ("2020-03-01", "2020-03-31"),
+    "2020-03": ("2020-02-28", "2020-03-31"),
 }
 
 #: Columns of :func:`stress_test`'s result.

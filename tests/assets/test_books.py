@@ -177,3 +177,17 @@ def test_sleeve_metrics_equal_empyrical_on_the_stored_returns(full_build):
         np.testing.assert_allclose(row["cagr"], empyrical.annual_return(r), rtol=1e-10)
         np.testing.assert_allclose(row["annual_volatility"], empyrical.annual_volatility(r), rtol=1e-10)
         np.testing.assert_allclose(row["value_at_risk"], empyrical.value_at_risk(r), rtol=1e-10)
+
+
+def test_a_book_that_sells_everything_gets_a_risk_report_in_cash(full_build):
+    """Regression: risk_reports was fed the non-zero weights only, so a (date, book) whose target weights
+    were all 0 (the book sold everything that day) had no report; it is now reported as in cash."""
+    targets = read(full_build, "target_portfolios")
+    reports = read(full_build, "risk_reports")
+    blocks = targets.groupby(["date", "book"])["target_weight"].apply(lambda w: bool((w == 0).all()))
+    in_cash = blocks[blocks].index
+    assert len(in_cash) > 0  # the fixture has such days (else this test would check nothing)
+    reported = set(reports[["date", "book"]].itertuples(index=False, name=None))
+    assert set(blocks.index) <= reported
+    vol = reports[(reports["section"] == "risk") & (reports["item"] == "ex_ante_volatility")].set_index(["date", "book"])["value"]
+    assert (vol.loc[list(in_cash)] == 0.0).all()

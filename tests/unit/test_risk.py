@@ -388,3 +388,20 @@ def test_empty_positions_give_an_empty_report(report_inputs):
     positions, returns, prices, market, factors, sectors, windows = report_inputs
     out = risk_reports(positions.iloc[:0], returns, prices, market, None, sectors, windows=windows)
     assert out.empty and list(out.columns) == RISK_REPORT_COLUMNS
+
+
+@pytest.mark.parametrize("window, expected", [("1998-08", -0.1458), ("2008-10", -0.1694), ("2020-03", -0.1251)])
+def test_a_month_window_runs_from_the_previous_month_end_close(window, expected):
+    """The S&P 500's calendar-month return (previous month-end close → month-end close) is what a book fully in
+    the index loses in the month's stress window. Regression: the base was the month's first session, which left
+    out the first day's move (March 2020 read -16.4%, not -12.5%)."""
+    from skfolio.datasets import load_sp500_index
+
+    index = load_sp500_index()["SP500"]
+    index.index = pd.DatetimeIndex(index.index)
+    start, end = (pd.Timestamp(d) for d in STRESS_WINDOWS[window])
+    direct = index[index.index <= end].iloc[-1] / index[index.index < pd.Timestamp(window + "-01")].iloc[-1] - 1.0
+    prices = index.to_frame("SPX")
+    out = stress_test(pd.Series({"SPX": 1.0}), prices, {window: STRESS_WINDOWS[window]}, as_of=pd.Timestamp("2022-12-30"))
+    assert out["stress_return"].iloc[0] == pytest.approx(direct, abs=1e-12)
+    assert direct == pytest.approx(expected, abs=5e-4)
