@@ -109,10 +109,11 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         deps=["sleeve_returns", "edge_sleeve_returns", "closed_trades", "regime_states", "universes", "returns_daily", "assessment_scores", "strategy_signals"],
         ins={"instruments": dg.AssetIn()},
         outs={
-            "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="3", description=(
+            "sleeve_metrics": dg.AssetOut(owners=OWNERS, tags=TAGS, kinds={"parquet"}, code_version="4", description=(
                 "The metric vector m(config) of every sleeve config: total return, CAGR, Sharpe, Sortino, Calmar, max drawdown, "
                 "volatility, VaR 95%, win rate, profit factor, average win/loss, turnover, average holding period, trade win "
-                "rate, rank IC of the book's alpha — overall, per regime label, per half and per year; alpha decay (IC at 1–60 "
+                "rate, rank IC of the book's alpha — overall, per regime label (a day's return under the label in force when its "
+                "positions were set, the previous session's; an IC under its signal date's label), per half and per year; alpha decay (IC at 1–60 "
                 "sessions) on the overall rows. Empyrical-reloaded conventions (252 periods, arithmetic Sharpe, rf = 0). The "
                 "edge-sized books (config <book>.<method>.edge, edge_sizing = true) are evaluated beside their plain twins. "
                 "Incremental: a per-date IC is final once its forward window is known, so the ICs of every config are kept "
@@ -149,8 +150,9 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
         for sleeve in evaluated:
             index = pd.DatetimeIndex(sleeve.series.index)
             if cut is None or not cut[0].equals(index):  # (the configs share their dates: slice them once)
-                cut = (index, [s for s in performance.slices(index, regimes) if s[0] != "year"])
-            m = sleeve_summary_state.metric_rows(sleeve, cut[1])
+                cut = (index, [s for s in performance.slices(index, regimes) if s[0] != "year"],
+                       [s for s in performance.slices(index, regimes, in_force=False) if s[0] == "regime"])
+            m = sleeve_summary_state.metric_rows(sleeve, cut[1], cut[2])
             decay = sleeve_ic.alpha_decay_from_rows(ic_of.get((sleeve.book, sleeve.combination_method), ic_rows.iloc[:0]))
             overall = (m["scope"] == "overall").to_numpy()
             parts.append(m.assign(**{f"ic_{h}d": np.where(overall, float(v), np.nan) for h, v in decay.items()}))

@@ -103,7 +103,7 @@ def _canonical_selection(selection: pd.DataFrame) -> pd.DataFrame:
 
 def meta_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet"}, code_version="1", backfill_policy=SINGLE_RUN,
+        group_name="meta", owners=OWNERS, tags={"layer": "meta"}, kinds={"parquet"}, code_version="2", backfill_policy=SINGLE_RUN,
         deps=["sleeve_returns", "regime_states"],
         description=(
             "Walk-forward sleeve selection, re-run at every month end on the trailing 3 years of sleeve returns up to that "

@@ -86,15 +86,20 @@ def sleeves(returns: pd.DataFrame, closed: pd.DataFrame, books: dict[str, BookCo
     return out
 
 
-def metric_rows(sleeve: Sleeve, cut: list[tuple[str, str, np.ndarray]]) -> pd.DataFrame:
-    """The sleeve_metrics rows of ``sleeve`` over the slices ``cut`` (:func:`performance.slices` of its dates), IC included."""
+def metric_rows(sleeve: Sleeve, cut: list[tuple[str, str, np.ndarray]], signal_regimes: list[tuple[str, str, np.ndarray]]) -> pd.DataFrame:
+    """The sleeve_metrics rows of ``sleeve`` over the slices ``cut`` (:func:`performance.slices` of its dates), IC included.
+
+    The returns' regime slices are by the label in force (the day before's); the ICs by signal date
+    are sliced by their own date's label, ``signal_regimes`` (``performance.slices(..., in_force=False)``'s
+    regime slices).
+    """
     series = sleeve.series
     index = pd.DatetimeIndex(series.index)
     m = performance.sliced_metrics(series["return"], None, series["turnover"], sleeve.trades, precomputed=cut)
     by_signal = sleeve.ic if sleeve.ic_by_signal is None else sleeve.ic_by_signal
     ic_by_slice = pd.concat([
         performance.slice_means(sleeve.ic, index, precomputed=[c for c in cut if c[0] != "regime"]),
-        performance.slice_means(by_signal, index, precomputed=[c for c in cut if c[0] == "regime"]),
+        performance.slice_means(by_signal, index, precomputed=[c for c in signal_regimes if c[0] == "regime"]),
     ], ignore_index=True).rename(columns={"value": "ic"})
     return sleeve.label(m.merge(ic_by_slice, on=["scope", "slice"], how="left"))
 
@@ -102,7 +107,7 @@ def metric_rows(sleeve: Sleeve, cut: list[tuple[str, str, np.ndarray]]) -> pd.Da
 def no_metric_rows() -> pd.DataFrame:
     """The columns of :func:`metric_rows`, without rows (no config has a return yet)."""
     none = pd.DataFrame({"return": pd.Series(dtype="float64"), "turnover": pd.Series(dtype="float64")}, index=pd.DatetimeIndex([]))
-    return metric_rows(Sleeve("", "", "", False, False, none, none["return"], None), []).iloc[:0]
+    return metric_rows(Sleeve("", "", "", False, False, none, none["return"], None), [], []).iloc[:0]
 
 
 def _within(frame: pd.DataFrame | pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame | pd.Series:
@@ -129,7 +134,7 @@ def year_rows(all_sleeves: Iterable[Sleeve], years: list[int]) -> dict[int, pd.D
         of = pd.DatetimeIndex(s.series.index).year.to_numpy()
         cut = [("year", f"{y:04d}", of == y) for y in years if (of == y).any()]
         if cut:
-            parts.append(metric_rows(s, cut))
+            parts.append(metric_rows(s, cut, []))
     if not parts:
         return {y: no_metric_rows() for y in years}
     rows = pd.concat(parts, ignore_index=True)

@@ -127,3 +127,15 @@ def cross_sectional_percentile(frame: pd.DataFrame) -> np.ndarray:
     """
     ranks = frame.rank(axis=1, method="average")
     return ((ranks - 0.5).div(ranks.count(axis=1), axis=0)).to_numpy(dtype=float)
+
+
+def labels_in_force(labels: pd.Series, index: pd.Index) -> pd.Series:
+    """For each date of ``index``, the label (e.g. the market regime) published at the date before it.
+
+    A return dated t is earned on positions set at the close of t−1, with the label known then:
+    slicing performance by regime, and budgeting by regime, both use that label. (The label of t
+    itself is published at t's close, after the return, and on the day the regime changes it
+    credits the return to the new regime the book was not yet positioned for.) The first date
+    has none (NaN).
+    """
+    return labels.reindex(index).shift(1)

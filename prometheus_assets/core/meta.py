@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_assets.core import metrics as m
-from prometheus_assets.core.frames import row_sums
+from prometheus_assets.core.frames import labels_in_force, row_sums
 
 __all__ = [
     "BUDGET_REGIME_LABELS",
@@ -416,7 +416,7 @@ def walk_forward_selection(
     else:
         turnover_values = np.zeros_like(values)
     if regimes is not None:
-        aligned = regimes.reindex(index)
+        aligned = labels_in_force(regimes, index)  # a return by the label in force when its positions were set
         labels = np.where(aligned.notna().to_numpy(), aligned.astype("str").to_numpy(dtype=object), None)
     else:
         labels = np.full(len(index), None, dtype=object)
@@ -530,7 +530,7 @@ def _daily_budgets(
 
     variant_of_day = np.zeros(len(index), dtype=int)
     if regime_dependent:
-        previous_label = regimes.reindex(index).shift(1)  # type: ignore[union-attr]
+        previous_label = labels_in_force(regimes, index)  # type: ignore[arg-type]
         lookup = {column.removeprefix("budget_"): v for v, column in enumerate(variants) if v > 0}
         variant_of_day = np.array([lookup.get(str(x), 0) if pd.notna(x) else 0 for x in previous_label], dtype=int)
 

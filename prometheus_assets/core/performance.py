@@ -28,6 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from prometheus_assets.core import metrics
 from prometheus_assets.core.evaluation import forward_returns_wide, ic_summary, rank_ic_wide
+from prometheus_assets.core.frames import labels_in_force
 
 __all__ = [
     "DECAY_HORIZONS",
@@ -59,16 +60,20 @@ DECAY_HORIZONS: Final[tuple[int, ...]] = (1, 5, 10, 20, 40, 60)
 # --------------------------------------------------------------------------------------------
 
 
-def slices(index: pd.DatetimeIndex, regimes: pd.Series | None) -> list[tuple[str, str, np.ndarray]]:
+def slices(index: pd.DatetimeIndex, regimes: pd.Series | None, in_force: bool = True) -> list[tuple[str, str, np.ndarray]]:
     """(scope, slice, boolean mask over ``index``) for every slice of :func:`sliced_metrics`.
 
     Pass the result to :func:`sliced_metrics` / :func:`slice_means` to reuse it for several series
-    on the same dates (it is what they compute themselves otherwise).
+    on the same dates (it is what they compute themselves otherwise). A regime slice holds the
+    dates whose label in force (:func:`~prometheus_assets.core.frames.labels_in_force`: the
+    previous date's) is that regime, as for returns earned on positions set the day before;
+    ``in_force=False`` slices by each date's own label (values dated when they were decided,
+    such as a signal's IC by its signal date).
     """
     n = len(index)
     out: list[tuple[str, str, np.ndarray]] = [("overall", "all", np.ones(n, dtype=bool))]
     if regimes is not None:
-        labels = regimes.reindex(index)
+        labels = labels_in_force(regimes, index) if in_force else regimes.reindex(index)
         present = sorted({str(v) for v in labels.dropna().unique()})
         label_str = labels.astype("str")
         for label in present:

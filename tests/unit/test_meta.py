@@ -431,3 +431,23 @@ def test_sleeve_report_contributions_use_the_combined_books_budget_setting(home,
     if regime_dependent:  # the other setting's contributions would not add up
         other = contributions(returns, selection, defaults)
         assert not np.allclose(other.sum(axis=1).to_numpy(), book["return"].to_numpy(), atol=1e-15)
+
+
+def test_regime_sharpes_count_a_return_under_the_label_in_force_when_it_was_earned():
+    """A day's return is earned on positions set at the previous close, under the label known then (the label
+    the regime budgets are applied with). Regression: the selection's regime Sharpes sliced by each day's own
+    label, so with labels alternating daily a config that earns on the days after CRISIS and loses a little on
+    the days after CARRY had its CRISIS budget cut and its CARRY budget kept: the wrong way round."""
+    dates = pd.bdate_range("2021-01-04", periods=200)
+    labels = pd.Series(np.where(np.arange(200) % 2 == 0, "CRISIS", "CARRY"), index=dates)
+    after_crisis = (labels.shift(1) == "CRISIS").to_numpy()
+    wiggle = 0.01 * np.where((np.arange(200) // 2) % 2 == 0, 1.0, -1.0)
+    returns = pd.DataFrame({"a.equal": np.where(after_crisis, 0.003, -0.0005) + wiggle, "b.equal": 0.0001 + 0.5 * wiggle}, index=dates)
+    sel = walk_forward_selection(returns, pd.Series({"a.equal": 1.0, "b.equal": 1.0}), labels, None, lookback=120, min_history=60)
+    a = sel[sel["as_of_date"] == sel["as_of_date"].max()].set_index("config_id").loc["a.equal"]
+    assert a["selected"] and not a["narrow_slice"]
+    assert a["budget_CRISIS"] == a["risk_budget"] > 0  # it earns after CRISIS: full budget there
+    assert a["budget_CARRY"] == pytest.approx(0.5 * a["risk_budget"])  # and loses after CARRY: halved
+    window = returns["a.equal"].iloc[-120:]
+    in_force = labels.shift(1).reindex(window.index)
+    assert a["best_regime_sharpe"] == pytest.approx(metrics.sharpe_ratio(window[in_force == "CRISIS"]), rel=1e-12)

@@ -68,7 +68,8 @@ def test_sliced_metrics_rows_equal_metric_vector_on_each_slice():
     rows = out.set_index(["scope", "slice"])
     masks = {
         ("overall", "all"): np.ones(400, bool),
-        ("regime", "CRISIS"): (regimes.reindex(r.index) == "CRISIS").to_numpy(),
+        # a day's return counts in the regime published the day before (in force when its positions were set)
+        ("regime", "CRISIS"): np.array([i > 0 and regimes.get(r.index[i - 1]) == "CRISIS" for i in range(400)]),
         ("period", "first_half"): np.arange(400) < 200,
         ("period", "second_half"): np.arange(400) >= 200,
         ("year", "2021"): (r.index.year == 2021),

@@ -32,7 +32,7 @@ def _whole(sleeves: list[summary.Sleeve]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The whole-series computation: every slice's rows (year slices kept), every rolling row."""
     metric_parts, rolling_parts = [], []
     for s in sleeves:
-        rows = summary.metric_rows(s, performance.slices(pd.DatetimeIndex(s.series.index), None))
+        rows = summary.metric_rows(s, performance.slices(pd.DatetimeIndex(s.series.index), None), [])
         metric_parts.append(rows[rows["scope"] == "year"])
         if s.configured:
             rolling_parts.append(performance.rolling_metrics(s.series["return"], summary.ROLLING_WINDOWS, ic=s.ic).assign(config_id=s.config_id, book=s.book))
@@ -101,7 +101,8 @@ def test_the_ic_of_a_regime_slice_is_of_the_signals_made_in_that_regime():
     regimes = pd.Series(np.where(np.arange(len(dates)) < 100, "CRISIS", "NEUTRAL"), index=dates)
     series = pd.DataFrame({"return": 0.001, "turnover": 0.0}, index=dates)
     sleeve = summary.Sleeve("a.equal", "a", "equal", True, False, series, known_ic, None, ic_by_signal=signal_ic)
-    rows = summary.metric_rows(sleeve, performance.slices(dates, regimes)).set_index(["scope", "slice"])["ic"]
+    rows = summary.metric_rows(sleeve, performance.slices(dates, regimes), performance.slices(dates, regimes, in_force=False))
+    rows = rows.set_index(["scope", "slice"])["ic"]
     assert rows[("regime", "CRISIS")] == 1.0 and rows[("regime", "NEUTRAL")] == 0.0
     # the other slices keep the ICs by the date they were known (what a point-in-time year row can read)
     assert rows[("overall", "all")] == known_ic.mean()
