@@ -63,6 +63,7 @@ def main() -> int:
     print(f"== synthetic {args.assets} assets × {args.years} years ({start} … {LAST_DAY}), whole graph, {how}", flush=True)
     wall = body = io = bookkeeping = 0.0
     peak_kib = 0
+    tree_peak = 0  # bytes: the largest sampled sum over the build's process tree (the model-fitting workers included)
     steps: dict[str, list[float]] = {}  # step -> [summed body seconds, largest tree peak bytes]
     with tempfile.TemporaryDirectory(prefix="prometheus-scale-") as tmp:
         env = {**os.environ, "PROMETHEUS_HOME": os.path.join(tmp, "data"), "PROMETHEUS_SOURCE": "synthetic",
@@ -74,6 +75,7 @@ def main() -> int:
                 child = subprocess.Popen([time_bin, "-v", prometheus, "build", "--start", lo, "--end", hi],
                                          env=env, stdout=out, stderr=err, text=True)
                 samples = _sample_tree_rss(child)
+                tree_peak = max([tree_peak, *(rss for _, rss in samples)])
                 out.seek(0)
                 err.seek(0)
                 proc = subprocess.CompletedProcess(child.args, child.returncode, out.read(), err.read())
@@ -100,8 +102,12 @@ def main() -> int:
     print(f"command wall time (incl. start-up), all runs: {wall:.0f} s")
     print(f"  asset bodies {body:.0f} s, Parquet/DuckDB IO {io:.0f} s, Dagster bookkeeping {bookkeeping:.0f} s")
     print(f"asset bodies {body:.0f} s (target ≤ {BODY_TARGET_S:.0f} s): ratio {body / BODY_TARGET_S:.2f}")
-    gib = peak_kib / 2**20
-    print(f"peak resident memory {gib:.2f} GiB (target ≤ {MEMORY_TARGET_GIB:.0f} GiB): ratio {gib / MEMORY_TARGET_GIB:.2f}")
+    # GNU time's figure is the largest single process; the worker processes run beside the main one, so the
+    # tree's sampled sum (every 0.25 s: it can miss a short spike) is the one compared with the target when larger
+    gib = max(peak_kib / 2**20, tree_peak / 2**30)
+    print(f"peak resident memory {gib:.2f} GiB (target ≤ {MEMORY_TARGET_GIB:.0f} GiB): ratio {gib / MEMORY_TARGET_GIB:.2f}; "
+          f"largest single process {peak_kib / 2**20:.2f} GiB (/usr/bin/time -v"
+          f"{'' if peak_kib else ': not reported'}), process tree {tree_peak / 2**30:.2f} GiB (sampled)")
     if steps:
         print("per step: body seconds (summed over the runs), and the peak resident memory of the build's processes")
         print("while it ran (largest over the runs; compare sizes to see what grows with assets or years):")
