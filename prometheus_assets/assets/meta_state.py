@@ -34,7 +34,7 @@ from prometheus_assets.resources.storage import ParquetStore
 
 MANIFEST = "state/meta_orchestrator/manifest.json"
 #: Bump when the selection's inputs or arithmetic change: every stored date is then recomputed.
-STATE_VERSION = 2  # 2: regime Sharpes by the label in force (the previous session's)
+STATE_VERSION = 2  # 2: regime Sharpes by the label in force (the previous session's), over >= 20 invested sessions
 SLEEVE_COLUMNS = ["date", "config_id", "return", "turnover"]
 REGIME_COLUMNS = ["as_of_date", "regime_label"]
 

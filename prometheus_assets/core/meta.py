@@ -88,7 +88,7 @@ OBJECTIVES: Final[dict[str, str]] = {
 #: Regime labels that get a ``budget_<LABEL>`` column (the labels of :mod:`core.regime`).
 BUDGET_REGIME_LABELS: Final[tuple[str, ...]] = ("CRISIS", "RISK_OFF", "NEUTRAL", "CARRY")
 
-#: A regime needs at least this many sessions in the lookback window for its Sharpe to count.
+#: A regime needs at least this many sessions in the lookback window, on which the config was invested, for its Sharpe to count.
 MIN_REGIME_DAYS: Final[int] = 20
 
 #: Re-selection frequencies of :func:`walk_forward_selection` -> pandas period alias.
@@ -386,8 +386,12 @@ def walk_forward_selection(
     each of them (``as_of_date``), per config over the trailing window: ``sharpe_ratio``,
     ``cagr``, ``annual_volatility``, ``max_drawdown`` (:mod:`core.metrics`), ``turnover``
     (mean daily turnover × 252, NaN if the config has no turnover in the window), and the Sharpe
-    per regime label over the window's sessions with that label (a label needs
-    :data:`MIN_REGIME_DAYS` sessions, else NaN and ignored). Then :func:`assess_configs`,
+    per regime label over the window's sessions whose label in force (the previous session's,
+    :func:`~prometheus_assets.core.frames.labels_in_force`) is that label; it needs
+    :data:`MIN_REGIME_DAYS` of them on which the config was invested (a return other than exactly
+    0), else NaN and ignored: a book that sits in cash in a regime has only its exit costs there,
+    whose Sharpe (ALPHA_COMBO's in CRISIS: 13 days of -0.035% among 693 of 0, about -2.2) says
+    nothing about how it trades that regime and flagged it a narrow slice. Then :func:`assess_configs`,
     :func:`risk_budgets` and :func:`regime_budgets` (default parameters).
 
     ``effective_from`` is the next session after ``as_of_date`` (the budgets decided at that
@@ -448,7 +452,9 @@ def walk_forward_selection(
                 "max_drawdown": m.max_drawdown(r) if enough else np.nan,
                 "turnover": float(np.nanmean(t) * m.PERIODS_PER_YEAR) if np.isfinite(t).any() else np.nan,
             }
-            regime_rows[config] = {label: m.sharpe_ratio(r[mask]) if enough else np.nan for label, mask in counted.items()}
+            invested = np.isfinite(r) & (r != 0.0)
+            regime_rows[config] = {label: m.sharpe_ratio(r[mask]) if enough and int((mask & invested).sum()) >= MIN_REGIME_DAYS else np.nan
+                                   for label, mask in counted.items()}
         metrics_frame = pd.DataFrame.from_dict(rows, orient="index")
         regime_sharpe = pd.DataFrame.from_dict(regime_rows, orient="index").reindex(index=configs, columns=regime_names).astype("float64")
 

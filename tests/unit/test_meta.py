@@ -451,3 +451,23 @@ def test_regime_sharpes_count_a_return_under_the_label_in_force_when_it_was_earn
     window = returns["a.equal"].iloc[-120:]
     in_force = labels.shift(1).reindex(window.index)
     assert a["best_regime_sharpe"] == pytest.approx(metrics.sharpe_ratio(window[in_force == "CRISIS"]), rel=1e-12)
+
+
+def test_a_regime_spent_in_cash_does_not_make_a_config_a_narrow_slice():
+    """A config in cash through a regime has only its exit costs there: no evidence about that regime.
+    Regression: their Sharpe (a few -0.035% days among zeros, about -2) counted as "catastrophic" and, with a
+    Sharpe above 1 elsewhere, flagged the best book (ALPHA_COMBO in CRISIS) a narrow slice."""
+    dates = pd.bdate_range("2021-01-04", periods=200)
+    labels = pd.Series(np.where((np.arange(200) // 25) % 2 == 0, "CARRY", "CRISIS"), index=dates)
+    in_force = labels.shift(1)
+    wiggle = 0.01 * np.where(np.arange(200) % 2 == 0, 1.0, -1.0)
+    a = np.where(in_force == "CRISIS", 0.0, 0.002 + wiggle)  # in cash in CRISIS ...
+    a[((in_force == "CRISIS") & (in_force.shift(1) != "CRISIS")).to_numpy()] = -0.00035  # ... but for the exit's costs
+    returns = pd.DataFrame({"a.equal": a, "b.equal": 0.0001 + 0.5 * wiggle}, index=dates)
+    sel = walk_forward_selection(returns, pd.Series({"a.equal": 1.0, "b.equal": 1.0}), labels, None, lookback=120, min_history=60)
+    row = sel[sel["as_of_date"] == sel["as_of_date"].max()].set_index("config_id").loc["a.equal"]
+    window = pd.Series(a, index=dates).iloc[-120:]
+    crisis = window[in_force.reindex(window.index) == "CRISIS"]
+    assert len(crisis) >= 20 and (crisis != 0).sum() < 20 and metrics.sharpe_ratio(crisis) < -1  # the cost-only Sharpe
+    assert row["worst_regime_sharpe"] > 1 and not row["narrow_slice"] and row["selected"]
+    assert row["budget_CRISIS"] == row["risk_budget"]  # not a losing regime: no cut
