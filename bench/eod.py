@@ -112,7 +112,8 @@ def _settle_digest_cache(home: str) -> None:
     The upstream-file digest cache (``cache/file_digests.json``) reuses an entry only while the
     file's inode and ctime are the recorded ones, and a copy gives every file new ones: without
     this, each timed run re-hashed every year file of the tables it reads, a cost that grows with
-    the history (~0.5 s at full history, measured) and is not an EOD run's in a root that stays put.
+    the history (~0.5 s of hashing and footer reads at full history in a profile of a copied root)
+    and is not an EOD run's in a root that stays put.
     Entries are recorded only for files whose ctime is settled, hence the wait.
     """
     from prometheus_assets.assets import upstream_files
