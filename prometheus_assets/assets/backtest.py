@@ -151,7 +151,7 @@ def backtest_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]
             index = pd.DatetimeIndex(sleeve.series.index)
             if cut is None or not cut[0].equals(index):  # (the configs share their dates: slice them once)
                 cut = (index, [s for s in performance.slices(index, regimes) if s[0] != "year"],
-                       [s for s in performance.slices(index, regimes, in_force=False) if s[0] == "regime"])
+                       performance.regime_slices(index, regimes, in_force=False))
             m = sleeve_summary_state.metric_rows(sleeve, cut[1], cut[2])
             decay = sleeve_ic.alpha_decay_from_rows(ic_of.get((sleeve.book, sleeve.combination_method), ic_rows.iloc[:0]))
             overall = (m["scope"] == "overall").to_numpy()

@@ -90,8 +90,7 @@ def metric_rows(sleeve: Sleeve, cut: list[tuple[str, str, np.ndarray]], signal_r
     """The sleeve_metrics rows of ``sleeve`` over the slices ``cut`` (:func:`performance.slices` of its dates), IC included.
 
     The returns' regime slices are by the label in force (the day before's); the ICs by signal date
-    are sliced by their own date's label, ``signal_regimes`` (``performance.slices(..., in_force=False)``'s
-    regime slices).
+    are sliced by their own date's label, ``signal_regimes`` (``performance.regime_slices(..., in_force=False)``).
     """
     series = sleeve.series
     index = pd.DatetimeIndex(series.index)
@@ -99,7 +98,7 @@ def metric_rows(sleeve: Sleeve, cut: list[tuple[str, str, np.ndarray]], signal_r
     by_signal = sleeve.ic if sleeve.ic_by_signal is None else sleeve.ic_by_signal
     ic_by_slice = pd.concat([
         performance.slice_means(sleeve.ic, index, precomputed=[c for c in cut if c[0] != "regime"]),
-        performance.slice_means(by_signal, index, precomputed=[c for c in signal_regimes if c[0] == "regime"]),
+        performance.slice_means(by_signal, index, precomputed=signal_regimes),
     ], ignore_index=True).rename(columns={"value": "ic"})
     return sleeve.label(m.merge(ic_by_slice, on=["scope", "slice"], how="left"))
 

@@ -37,6 +37,7 @@ __all__ = [
     "SLICE_EXTRA_METRICS",
     "alpha_decay",
     "alpha_ic",
+    "regime_slices",
     "rolling_metrics",
     "sliced_metrics",
     "slices",
@@ -60,24 +61,31 @@ DECAY_HORIZONS: Final[tuple[int, ...]] = (1, 5, 10, 20, 40, 60)
 # --------------------------------------------------------------------------------------------
 
 
-def slices(index: pd.DatetimeIndex, regimes: pd.Series | None, in_force: bool = True) -> list[tuple[str, str, np.ndarray]]:
+def regime_slices(index: pd.DatetimeIndex, regimes: pd.Series, in_force: bool = True) -> list[tuple[str, str, np.ndarray]]:
+    """("regime", label, boolean mask over ``index``) for every label present, in label order.
+
+    ``in_force``: a date's label is the one in force (:func:`~prometheus_assets.core.frames.labels_in_force`:
+    the previous date's), as for returns earned on positions set the day before; ``False``: each
+    date's own label (values dated when they were decided, such as a signal's IC by its signal date).
+    """
+    labels = labels_in_force(regimes, index) if in_force else regimes.reindex(index)
+    present = sorted({str(v) for v in labels.dropna().unique()})
+    label_str = labels.astype("str")
+    known = labels.notna().to_numpy()
+    return [("regime", label, (label_str == label).to_numpy() & known) for label in present]
+
+
+def slices(index: pd.DatetimeIndex, regimes: pd.Series | None) -> list[tuple[str, str, np.ndarray]]:
     """(scope, slice, boolean mask over ``index``) for every slice of :func:`sliced_metrics`.
 
     Pass the result to :func:`sliced_metrics` / :func:`slice_means` to reuse it for several series
-    on the same dates (it is what they compute themselves otherwise). A regime slice holds the
-    dates whose label in force (:func:`~prometheus_assets.core.frames.labels_in_force`: the
-    previous date's) is that regime, as for returns earned on positions set the day before;
-    ``in_force=False`` slices by each date's own label (values dated when they were decided,
-    such as a signal's IC by its signal date).
+    on the same dates (it is what they compute themselves otherwise). The regime slices are by the
+    label in force (:func:`regime_slices`).
     """
     n = len(index)
     out: list[tuple[str, str, np.ndarray]] = [("overall", "all", np.ones(n, dtype=bool))]
     if regimes is not None:
-        labels = labels_in_force(regimes, index) if in_force else regimes.reindex(index)
-        present = sorted({str(v) for v in labels.dropna().unique()})
-        label_str = labels.astype("str")
-        for label in present:
-            out.append(("regime", label, (label_str == label).to_numpy() & labels.notna().to_numpy()))
+        out.extend(regime_slices(index, regimes))
     positions = np.arange(n)
     middle = n // 2
     out.append(("period", "first_half", positions < middle))

@@ -101,7 +101,7 @@ def test_the_ic_of_a_regime_slice_is_of_the_signals_made_in_that_regime():
     regimes = pd.Series(np.where(np.arange(len(dates)) < 100, "CRISIS", "NEUTRAL"), index=dates)
     series = pd.DataFrame({"return": 0.001, "turnover": 0.0}, index=dates)
     sleeve = summary.Sleeve("a.equal", "a", "equal", True, False, series, known_ic, None, ic_by_signal=signal_ic)
-    rows = summary.metric_rows(sleeve, performance.slices(dates, regimes), performance.slices(dates, regimes, in_force=False))
+    rows = summary.metric_rows(sleeve, performance.slices(dates, regimes), performance.regime_slices(dates, regimes, in_force=False))
     rows = rows.set_index(["scope", "slice"])["ic"]
     assert rows[("regime", "CRISIS")] == 1.0 and rows[("regime", "NEUTRAL")] == 0.0
     # the other slices keep the ICs by the date they were known (what a point-in-time year row can read)
